@@ -1,0 +1,265 @@
+//! `plugin.toml`: what a plugin is and what it asks for.
+//!
+//! Owns parsing and checking one manifest, with errors that name the file, the field and the fix.
+//! Must not read `.wasm` files or decide what is granted: that is the registry's and config's job.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The three kinds of plugin the contract knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Tool,
+    Skill,
+    Policy,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Tool => "tool",
+            Kind::Skill => "skill",
+            Kind::Policy => "policy",
+        })
+    }
+}
+
+/// Access to the worktree through WASI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsAccess {
+    /// No preopened directory at all.
+    None,
+    /// The worktree, read-only.
+    #[default]
+    Read,
+    /// The worktree, read-write (needs the project's grant too).
+    ReadWrite,
+}
+
+impl fmt::Display for FsAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FsAccess::None => "none",
+            FsAccess::Read => "read",
+            FsAccess::ReadWrite => "read-write",
+        })
+    }
+}
+
+/// Capabilities a manifest asks for. Asking is one key; the config's grant is the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub fs: FsAccess,
+    /// The host's native walk-and-match over the worktree.
+    #[serde(default)]
+    pub search: bool,
+    /// Run processes in the OS sandbox.
+    #[serde(default)]
+    pub exec: bool,
+    /// Tree-sitter parsing in the host.
+    #[serde(default)]
+    pub ast: bool,
+    /// Hosts the plugin may reach over HTTP.
+    #[serde(default)]
+    pub net: Vec<String>,
+}
+
+/// Resource limits a manifest may ask for (the config can override them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub output_kb: Option<u64>,
+}
+
+/// One tool as the manifest lists it, so `cove tools list` needs no compilation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolEntry {
+    pub name: String,
+    /// One line for listings; the model gets the component's own description.
+    pub description: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A parsed, checked `plugin.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub kind: Kind,
+    /// The contract version the component was built against, e.g. `0.1.0`.
+    pub contract: String,
+    #[serde(default)]
+    pub description: String,
+    /// The component file, relative to the manifest (default `<name>.wasm`).
+    #[serde(default)]
+    pub component: Option<String>,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default, rename = "tool")]
+    pub tools: Vec<ToolEntry>,
+}
+
+/// A manifest that could not be used, naming the file, the field and the fix.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ManifestError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl Manifest {
+    /// Parse and check manifest text; `file` is only used in errors.
+    ///
+    /// # Errors
+    /// A [`ManifestError`] naming the field at fault and how to fix it.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, ManifestError> {
+        let err = |message: String| ManifestError {
+            file: file.to_path_buf(),
+            message,
+        };
+        let manifest: Manifest = toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            err(format!(
+                "{}{span}; a manifest needs name, version, kind (tool | skill | policy) and contract, \
+                 and may have description, component, [capabilities], [limits] and [[tool]] entries",
+                e.message()
+            ))
+        })?;
+        if !is_plugin_name(&manifest.name) {
+            return Err(err(format!(
+                "field `name`: `{}` is not a valid plugin name; use lowercase letters, digits, `-` and `_`",
+                manifest.name
+            )));
+        }
+        if manifest.kind == Kind::Tool && manifest.tools.is_empty() {
+            return Err(err(
+                "a tool plugin lists its tools: add a [[tool]] entry with name, description and read_only for each".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &manifest.tools {
+            if !is_tool_name(&t.name) {
+                return Err(err(format!(
+                    "field `tool.name`: `{}` is not a valid tool name; use letters, digits, `-` and `_` (at most 64)",
+                    t.name
+                )));
+            }
+            if !seen.insert(t.name.as_str()) {
+                return Err(err(format!(
+                    "field `tool.name`: `{}` is listed twice",
+                    t.name
+                )));
+            }
+        }
+        if let Some(c) = &manifest.component
+            && (Path::new(c).is_absolute() || c.contains(".."))
+        {
+            return Err(err(format!(
+                "field `component`: `{c}` must be a file name beside plugin.toml"
+            )));
+        }
+        for host in &manifest.capabilities.net {
+            if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+                return Err(err(format!(
+                    "field `capabilities.net`: `{host}` is not a host name; write hosts like \"api.example.com\""
+                )));
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The component file name beside the manifest.
+    pub fn component_file(&self) -> String {
+        self.component
+            .clone()
+            .unwrap_or_else(|| format!("{}.wasm", self.name))
+    }
+}
+
+fn is_plugin_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Tool names as the model APIs accept them: `^[a-zA-Z0-9_-]{1,64}$`.
+pub fn is_tool_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "fs"
+version = "0.1.0"
+kind = "tool"
+contract = "0.1.0"
+[capabilities]
+fs = "read-write"
+[[tool]]
+name = "read"
+description = "Read a file"
+read_only = true
+"#;
+
+    #[test]
+    fn parses_a_good_manifest() -> Result<(), ManifestError> {
+        let m = Manifest::parse(GOOD, Path::new("plugin.toml"))?;
+        assert_eq!(m.capabilities.fs, FsAccess::ReadWrite);
+        assert_eq!(m.tools.len(), 1);
+        assert_eq!(m.component_file(), "fs.wasm");
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_file_field_and_fix() {
+        let bad = GOOD.replace("kind = \"tool\"", "kind = \"gadget\"");
+        let e = Manifest::parse(&bad, Path::new("/p/plugin.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("/p/plugin.toml:"), "{e}");
+        assert!(e.contains("gadget") && e.contains("line 4"), "{e}");
+
+        let bad = GOOD.replace("name = \"fs\"", "name = \"Bad Name\"");
+        let e = Manifest::parse(&bad, Path::new("plugin.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("field `name`") && e.contains("lowercase"), "{e}");
+
+        let bad = GOOD.replace("fs = \"read-write\"", "fs = \"everything\"");
+        assert!(Manifest::parse(&bad, Path::new("plugin.toml")).is_err());
+
+        let bad = GOOD.replace("[capabilities]", "[capabilities]\nnet = [\"http://x\"]");
+        let e = Manifest::parse(&bad, Path::new("plugin.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("capabilities.net"), "{e}");
+    }
+}

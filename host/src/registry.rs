@@ -1,0 +1,560 @@
+//! The registry: which plugins and tools exist for this worktree, and loading them on demand.
+//!
+//! Owns the three layers (built-in ▸ user `~/.config/cove/plugins` ▸ project `.cove/plugins`, later
+//! wins), combining each manifest's asks with the config's grants (two keys), and the lazy load of
+//! a component the first time one of its tools is used: contract check, compile (via the runtime's
+//! cache), `describe`, and checking what the component says against its manifest. Discovery reads
+//! manifests only and compiles nothing. A bad plugin is reported and skipped; the others still load.
+//!
+//! Must not run tools (that is `dispatch`) or touch wasmtime (that is `runtime`).
+
+use crate::config::{Config, PluginConfig};
+use crate::contract;
+use crate::manifest::{FsAccess, Kind, Manifest, ManifestError, ToolEntry};
+use crate::runtime::{CallEnv, Grants, Limits, Loaded, Runtime, ToolSpec};
+use crate::worktree::Worktree;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Where a plugin comes from. Later layers win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    BuiltIn,
+    User,
+    Project,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::BuiltIn => "built-in",
+            Layer::User => "user",
+            Layer::Project => "project",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Embedded(&'static [u8]),
+    File(PathBuf),
+}
+
+/// A plugin the registry knows, loaded or not.
+pub struct Plugin {
+    pub manifest: Manifest,
+    pub layer: Layer,
+    /// The manifest's path, or `built-in`.
+    pub origin: String,
+    pub enabled: bool,
+    pub grants: Arc<Grants>,
+    /// Asks the config did not grant, each with the line that would grant it.
+    pub withheld: Vec<String>,
+    pub limits: Limits,
+    /// The plugin this one replaced from an earlier layer, if any.
+    pub replaces: Option<Layer>,
+    source: Source,
+    loaded: OnceLock<Result<Arc<LoadedPlugin>, LoadError>>,
+}
+
+/// A plugin whose component is compiled and whose tools are checked.
+pub struct LoadedPlugin {
+    pub component: Loaded,
+    pub tools: HashMap<String, LoadedTool>,
+}
+
+/// One tool of a loaded plugin: its spec and a compiled validator for its input.
+pub struct LoadedTool {
+    pub spec: ToolSpec,
+    pub validator: jsonschema::Validator,
+}
+
+/// A plugin that could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin `{plugin}`: {message}")]
+pub struct LoadError {
+    pub plugin: String,
+    pub message: String,
+}
+
+/// A tool as listings show it, from the manifest alone.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: String,
+    pub read_only: bool,
+    pub plugin: String,
+    pub source: Layer,
+    pub capabilities: Grants,
+    pub withheld: Vec<String>,
+}
+
+/// Every plugin and tool for one worktree.
+pub struct Registry {
+    plugins: Vec<Plugin>,
+    /// Tool name → index of the plugin that provides it (enabled plugins only).
+    tools: BTreeMap<String, usize>,
+    problems: Vec<String>,
+    worktree: Arc<Worktree>,
+    cache_dir: Option<PathBuf>,
+    runtime: OnceLock<Result<Runtime, String>>,
+}
+
+impl Registry {
+    /// Read every layer's manifests and the config. Compiles nothing.
+    pub fn discover(
+        worktree: Arc<Worktree>,
+        config: &Config,
+        user_dir: Option<&Path>,
+        cache_dir: Option<PathBuf>,
+    ) -> Self {
+        let mut problems = Vec::new();
+        let mut by_name: BTreeMap<String, Plugin> = BTreeMap::new();
+        let mut add = |candidate: Result<(Manifest, Source, String), ManifestError>,
+                       layer: Layer,
+                       problems: &mut Vec<String>| {
+            let (manifest, source, origin) = match candidate {
+                Ok(c) => c,
+                Err(e) => return problems.push(e.to_string()),
+            };
+            if !contract::is_supported(&manifest.contract) {
+                return problems.push(format!(
+                    "{origin}: plugin `{}` {} is built for contract {}; this cove supports {} (rebuild it against a supported cove-plugin-sdk)",
+                    manifest.name,
+                    manifest.version,
+                    manifest.contract,
+                    contract::SUPPORTED.join(", ")
+                ));
+            }
+            let cfg = config.plugin(&manifest.name);
+            let (grants, withheld) = grant(&manifest, &cfg, layer);
+            let limits = limits(&manifest, &cfg, config);
+            let replaces = by_name.get(&manifest.name).map(|p| p.layer);
+            let plugin = Plugin {
+                enabled: cfg.enabled.unwrap_or(true),
+                grants: Arc::new(grants),
+                withheld,
+                limits,
+                replaces,
+                layer,
+                origin,
+                source,
+                manifest,
+                loaded: OnceLock::new(),
+            };
+            by_name.insert(plugin.manifest.name.clone(), plugin);
+        };
+
+        for (text, bytes) in crate::builtin::BUILTIN {
+            let m = Manifest::parse(text, Path::new("built-in plugin.toml"));
+            add(
+                m.map(|m| (m, Source::Embedded(bytes), "built-in".to_string())),
+                Layer::BuiltIn,
+                &mut problems,
+            );
+        }
+        let layers = [
+            (user_dir.map(|d| d.join("plugins")), Layer::User),
+            (
+                Some(worktree.root().join(".cove").join("plugins")),
+                Layer::Project,
+            ),
+        ];
+        for (dir, layer) in layers {
+            let Some(dir) = dir else { continue };
+            for candidate in read_layer(&dir, &mut problems) {
+                add(candidate, layer, &mut problems);
+            }
+        }
+
+        let plugins: Vec<Plugin> = by_name.into_values().collect();
+        let mut order: Vec<usize> = (0..plugins.len()).collect();
+        order.sort_by_key(|&i| (plugins[i].layer, plugins[i].manifest.name.clone()));
+        let mut tools: BTreeMap<String, usize> = BTreeMap::new();
+        for i in order {
+            let p = &plugins[i];
+            if !p.enabled || p.manifest.kind != Kind::Tool {
+                continue;
+            }
+            for t in &p.manifest.tools {
+                if let Some(prev) = tools.insert(t.name.clone(), i) {
+                    let prev = &plugins[prev];
+                    if prev.layer == p.layer {
+                        problems.push(format!(
+                            "tool `{}` is offered by both `{}` and `{}` ({} layer); `{}` wins. Switch one off: [plugins.NAME] enabled = false",
+                            t.name, prev.manifest.name, p.manifest.name, p.layer, p.manifest.name
+                        ));
+                    }
+                }
+            }
+        }
+        Self {
+            plugins,
+            tools,
+            problems,
+            worktree,
+            cache_dir,
+            runtime: OnceLock::new(),
+        }
+    }
+
+    /// Every plugin, enabled or not, sorted by name.
+    pub fn plugins(&self) -> &[Plugin] {
+        &self.plugins
+    }
+
+    /// Manifests and settings that could not be used. The rest of the registry still works.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// The worktree the tools run against.
+    pub fn worktree(&self) -> &Arc<Worktree> {
+        &self.worktree
+    }
+
+    /// Every available tool, sorted by name, from manifests alone.
+    pub fn tools(&self) -> Vec<ToolInfo> {
+        self.tools
+            .iter()
+            .filter_map(|(name, &i)| {
+                let p = &self.plugins[i];
+                let entry: &ToolEntry = p.manifest.tools.iter().find(|t| &t.name == name)?;
+                Some(ToolInfo {
+                    name: name.clone(),
+                    description: entry.description.clone(),
+                    read_only: entry.read_only,
+                    plugin: p.manifest.name.clone(),
+                    source: p.layer,
+                    capabilities: (*p.grants).clone(),
+                    withheld: p.withheld.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The plugin that provides `tool`, if an enabled one does.
+    pub fn provider(&self, tool: &str) -> Option<&Plugin> {
+        self.tools.get(tool).map(|&i| &self.plugins[i])
+    }
+
+    /// The runtime, started on first use.
+    ///
+    /// # Errors
+    /// The engine's start-up error, as text.
+    pub fn runtime(&self) -> Result<&Runtime, String> {
+        self.runtime
+            .get_or_init(|| Runtime::new(self.cache_dir.clone()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The call environment for `plugin`: its grants, limits and the worktree.
+    pub fn env(&self, plugin: &Plugin) -> CallEnv {
+        CallEnv {
+            plugin: Arc::from(plugin.manifest.name.as_str()),
+            worktree: Some(self.worktree.clone()),
+            grants: plugin.grants.clone(),
+            limits: plugin.limits,
+        }
+    }
+
+    /// Load `plugin` (once per process): check its contract, compile or fetch it from the cache,
+    /// ask it to describe its tools and check them against its manifest.
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming the plugin and what is wrong with it.
+    pub fn load(&self, plugin: &Plugin) -> Result<Arc<LoadedPlugin>, LoadError> {
+        plugin
+            .loaded
+            .get_or_init(|| self.load_uncached(plugin).map(Arc::new))
+            .clone()
+    }
+
+    fn load_uncached(&self, plugin: &Plugin) -> Result<LoadedPlugin, LoadError> {
+        let name = plugin.manifest.name.clone();
+        let err = |message: String| LoadError {
+            plugin: name.clone(),
+            message,
+        };
+        let owned;
+        let bytes: &[u8] = match &plugin.source {
+            Source::Embedded(b) => b,
+            Source::File(path) => {
+                owned = std::fs::read(path)
+                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                &owned
+            }
+        };
+        let info = contract::inspect(bytes).map_err(|e| err(e.to_string()))?;
+        let built_for = info.contract.clone().unwrap_or_else(|| "none".into());
+        if !contract::is_supported(&built_for) {
+            return Err(err(format!(
+                "its component is built for contract {built_for}; this cove supports {} (rebuild it against a supported cove-plugin-sdk)",
+                contract::SUPPORTED.join(", ")
+            )));
+        }
+        if built_for != plugin.manifest.contract {
+            return Err(err(format!(
+                "plugin.toml says contract {} but the component is built for {built_for}; fix `contract` in {}",
+                plugin.manifest.contract, plugin.origin
+            )));
+        }
+        if info.kind != Some(plugin.manifest.kind) {
+            return Err(err(format!(
+                "plugin.toml says kind {} but the component exports {}",
+                plugin.manifest.kind,
+                info.kind
+                    .map_or("no cove:plugin world".to_string(), |k| format!(
+                        "the {k} world"
+                    ))
+            )));
+        }
+        let runtime = self.runtime().map_err(&err)?;
+        let component = runtime.load(&name, bytes).map_err(|e| err(e.to_string()))?;
+        let specs = runtime
+            .describe(&component, &self.env(plugin))
+            .map_err(|e| err(format!("describe failed: {e}")))?;
+        let mut tools = HashMap::new();
+        for spec in specs {
+            let schema: serde_json::Value =
+                serde_json::from_str(&spec.input_schema).map_err(|e| {
+                    err(format!(
+                        "tool `{}` returned an input schema that is not JSON: {e}",
+                        spec.name
+                    ))
+                })?;
+            let validator = jsonschema::validator_for(&schema).map_err(|e| {
+                err(format!(
+                    "tool `{}` returned an invalid JSON schema: {e}",
+                    spec.name
+                ))
+            })?;
+            let Some(entry) = plugin.manifest.tools.iter().find(|t| t.name == spec.name) else {
+                return Err(err(format!(
+                    "the component offers tool `{}` that plugin.toml does not list; add a [[tool]] entry for it",
+                    spec.name
+                )));
+            };
+            if entry.read_only != spec.read_only {
+                return Err(err(format!(
+                    "tool `{}`: plugin.toml says read_only = {} but the component says {}",
+                    spec.name, entry.read_only, spec.read_only
+                )));
+            }
+            tools.insert(spec.name.clone(), LoadedTool { spec, validator });
+        }
+        if let Some(missing) = plugin
+            .manifest
+            .tools
+            .iter()
+            .find(|t| !tools.contains_key(&t.name))
+        {
+            return Err(err(format!(
+                "plugin.toml lists tool `{}` but the component does not offer it",
+                missing.name
+            )));
+        }
+        Ok(LoadedPlugin { component, tools })
+    }
+}
+
+/// Every `*/plugin.toml` under `dir`, sorted by folder name.
+fn read_layer(
+    dir: &Path,
+    problems: &mut Vec<String>,
+) -> Vec<Result<(Manifest, Source, String), ManifestError>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            problems.push(format!("{}: {e}", dir.display()));
+            return Vec::new();
+        }
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .filter_map(|d| {
+            let file = d.join("plugin.toml");
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(e) => return Some(Err(ManifestError { file, message: e.to_string() })),
+            };
+            Some(Manifest::parse(&text, &file).and_then(|m| {
+                let wasm = d.join(m.component_file());
+                if !wasm.is_file() {
+                    return Err(ManifestError {
+                        file: file.clone(),
+                        message: format!(
+                            "field `component`: {} does not exist; put the built .wasm beside plugin.toml",
+                            wasm.display()
+                        ),
+                    });
+                }
+                Ok((m, Source::File(wasm), file.display().to_string()))
+            }))
+        })
+        .collect()
+}
+
+/// Combine a manifest's asks with the config's grants. Built-in plugins are granted what they ask
+/// unless the config says otherwise; other plugins need the config's word for writes, exec and net.
+fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>) {
+    let builtin = layer == Layer::BuiltIn;
+    let name = &m.name;
+    let ask = &m.capabilities;
+    let mut withheld = Vec::new();
+    let ceiling = cfg.fs.unwrap_or(if builtin {
+        FsAccess::ReadWrite
+    } else {
+        FsAccess::Read
+    });
+    let fs = ask.fs.min(ceiling);
+    if fs < ask.fs {
+        withheld.push(format!(
+            "fs {} (grant: [plugins.{name}] fs = \"{}\")",
+            ask.fs, ask.fs
+        ));
+    }
+    let mut flag = |asked: bool, setting: Option<bool>, default: bool, cap: &str| {
+        let granted = asked && setting.unwrap_or(default);
+        if asked && !granted {
+            withheld.push(format!("{cap} (grant: [plugins.{name}] {cap} = true)"));
+        }
+        granted
+    };
+    let search = flag(ask.search, cfg.search, true, "search");
+    let ast = flag(ask.ast, cfg.ast, true, "ast");
+    let exec = flag(ask.exec, cfg.exec, builtin, "exec");
+    let allowed_hosts = cfg
+        .net
+        .clone()
+        .unwrap_or_else(|| if builtin { ask.net.clone() } else { Vec::new() });
+    let mut net = Vec::new();
+    for host in &ask.net {
+        if allowed_hosts.contains(host) {
+            net.push(host.clone());
+        } else {
+            withheld.push(format!(
+                "net host `{host}` (grant: [plugins.{name}] net = [\"{host}\"])"
+            ));
+        }
+    }
+    (
+        Grants {
+            fs,
+            search,
+            exec,
+            ast,
+            net,
+        },
+        withheld,
+    )
+}
+
+fn limits(m: &Manifest, cfg: &PluginConfig, config: &Config) -> Limits {
+    let d = Limits::default();
+    let pick = |plugin: Option<u64>, manifest: Option<u64>, global: Option<u64>| {
+        plugin.or(manifest).or(global)
+    };
+    Limits {
+        timeout: pick(
+            cfg.timeout_ms,
+            m.limits.timeout_ms,
+            config.limits.timeout_ms,
+        )
+        .map_or(d.timeout, Duration::from_millis),
+        memory_bytes: pick(cfg.memory_mb, m.limits.memory_mb, config.limits.memory_mb)
+            .map_or(d.memory_bytes, |mb| (mb as usize).saturating_mul(1 << 20)),
+        output_bytes: pick(cfg.output_kb, m.limits.output_kb, config.limits.output_kb)
+            .map_or(d.output_bytes, |kb| (kb as usize).saturating_mul(1 << 10)),
+    }
+}
+
+impl Grants {
+    /// One line: `fs:read-write search net:a.com`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("fs:{}", self.fs)];
+        if self.search {
+            parts.push("search".into());
+        }
+        if self.exec {
+            parts.push("exec".into());
+        }
+        if self.ast {
+            parts.push("ast".into());
+        }
+        if !self.net.is_empty() {
+            parts.push(format!("net:{}", self.net.join(",")));
+        }
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(fs: &str, extra: &str) -> Manifest {
+        let text = format!(
+            "name = \"x\"\nversion = \"1\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n[capabilities]\nfs = \"{fs}\"\n{extra}\n[[tool]]\nname = \"t\"\ndescription = \"d\"\n"
+        );
+        match Manifest::parse(&text, Path::new("t")) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn writes_need_both_keys() {
+        let m = manifest("read-write", "");
+        let (g, withheld) = grant(&m, &PluginConfig::default(), Layer::Project);
+        assert_eq!(g.fs, FsAccess::Read);
+        assert!(withheld[0].contains("fs = \"read-write\""), "{withheld:?}");
+        let cfg = PluginConfig {
+            fs: Some(FsAccess::ReadWrite),
+            ..Default::default()
+        };
+        assert_eq!(grant(&m, &cfg, Layer::Project).0.fs, FsAccess::ReadWrite);
+        // Granting more than asked gives only what was asked.
+        let m = manifest("read", "");
+        assert_eq!(grant(&m, &cfg, Layer::Project).0.fs, FsAccess::Read);
+        // Built-ins get what they ask, and the config can still take it away.
+        let m = manifest("read-write", "");
+        assert_eq!(
+            grant(&m, &PluginConfig::default(), Layer::BuiltIn).0.fs,
+            FsAccess::ReadWrite
+        );
+        let cfg = PluginConfig {
+            fs: Some(FsAccess::Read),
+            ..Default::default()
+        };
+        assert_eq!(grant(&m, &cfg, Layer::BuiltIn).0.fs, FsAccess::Read);
+    }
+
+    #[test]
+    fn net_and_exec_need_the_config() {
+        let m = manifest("read", "exec = true\nnet = [\"a.com\", \"b.com\"]");
+        let (g, withheld) = grant(&m, &PluginConfig::default(), Layer::User);
+        assert!(!g.exec && g.net.is_empty());
+        assert_eq!(withheld.len(), 3);
+        let cfg = PluginConfig {
+            exec: Some(true),
+            net: Some(vec!["a.com".into()]),
+            ..Default::default()
+        };
+        let (g, withheld) = grant(&m, &cfg, Layer::User);
+        assert!(g.exec);
+        assert_eq!(g.net, vec!["a.com".to_string()]);
+        assert!(withheld[0].contains("b.com"));
+    }
+}

@@ -1,0 +1,584 @@
+//! The component runtime: every line of wasmtime glue lives here and in its submodules.
+//!
+//! Owns the one [`Engine`] (pooling allocator, epoch interruption), the on-disk cache of compiled
+//! native code (keyed by content hash and the engine's compatibility hash, deserialised only from
+//! that cache), pre-linked [`InstancePre`]s, and one fresh [`Store`] per call with its WASI context
+//! (the worktree as the only preopen, no env, no args, no sockets, stdio captured), deadline and
+//! memory cap. Traps, timeouts and the memory cap become [`CallError`]s naming the plugin.
+//!
+//! Must not decide policy or grants (it is handed [`Grants`]), read manifests, or format output for
+//! the model. A wasmtime upgrade should touch this module only.
+
+mod guarded_fs;
+mod v0_1;
+
+use crate::manifest::FsAccess;
+use crate::worktree::Worktree;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Most bytes of a plugin's stdout or stderr kept per call (they go to the log).
+const STDIO_CAP: usize = 1 << 20;
+
+/// What a plugin was granted: the intersection of its manifest's asks and the config's grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Grants {
+    pub fs: FsAccess,
+    pub search: bool,
+    pub exec: bool,
+    pub ast: bool,
+    pub net: Vec<String>,
+}
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 256 << 20,
+            output_bytes: 256 << 10,
+        }
+    }
+}
+
+/// Everything one call needs besides the component.
+#[derive(Debug, Clone)]
+pub struct CallEnv {
+    pub plugin: Arc<str>,
+    pub worktree: Option<Arc<Worktree>>,
+    pub grants: Arc<Grants>,
+    pub limits: Limits,
+}
+
+/// One tool as the component describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: String,
+    pub read_only: bool,
+}
+
+/// A tool's own failure, as the contract's `tool-error` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolFailure {
+    InvalidInput(String),
+    UnknownTool(String),
+    Denied(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for ToolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolFailure::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            ToolFailure::UnknownTool(m) => write!(f, "unknown tool: {m}"),
+            ToolFailure::Denied(m) => write!(f, "denied: {m}"),
+            ToolFailure::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Setting up the runtime or loading a component failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot start the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("plugin `{plugin}`: cannot compile its component: {message}")]
+    Compile { plugin: String, message: String },
+    #[error("plugin `{plugin}`: cannot link its component: {message}")]
+    Link { plugin: String, message: String },
+}
+
+/// A call that did not come back with an answer from the plugin.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    #[error("plugin `{plugin}` ran past its {}s deadline and was stopped (raise it in .cove/config.toml: [plugins.{plugin}] timeout_ms = ...)", .after.as_secs_f64())]
+    Timeout { plugin: String, after: Duration },
+    #[error(
+        "plugin `{plugin}` tried to use more than its {limit_mb} MiB memory cap and was stopped (raise it in .cove/config.toml: [plugins.{plugin}] memory_mb = ...)"
+    )]
+    Memory { plugin: String, limit_mb: usize },
+    #[error("plugin `{plugin}` crashed (trap): {message}")]
+    Trap { plugin: String, message: String },
+    #[error("plugin `{plugin}`: cannot start the call: {message}")]
+    Setup { plugin: String, message: String },
+}
+
+/// A compiled, pre-linked component, ready to instantiate many times.
+#[derive(Clone)]
+pub struct Loaded {
+    pre: v0_1::ToolPre<StoreState>,
+    /// True when the native code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+/// The state of one store: one call.
+pub struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+    host: HostState,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// What host capabilities need to know about the call they serve.
+struct HostState {
+    plugin: Arc<str>,
+    worktree: Option<Arc<Worktree>>,
+    grants: Arc<Grants>,
+    /// Descriptors whose paths lie inside `.git` (see `guarded_fs`).
+    protected: guarded_fs::Protected,
+}
+
+impl HostState {
+    fn not_granted(&self, cap: &str, fix: &str) -> String {
+        let p = &self.plugin;
+        format!(
+            "plugin `{p}` was not granted the `{cap}` capability: its plugin.toml must ask for it under [capabilities] \
+             ({fix}) and, for a plugin that is not built in, .cove/config.toml must allow it ([plugins.{p}] {fix})"
+        )
+    }
+}
+
+/// Caps linear memory; remembers that it said no so the error can say why.
+struct MemoryCap {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Err(wasmtime::format_err!(
+                "memory cap of {} MiB reached",
+                self.limit >> 20
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cove-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the epoch thread; plugin deadlines will not fire: {e}");
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine, the linker for each contract version, and the compile cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache_dir: Option<PathBuf>,
+    engine_hash: u64,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Start the engine. `cache_dir` is where compiled native code is kept (none: compile every time).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Engine`] when wasmtime cannot be configured on this machine.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
+        let engine_err = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(64)
+            .total_core_instances(640)
+            .total_memories(128)
+            .total_tables(256);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(engine_err)?;
+
+        let mut linker = Linker::new(&engine);
+        guarded_fs::add_wasi_to_linker(&mut linker).map_err(engine_err)?;
+        v0_1::Tool::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(engine_err)?;
+
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_hash = hasher.finish();
+        let ticker = EpochTicker::start(&engine);
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            engine_hash,
+            _ticker: ticker,
+        })
+    }
+
+    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let key = format!(
+            "{}-{:016x}.cwasm",
+            blake3::hash(bytes).to_hex(),
+            self.engine_hash
+        );
+        Some(dir.join("components").join(key))
+    }
+
+    /// Compile a component (or load its native code from the cache) and pre-link it.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Compile`] for a component wasmtime rejects; [`RuntimeError::Link`] when it
+    /// imports something this host does not provide.
+    pub fn load(&self, plugin: &str, bytes: &[u8]) -> Result<Loaded, RuntimeError> {
+        let cache = self.cache_path(bytes);
+        let mut from_cache = false;
+        let mut component = None;
+        if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
+            // SAFETY: the file is in cove's own cache directory, written by `store_in_cache` from
+            // `Component::serialize` of this same engine configuration (the name carries the
+            // engine's compatibility hash); wasmtime checks that header again on load.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(c) => {
+                    from_cache = true;
+                    component = Some(c);
+                }
+                Err(e) => tracing::warn!(
+                    plugin,
+                    "ignoring unusable cached code {}: {e:#}",
+                    path.display()
+                ),
+            }
+        }
+        let component = match component {
+            Some(c) => c,
+            None => {
+                let started = std::time::Instant::now();
+                let c = Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile {
+                    plugin: plugin.into(),
+                    message: format!("{e:#}"),
+                })?;
+                tracing::debug!(plugin, elapsed = ?started.elapsed(), "compiled component");
+                if let Some(path) = &cache {
+                    store_in_cache(&c, path);
+                }
+                c
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(v0_1::ToolPre::new)
+            .map_err(|e| RuntimeError::Link {
+                plugin: plugin.into(),
+                message: link_message(&e),
+            })?;
+        Ok(Loaded { pre, from_cache })
+    }
+
+    fn store(&self, env: &CallEnv) -> Result<(Store<StoreState>, Stdio), CallError> {
+        let setup = |message: String| CallError::Setup {
+            plugin: env.plugin.to_string(),
+            message,
+        };
+        let mut b = WasiCtx::builder();
+        b.allow_blocking_current_thread(true);
+        let stdio = Stdio {
+            out: MemoryOutputPipe::new(STDIO_CAP),
+            err: MemoryOutputPipe::new(STDIO_CAP),
+        };
+        b.stdout(stdio.out.clone()).stderr(stdio.err.clone());
+        if let Some(wt) = &env.worktree {
+            let perms = match env.grants.fs {
+                FsAccess::None => None,
+                FsAccess::Read => Some(wasmtime_wasi::FsPerms::ReadOnly),
+                FsAccess::ReadWrite => Some(wasmtime_wasi::FsPerms::ReadWrite),
+            };
+            if let Some(perms) = perms {
+                let root = wt.root();
+                let guest = root.to_string_lossy();
+                b.preopened_dir(root, &*guest, perms)
+                    .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+                b.preopened_dir(root, ".", perms)
+                    .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+            }
+        }
+        let state = StoreState {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                limit: env.limits.memory_bytes,
+                exceeded: false,
+            },
+            host: HostState {
+                plugin: env.plugin.clone(),
+                worktree: env.worktree.clone(),
+                grants: env.grants.clone(),
+                protected: guarded_fs::Protected::default(),
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = env
+            .limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64
+            + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        Ok((store, stdio))
+    }
+
+    /// Ask a tool component what it offers.
+    ///
+    /// # Errors
+    /// [`CallError`] when the component traps, times out or hits its memory cap.
+    pub fn describe(&self, loaded: &Loaded, env: &CallEnv) -> Result<Vec<ToolSpec>, CallError> {
+        let (mut store, stdio) = self.store(env)?;
+        let result = loaded
+            .pre
+            .instantiate(&mut store)
+            .and_then(|tool| tool.cove_plugin_tool_api().call_describe(&mut store));
+        stdio.log(&env.plugin);
+        let specs = result.map_err(|e| classify(e, &store, env, &stdio))?;
+        Ok(specs
+            .into_iter()
+            .map(|s| ToolSpec {
+                name: s.name,
+                description: s.description,
+                input_schema: s.input_schema,
+                read_only: s.read_only,
+            })
+            .collect())
+    }
+
+    /// Call one tool in a fresh instance.
+    ///
+    /// # Errors
+    /// [`CallError`] when the component traps, times out or hits its memory cap. A tool that
+    /// returns its own error yields `Ok(Err(ToolFailure))`.
+    pub fn call(
+        &self,
+        loaded: &Loaded,
+        env: &CallEnv,
+        tool: &str,
+        input: &str,
+    ) -> Result<Result<String, ToolFailure>, CallError> {
+        let (mut store, stdio) = self.store(env)?;
+        let result = loaded
+            .pre
+            .instantiate(&mut store)
+            .and_then(|t| t.cove_plugin_tool_api().call_call(&mut store, tool, input));
+        stdio.log(&env.plugin);
+        let answer = result.map_err(|e| classify(e, &store, env, &stdio))?;
+        use v0_1::cove::plugin::types::ToolError as E;
+        Ok(match answer {
+            Ok(text) => Ok(cut(&text, env.limits.output_bytes).into_owned()),
+            Err(E::InvalidInput(m)) => Err(ToolFailure::InvalidInput(m)),
+            Err(E::UnknownTool(m)) => Err(ToolFailure::UnknownTool(m)),
+            Err(E::Denied(m)) => Err(ToolFailure::Denied(m)),
+            Err(E::Failed(m)) => Err(ToolFailure::Failed(m)),
+        })
+    }
+}
+
+/// A plugin's captured stdout and stderr.
+struct Stdio {
+    out: MemoryOutputPipe,
+    err: MemoryOutputPipe,
+}
+
+impl Stdio {
+    fn log(&self, plugin: &str) {
+        for (stream, pipe) in [("stdout", &self.out), ("stderr", &self.err)] {
+            let bytes = pipe.contents();
+            if !bytes.is_empty() {
+                tracing::debug!(target: "cove::plugin", plugin, stream, "{}", String::from_utf8_lossy(&bytes).trim_end());
+            }
+        }
+    }
+
+    /// The last lines the plugin wrote to stderr (a Rust panic message lands there).
+    fn stderr_tail(&self) -> String {
+        let bytes = self.err.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(3)..].join(" / ")
+    }
+}
+
+fn classify(
+    err: wasmtime::Error,
+    store: &Store<StoreState>,
+    env: &CallEnv,
+    stdio: &Stdio,
+) -> CallError {
+    let plugin = env.plugin.to_string();
+    if store.data().limiter.exceeded {
+        return CallError::Memory {
+            plugin,
+            limit_mb: env.limits.memory_bytes >> 20,
+        };
+    }
+    if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return CallError::Timeout {
+            plugin,
+            after: env.limits.timeout,
+        };
+    }
+    let mut message = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{err:#}"),
+    };
+    let tail = stdio.stderr_tail();
+    if !tail.is_empty() {
+        message = format!("{message}; its stderr said: {}", cut(&tail, 1000));
+    }
+    CallError::Trap { plugin, message }
+}
+
+fn link_message(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    if text.contains("was not found") || text.contains("not defined") || text.contains("missing") {
+        format!(
+            "{text}; it imports an interface this host does not provide (cove offers WASI 0.2 and cove:plugin/{{log,search,exec,ast}})"
+        )
+    } else {
+        text
+    }
+}
+
+fn store_in_cache(component: &Component, path: &Path) {
+    let write = || -> std::io::Result<()> {
+        let bytes = component.serialize().map_err(std::io::Error::other)?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| std::io::Error::other("cache path has no parent"))?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".tmp-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(
+            "cannot write compiled code to the cache at {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// `text` cut to at most `max` bytes, keeping the head and the tail and saying what was cut.
+pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let head_end = floor_char_boundary(text, max * 2 / 3);
+    let tail_start = ceil_char_boundary(text, text.len() - max / 3);
+    let cut_bytes = tail_start - head_end;
+    let cut_lines = text[head_end..tail_start].matches('\n').count();
+    format!(
+        "{}\n[... {cut_bytes} bytes ({cut_lines} lines) cut from the middle of this output ...]\n{}",
+        &text[..head_end],
+        &text[tail_start..]
+    )
+    .into()
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn cut_keeps_head_and_tail() {
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let out = cut(&text, 300);
+        assert!(out.starts_with("line 0\n"));
+        assert!(out.trim_end().ends_with("line 999"));
+        assert!(out.contains("cut from the middle"));
+        assert!(out.len() < 400);
+        assert_eq!(cut("short", 300), "short");
+        let wide = "é".repeat(500);
+        assert!(cut(&wide, 101).contains("cut"));
+    }
+}

@@ -1,0 +1,282 @@
+//! cove-plugin-sdk: what a Rust author needs to write a cove tool component.
+//!
+//! Implement [`Tool`] for one type per tool (a serde input type that derives `JsonSchema`, a name,
+//! a description, a read-only flag and `run`), then list the types in [`tools!`]. The SDK produces
+//! the WIT glue for the `cove:plugin@0.1.0` `tool` world, the JSON schema of each input, and maps
+//! input and I/O errors to the contract's `tool-error`. Host capabilities (`search`, `log`) are
+//! wrapped in [`search`] and [`log`].
+//!
+//! This crate must stay a thin layer over the public WIT contract: anything it does, an author in
+//! another language can do with that contract alone.
+//!
+//! ```ignore
+//! use cove_plugin_sdk::{Tool, ToolError, tools};
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct EchoInput { text: String }
+//!
+//! struct Echo;
+//! impl Tool for Echo {
+//!     type Input = EchoInput;
+//!     const NAME: &'static str = "echo";
+//!     const DESCRIPTION: &'static str = "Echo the text back.";
+//!     const READ_ONLY: bool = true;
+//!     fn run(input: EchoInput) -> Result<String, ToolError> { Ok(input.text) }
+//! }
+//!
+//! tools!(Echo);
+//! ```
+
+use std::fmt;
+
+/// Generated bindings for the `tool` world. Authors rarely need these directly.
+#[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1",
+        world: "cove:plugin/tool@0.1.0",
+        pub_export_macro: true,
+        default_bindings_module: "cove_plugin_sdk::bindings",
+        export_macro_name: "export_tool_world",
+    });
+}
+
+use bindings::cove::plugin::types::{ToolError as WitToolError, ToolSpec};
+
+/// The contract version this SDK builds components for.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Why a tool call failed. The message goes to the model: say what went wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolError {
+    /// The input makes no sense for this call (missing file, ambiguous edit, bad pattern...).
+    InvalidInput(String),
+    /// The sandbox or a missing capability refused the operation.
+    Denied(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToolError::InvalidInput(m) | ToolError::Denied(m) | ToolError::Failed(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl ToolError {
+    /// An I/O error on `path`, phrased for the model. Permission errors mean the sandbox said no.
+    pub fn io(path: &str, err: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        match err.kind() {
+            ErrorKind::NotFound => {
+                ToolError::InvalidInput(format!("{path}: no such file or directory"))
+            }
+            ErrorKind::PermissionDenied => ToolError::Denied(format!(
+                "{path}: permission denied (outside the worktree, through a link that leaves it, inside .git, or not writable by this plugin)"
+            )),
+            ErrorKind::AlreadyExists => ToolError::InvalidInput(format!("{path}: already exists")),
+            ErrorKind::IsADirectory => ToolError::InvalidInput(format!("{path}: is a directory")),
+            ErrorKind::NotADirectory => ToolError::InvalidInput(format!("{path}: not a directory")),
+            ErrorKind::ReadOnlyFilesystem => {
+                ToolError::Denied(format!("{path}: read-only for this plugin"))
+            }
+            _ => ToolError::Failed(format!("{path}: {err}")),
+        }
+    }
+}
+
+impl From<ToolError> for WitToolError {
+    fn from(e: ToolError) -> Self {
+        match e {
+            ToolError::InvalidInput(m) => WitToolError::InvalidInput(m),
+            ToolError::Denied(m) => WitToolError::Denied(m),
+            ToolError::Failed(m) => WitToolError::Failed(m),
+        }
+    }
+}
+
+/// One tool. Implement it on a unit struct and list the struct in [`tools!`].
+pub trait Tool {
+    /// The input, deserialised from the model's JSON. Its `JsonSchema` is what the model sees.
+    type Input: serde::de::DeserializeOwned + schemars::JsonSchema;
+    /// The name the model calls the tool by.
+    const NAME: &'static str;
+    /// What the tool does, written for the model.
+    const DESCRIPTION: &'static str;
+    /// True when the tool never changes anything.
+    const READ_ONLY: bool;
+    /// Run the tool.
+    ///
+    /// # Errors
+    /// A [`ToolError`] whose message tells the model what went wrong.
+    fn run(input: Self::Input) -> Result<String, ToolError>;
+}
+
+/// The JSON schema of `T`, as compact JSON text. Every byte of it is sent to the model on every
+/// request, so the noise is left out: `$schema`, `title`, `format` and `default: null`. Optional
+/// fields keep their `null` alternative, since models often send `null` for "not given".
+pub fn input_schema<T: schemars::JsonSchema>() -> String {
+    let mut value = schemars::schema_for!(T).to_value();
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("$schema");
+        obj.remove("title");
+    }
+    trim_schema(&mut value);
+    value.to_string()
+}
+
+fn trim_schema(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(obj) => {
+            obj.remove("format");
+            if obj.get("default").is_some_and(serde_json::Value::is_null) {
+                obj.remove("default");
+            }
+            obj.values_mut().for_each(trim_schema);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(trim_schema),
+        _ => {}
+    }
+}
+
+/// The worktree's root as this component sees it: the preopened directory with an absolute path.
+/// `None` when the plugin was given no filesystem access.
+pub fn worktree_root() -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        wasip2::filesystem::preopens::get_directories()
+            .into_iter()
+            .map(|(_, path)| path)
+            .find(|p| p.starts_with('/'))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        None
+    }
+}
+
+/// A path the model gave, made ready for `std::fs`: an absolute path has its `.` and `..` resolved
+/// lexically, and one outside the worktree is refused with a message the model can act on.
+/// Relative paths pass through (they resolve against the worktree). The runtime refuses escapes
+/// anyway (it is the wall); this only makes the error say why.
+///
+/// # Errors
+/// [`ToolError::Denied`] naming the path and the worktree.
+pub fn resolve_path(path: &str) -> Result<String, ToolError> {
+    if !path.starts_with('/') {
+        return Ok(path.to_string());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let normal = format!("/{}", parts.join("/"));
+    let Some(root) = worktree_root() else {
+        return Ok(normal);
+    };
+    if std::path::Path::new(&normal).starts_with(&root) {
+        return Ok(normal);
+    }
+    Err(ToolError::Denied(format!(
+        "{path} is outside the worktree ({root}); tools can only touch files inside it"
+    )))
+}
+
+#[doc(hidden)]
+pub fn spec<T: Tool>() -> ToolSpec {
+    ToolSpec {
+        name: T::NAME.to_string(),
+        description: T::DESCRIPTION.to_string(),
+        input_schema: input_schema::<T::Input>(),
+        read_only: T::READ_ONLY,
+    }
+}
+
+#[doc(hidden)]
+pub fn dispatch<T: Tool>(input: &str) -> Result<String, WitToolError> {
+    let parsed: T::Input = serde_json::from_str(input).map_err(|e| {
+        WitToolError::InvalidInput(format!(
+            "input for `{}` does not fit its schema: {e}",
+            T::NAME
+        ))
+    })?;
+    T::run(parsed).map_err(Into::into)
+}
+
+#[doc(hidden)]
+pub fn unknown_tool(name: &str, known: &[&str]) -> WitToolError {
+    WitToolError::UnknownTool(format!(
+        "no tool `{name}` in this plugin; it offers: {}",
+        known.join(", ")
+    ))
+}
+
+#[doc(hidden)]
+pub use bindings::cove::plugin::types::{ToolError as __WitToolError, ToolSpec as __ToolSpec};
+#[doc(hidden)]
+pub use bindings::exports::cove::plugin::tool_api::Guest as __ToolGuest;
+
+/// Export the listed [`Tool`] types as this component's `tool` world.
+#[macro_export]
+macro_rules! tools {
+    ($($tool:ty),+ $(,)?) => {
+        struct __CoveTools;
+        impl $crate::__ToolGuest for __CoveTools {
+            fn describe() -> ::std::vec::Vec<$crate::__ToolSpec> {
+                ::std::vec![$($crate::spec::<$tool>()),+]
+            }
+            fn call(name: ::std::string::String, input: ::std::string::String)
+                -> ::std::result::Result<::std::string::String, $crate::__WitToolError> {
+                $(
+                    if name == <$tool as $crate::Tool>::NAME {
+                        return $crate::dispatch::<$tool>(&input);
+                    }
+                )+
+                Err($crate::unknown_tool(&name, &[$(<$tool as $crate::Tool>::NAME),+]))
+            }
+        }
+        $crate::bindings::export_tool_world!(__CoveTools);
+    };
+}
+
+/// The host's `search` capability: walk and match the worktree natively, in one call.
+pub mod search {
+    pub use crate::bindings::cove::plugin::search::{FileHit, Line, Mode, Request, Response};
+
+    /// Run a search in the host.
+    ///
+    /// # Errors
+    /// The host's message: a bad pattern or glob, a path outside the worktree, or the capability
+    /// not granted to this plugin.
+    pub fn run(req: &Request) -> Result<Response, String> {
+        crate::bindings::cove::plugin::search::run(req)
+    }
+}
+
+/// The host's log: messages appear in cove's diagnostics under the plugin's name.
+pub mod log {
+    use crate::bindings::cove::plugin::log::{Level, log};
+
+    /// Debug-level message.
+    pub fn debug(msg: &str) {
+        log(Level::Debug, msg);
+    }
+    /// Info-level message.
+    pub fn info(msg: &str) {
+        log(Level::Info, msg);
+    }
+    /// Warning.
+    pub fn warn(msg: &str) {
+        log(Level::Warn, msg);
+    }
+}

@@ -1,0 +1,23 @@
+//! A test guest whose `describe` returns a schema that is not JSON: the host must refuse it
+//! clearly. Written against the raw bindings, as an author in another language would.
+
+use cove_plugin_sdk::{__ToolGuest, __ToolSpec, __WitToolError};
+
+struct Bad;
+
+impl __ToolGuest for Bad {
+    fn describe() -> Vec<__ToolSpec> {
+        vec![__ToolSpec {
+            name: "broken".into(),
+            description: "Has a malformed schema.".into(),
+            input_schema: "{this is not json".into(),
+            read_only: true,
+        }]
+    }
+
+    fn call(_name: String, _input: String) -> Result<String, __WitToolError> {
+        Ok("should never run".into())
+    }
+}
+
+cove_plugin_sdk::bindings::export_tool_world!(Bad);
