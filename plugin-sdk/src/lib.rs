@@ -9,7 +9,7 @@
 //! This crate must stay a thin layer over the public WIT contract: anything it does, an author in
 //! another language can do with that contract alone.
 //!
-//! ```ignore
+//! ```
 //! use cove_plugin_sdk::{Tool, ToolError, tools};
 //!
 //! #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -245,7 +245,16 @@ macro_rules! tools {
                 Err($crate::unknown_tool(&name, &[$(<$tool as $crate::Tool>::NAME),+]))
             }
         }
+        // Exports carry component-model names (`cove:plugin/tool-api@0.1.0#call`) that only a
+        // wasm linker accepts; a native build (clippy, unit tests) type-checks everything else.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::export_tool_world!(__CoveTools);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: (
+            fn() -> ::std::vec::Vec<$crate::__ToolSpec>,
+            fn(::std::string::String, ::std::string::String)
+                -> ::std::result::Result<::std::string::String, $crate::__WitToolError>,
+        ) = (<__CoveTools as $crate::__ToolGuest>::describe, <__CoveTools as $crate::__ToolGuest>::call);
     };
 }
 

@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     world: "cove:plugin/tool@0.1.0",
 });
 
-use cove::plugin::{ast, exec, log, search as wit_search, types};
+use self::cove::plugin::{ast, exec, log, search as wit_search, types};
 
 impl types::Host for StoreState {}
 

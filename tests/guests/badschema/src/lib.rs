@@ -20,4 +20,7 @@ impl __ToolGuest for Bad {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 cove_plugin_sdk::bindings::export_tool_world!(Bad);
+#[cfg(not(target_arch = "wasm32"))]
+const _: fn() -> Vec<__ToolSpec> = <Bad as __ToolGuest>::describe;

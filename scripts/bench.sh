@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Measure the figures in docs/PERFORMANCE.md (release build) and rewrite that file.
+# Optional: BENCH_TREE=/some/large/tree (default: the cargo registry sources on this machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo bench --locked -p cove --bench foundation -- --write docs/PERFORMANCE.md "$@"

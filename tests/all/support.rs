@@ -1,0 +1,203 @@
+//! Helpers shared by the end-to-end tests: temporary repositories, running `cove`, and the paths
+//! of the test guests (built by host/build.rs exactly like the real plugins).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Where build.rs put the compiled test guests.
+pub fn guest(name: &str) -> PathBuf {
+    Path::new(env!("COVE_TEST_GUESTS")).join(format!("cove_guest_{name}.wasm"))
+}
+
+/// A compiled first-party plugin (the same file the binary embeds).
+pub fn first_party(name: &str) -> PathBuf {
+    Path::new(env!("COVE_TEST_GUESTS")).join(format!("cove_plugin_{name}.wasm"))
+}
+
+/// Compiled native code is shared between tests so each component compiles once per run.
+fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("cove-cache")
+}
+
+/// A temporary directory holding a git repository (`repo/`), an `outside/` sentinel tree beside it,
+/// and an empty user config dir.
+pub struct Sandbox {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Result<Self, Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(&repo)?;
+        let status = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&repo)
+            .status()?;
+        assert!(status.success(), "git init failed");
+        std::fs::create_dir_all(tmp.path().join("outside/dir"))?;
+        std::fs::write(tmp.path().join("outside/secret.txt"), "top secret\n")?;
+        std::fs::write(tmp.path().join("outside/dir/inner.txt"), "inner\n")?;
+        std::fs::create_dir_all(tmp.path().join("config"))?;
+        Ok(Self { tmp })
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.tmp.path().join("repo")
+    }
+
+    pub fn outside(&self) -> PathBuf {
+        self.tmp.path().join("outside")
+    }
+
+    /// Write a file under the repository, creating directories.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> Result<PathBuf, std::io::Error> {
+        let path = self.repo().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, content)?;
+        Ok(path)
+    }
+
+    pub fn read(&self, rel: &str) -> Result<String, std::io::Error> {
+        std::fs::read_to_string(self.repo().join(rel))
+    }
+
+    /// Install a project plugin: `.cove/plugins/<name>/` with this manifest and component.
+    pub fn add_plugin(&self, name: &str, manifest: &str, wasm: &Path) -> TestResult {
+        let dir = self.repo().join(".cove/plugins").join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("plugin.toml"), manifest)?;
+        std::fs::copy(wasm, dir.join(format!("{name}.wasm")))?;
+        Ok(())
+    }
+
+    pub fn config(&self, text: &str) -> TestResult {
+        self.write(".cove/config.toml", text)?;
+        Ok(())
+    }
+
+    /// `cove ARGS` in the repository, isolated from the user's own config.
+    pub fn cove(&self, args: &[&str]) -> Result<Run, std::io::Error> {
+        self.cove_in(&self.repo(), args)
+    }
+
+    pub fn cove_in(&self, dir: &Path, args: &[&str]) -> Result<Run, std::io::Error> {
+        let out = Command::new(env!("CARGO_BIN_EXE_cove"))
+            .args(args)
+            .current_dir(dir)
+            .env("COVE_CONFIG_DIR", self.tmp.path().join("config"))
+            .env("COVE_CACHE_DIR", shared_cache())
+            .env("RUST_LOG", "warn")
+            .output()?;
+        Ok(Run::from(out))
+    }
+
+    /// `cove tools call TOOL INPUT`.
+    pub fn call(&self, tool: &str, input: &str) -> Result<Run, std::io::Error> {
+        self.cove(&["tools", "call", tool, input])
+    }
+
+    /// Every file under `outside/`, with its bytes: compare before and after to prove nothing changed.
+    pub fn outside_snapshot(&self) -> Result<BTreeMap<PathBuf, Vec<u8>>, std::io::Error> {
+        snapshot(&self.outside())
+    }
+}
+
+/// Every file under `dir` (links as their targets' text), recursively.
+pub fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>, std::io::Error> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let path = entry.path();
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                out.insert(path.clone(), b"<dir>".to_vec());
+                stack.push(path);
+            } else if ty.is_symlink() {
+                out.insert(
+                    path.clone(),
+                    std::fs::read_link(&path)?
+                        .to_string_lossy()
+                        .as_bytes()
+                        .to_vec(),
+                );
+            } else {
+                out.insert(path.clone(), std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The outcome of one `cove` run.
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Assert success and return stdout.
+    #[track_caller]
+    pub fn out(&self) -> &str {
+        assert!(
+            self.ok,
+            "cove failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Assert failure and return stderr.
+    #[track_caller]
+    pub fn err(&self) -> &str {
+        assert!(
+            !self.ok,
+            "cove unexpectedly succeeded:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        &self.stderr
+    }
+}
+
+/// A manifest for the `evil` test guest with the given `[capabilities]` lines.
+pub fn evil_manifest(name: &str, caps: &str) -> String {
+    let mut m = format!(
+        "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n[capabilities]\n{caps}\n"
+    );
+    for (tool, ro) in [
+        ("spin", true),
+        ("hog", true),
+        ("boom", true),
+        ("flood", true),
+        ("probe", false),
+    ] {
+        m.push_str(&format!(
+            "[[tool]]\nname = \"{tool}\"\ndescription = \"{tool}\"\nread_only = {ro}\n"
+        ));
+    }
+    m
+}
+
+/// JSON for the evil guest's `probe` tool.
+pub fn probe(op: &str, path: &str, target: Option<&str>, content: Option<&str>) -> String {
+    serde_json::json!({"op": op, "path": path, "target": target, "content": content}).to_string()
+}
