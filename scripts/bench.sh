@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo bench --locked -p cove --bench foundation -- --write docs/PERFORMANCE.md "$@"
+cargo bench --locked -p cove --bench foundation -- --write "$PWD/docs/PERFORMANCE.md" "$@"

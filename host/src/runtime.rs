@@ -392,6 +392,17 @@ impl Runtime {
         Ok((store, stdio))
     }
 
+    /// Instantiate in a fresh store and drop it, calling nothing: the bench times instantiation
+    /// alone with this.
+    ///
+    /// # Errors
+    /// [`CallError`] when instantiation traps or fails.
+    pub fn instantiate(&self, loaded: &Loaded, env: &CallEnv) -> Result<(), CallError> {
+        let (mut store, stdio) = self.store(env)?;
+        let result = loaded.pre.instantiate(&mut store).map(drop);
+        result.map_err(|e| classify(e, &store, env, &stdio))
+    }
+
     /// Ask a tool component what it offers.
     ///
     /// # Errors

@@ -178,18 +178,23 @@ impl Run {
     }
 }
 
+/// The evil guest's tools and their read-only flags.
+pub const EVIL_TOOLS: [(&str, bool); 7] = [
+    ("spin", true),
+    ("hog", true),
+    ("boom", true),
+    ("flood", true),
+    ("probe", false),
+    ("echo", true),
+    ("walkgrep", true),
+];
+
 /// A manifest for the `evil` test guest with the given `[capabilities]` lines.
 pub fn evil_manifest(name: &str, caps: &str) -> String {
     let mut m = format!(
         "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n[capabilities]\n{caps}\n"
     );
-    for (tool, ro) in [
-        ("spin", true),
-        ("hog", true),
-        ("boom", true),
-        ("flood", true),
-        ("probe", false),
-    ] {
+    for (tool, ro) in EVIL_TOOLS {
         m.push_str(&format!(
             "[[tool]]\nname = \"{tool}\"\ndescription = \"{tool}\"\nread_only = {ro}\n"
         ));

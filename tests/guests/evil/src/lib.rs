@@ -135,4 +135,61 @@ fn symlink(target: &str, link: &str) -> std::io::Result<()> {
     }
 }
 
-tools!(Spin, Hog, Boom, Flood, Probe);
+#[derive(Deserialize, JsonSchema)]
+struct EchoInput {
+    text: String,
+}
+
+/// The trivial tool the bench times through the whole dispatch path.
+struct Echo;
+impl Tool for Echo {
+    type Input = EchoInput;
+    const NAME: &'static str = "echo";
+    const DESCRIPTION: &'static str = "Return the text.";
+    const READ_ONLY: bool = true;
+    fn run(input: EchoInput) -> Result<String, ToolError> {
+        Ok(input.text)
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct WalkGrepInput {
+    path: String,
+    needle: String,
+}
+
+/// What a search costs when a component does it through WASI itself: walk every directory and
+/// read every file across the boundary (no .gitignore, literal match). For the bench's record.
+struct WalkGrep;
+impl Tool for WalkGrep {
+    type Input = WalkGrepInput;
+    const NAME: &'static str = "walkgrep";
+    const DESCRIPTION: &'static str = "Walk and search a tree through WASI.";
+    const READ_ONLY: bool = true;
+    fn run(input: WalkGrepInput) -> Result<String, ToolError> {
+        let needle = input.needle.as_bytes();
+        let mut stack = vec![std::path::PathBuf::from(&input.path)];
+        let (mut files, mut hits) = (0u64, 0u64);
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(ty) = entry.file_type() else { continue };
+                if ty.is_dir() {
+                    stack.push(entry.path());
+                } else if ty.is_file() {
+                    files += 1;
+                    if let Ok(bytes) = fs::read(entry.path())
+                        && bytes.windows(needle.len().max(1)).any(|w| w == needle)
+                    {
+                        hits += 1;
+                    }
+                }
+            }
+        }
+        Ok(format!("{hits} of {files} files match"))
+    }
+}
+
+tools!(Spin, Hog, Boom, Flood, Probe, Echo, WalkGrep);
