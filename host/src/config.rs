@@ -47,8 +47,49 @@ pub struct LimitsConfig {
     pub output_kb: Option<u64>,
 }
 
+/// Which model to talk to, and the loop's limits. Every field optional so layers merge.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// `anthropic`, `openai` (any OpenAI-compatible server) or `scripted`.
+    pub kind: Option<String>,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub max_turns: Option<u32>,
+    pub token_budget: Option<u64>,
+    /// OpenAI-compatible: take a JSON tool call written as text as a real call (default true).
+    pub text_tool_calls: Option<bool>,
+    /// OpenAI-compatible: force valid calls with a `response_format` JSON schema (default false).
+    pub constrained: Option<bool>,
+    /// Scripted: the script file.
+    pub script: Option<PathBuf>,
+}
+
+impl ProviderConfig {
+    /// Take every field `later` sets.
+    pub fn merge(&mut self, later: ProviderConfig) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if later.$f.is_some() { self.$f = later.$f; } )* };
+        }
+        take!(
+            kind,
+            model,
+            base_url,
+            max_tokens,
+            max_turns,
+            token_budget,
+            text_tool_calls,
+            constrained,
+            script
+        );
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 struct ConfigFile {
+    #[serde(default)]
+    provider: ProviderConfig,
     #[serde(default)]
     plugins: BTreeMap<String, PluginConfig>,
     #[serde(default)]
@@ -58,6 +99,7 @@ struct ConfigFile {
 /// The merged configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    pub provider: ProviderConfig,
     pub plugins: BTreeMap<String, PluginConfig>,
     pub limits: LimitsConfig,
     /// The files that were read, in order.
@@ -109,10 +151,11 @@ impl Config {
         let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             message: format!(
-                "{}; plugin settings look like [plugins.NAME] enabled = false, fs = \"read-write\", net = [\"host\"], timeout_ms = 30000",
+                "{}; sections are [provider] (kind, model, base_url, max_tokens, max_turns, token_budget), [plugins.NAME] (enabled, fs, search, exec, ast, net, timeout_ms, memory_mb, output_kb) and [limits]",
                 e.message()
             ),
         })?;
+        self.provider.merge(parsed.provider);
         for (name, pc) in parsed.plugins {
             self.plugins.entry(name).or_default().merge(pc);
         }

@@ -7,6 +7,8 @@
 
 use crate::registry::Registry;
 use crate::runtime::ToolFailure;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// A tool call as the model asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,15 @@ const MAX_SCHEMA_ERRORS: usize = 5;
 
 /// Run `call` against the registry's worktree.
 pub fn call(registry: &Registry, call: &ToolCall) -> ToolResult {
+    call_cancellable(registry, call, None)
+}
+
+/// Run `call`; setting `cancel` stops the plugin within one epoch tick.
+pub fn call_cancellable(
+    registry: &Registry,
+    call: &ToolCall,
+    cancel: Option<Arc<AtomicBool>>,
+) -> ToolResult {
     let tool = call.tool.as_str();
     let Some(plugin) = registry.provider(tool) else {
         let names: Vec<String> = registry.tools().into_iter().map(|t| t.name).collect();
@@ -70,19 +81,22 @@ pub fn call(registry: &Registry, call: &ToolCall) -> ToolResult {
             ));
         }
     };
-    let problems: Vec<String> = spec
-        .validator
-        .iter_errors(&value)
-        .take(MAX_SCHEMA_ERRORS)
-        .map(|e| {
-            let at = e.instance_path.to_string();
-            if at.is_empty() {
-                e.to_string()
-            } else {
-                format!("at {at}: {e}")
-            }
-        })
-        .collect();
+    let problems: Vec<String> = if spec.validator.is_valid(&value) {
+        Vec::new()
+    } else {
+        spec.validator
+            .iter_errors(&value)
+            .take(MAX_SCHEMA_ERRORS)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("at {at}: {e}")
+                }
+            })
+            .collect()
+    };
     if !problems.is_empty() {
         return ToolResult::error(format!(
             "input for `{tool}` does not match its schema: {}. Schema: {}",
@@ -94,7 +108,9 @@ pub fn call(registry: &Registry, call: &ToolCall) -> ToolResult {
         Ok(r) => r,
         Err(e) => return ToolResult::error(e),
     };
-    match runtime.call(&loaded.component, &registry.env(plugin), tool, &call.input) {
+    let mut env = registry.env(plugin);
+    env.cancel = cancel;
+    match runtime.call(&loaded.component, &env, tool, &call.input) {
         Ok(Ok(text)) => ToolResult::ok(text),
         Ok(Err(failure)) => ToolResult::error(match failure {
             ToolFailure::Failed(m) => format!("`{tool}` failed: {m}"),

@@ -26,19 +26,74 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Resume this session (see `cove sessions list`).
+    #[arg(long, value_name = "ID", conflicts_with = "continue_")]
+    resume: Option<String>,
+    /// Continue the most recent session in this worktree.
+    #[arg(long = "continue", short = 'c')]
+    continue_: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    output_format: cove::ui::Format,
+    /// Stop after this many model turns.
+    #[arg(long)]
+    max_turns: Option<u32>,
+    /// Stop before a request once this many tokens have been used.
+    #[arg(long)]
+    token_budget: Option<u64>,
+    /// anthropic | openai | scripted (overrides COVE_PROVIDER and the config).
+    #[arg(long)]
+    provider: Option<String>,
+    /// The model name (overrides COVE_MODEL and the config).
+    #[arg(long)]
+    model: Option<String>,
+    /// The provider's base URL.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// A script for the scripted provider.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the agent on one task and stop when the model is done.
+    Run {
+        prompt: String,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// An interactive session (the default with no command). Ctrl-C cancels a turn, Ctrl-D exits.
+    Chat {
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Saved sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// The tools available in this worktree.
     #[command(subcommand)]
     Tools(ToolsCommand),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Walk through the built-in tools on a sample repository (offline).
+    /// An offline session: a scripted model fixes a bug in a sample repository with the real tools.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Sessions of this worktree, newest first (`--all`: every worktree).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,7 +152,15 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Chat {
+        args: RunArgs::default_args(),
+    });
+    match command {
+        Command::Run { prompt, args } => session(cli.worktree, Some(prompt), args),
+        Command::Chat { args } => session(cli.worktree, None, args),
+        Command::Sessions(SessionsCommand::List { all, json }) => {
+            list_sessions(cli.worktree, all, json)
+        }
         Command::Tools(ToolsCommand::List { json }) => {
             let registry = open_registry(cli.worktree)?;
             list_tools(&registry, json)
@@ -318,7 +381,307 @@ fn inspect(file: &PathBuf, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The offline demo: a sample repository, and the built-in tools at work on it.
+impl RunArgs {
+    fn default_args() -> Self {
+        Self {
+            resume: None,
+            continue_: false,
+            output_format: cove::ui::Format::Text,
+            max_turns: None,
+            token_budget: None,
+            provider: None,
+            model: None,
+            base_url: None,
+            script: None,
+        }
+    }
+}
+
+fn session_store() -> Result<cove::session::Store> {
+    let dir = cove::paths::data_dir()
+        .context("cannot find a data directory: set HOME or COVE_DATA_DIR")?;
+    Ok(cove::session::Store::new(dir.join("sessions")))
+}
+
+fn list_sessions(worktree: Option<PathBuf>, all: bool, json: bool) -> Result<ExitCode> {
+    let store = session_store()?;
+    let wt = if all {
+        None
+    } else {
+        Some(open_worktree(worktree)?)
+    };
+    let list = store.list(wt.as_ref().map(|w| w.root()))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        writeln!(
+            out,
+            "no sessions yet{}",
+            if all {
+                ""
+            } else {
+                " in this worktree (--all shows every worktree)"
+            }
+        )?;
+    }
+    for s in list {
+        let (y, mo, d, h, mi, _) = cove::session::civil(s.modified);
+        let place = if all {
+            format!("  {}", s.worktree.display())
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "{}  {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}  {:>3} turns  {}{place}",
+            s.id, s.turns, s.title
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_worktree(worktree: Option<PathBuf>) -> Result<Worktree> {
+    Ok(match worktree {
+        Some(dir) => Worktree::open(&dir)?,
+        None => Worktree::discover(
+            &std::env::current_dir().context("cannot read the current directory")?,
+        )?,
+    })
+}
+
+/// `cove run` and `cove chat`.
+fn session(worktree: Option<PathBuf>, prompt: Option<String>, args: RunArgs) -> Result<ExitCode> {
+    let wt = open_worktree(worktree)?;
+    let user_dir = cove::paths::config_dir();
+    let config = Config::load(user_dir.as_deref(), wt.root())?;
+    let mut pc = config.provider.clone();
+    pc.merge(cove::config::ProviderConfig {
+        kind: args.provider.clone(),
+        model: args.model.clone(),
+        base_url: args.base_url.clone(),
+        max_turns: args.max_turns,
+        token_budget: args.token_budget,
+        script: args.script.clone(),
+        ..Default::default()
+    });
+    let (provider, model) =
+        cove::provider::select(&pc, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| wt.root().to_path_buf());
+    let system = cove::context::system_prompt(wt.root(), &cwd);
+    let root = wt.root().to_path_buf();
+    let registry = Arc::new(Registry::discover(
+        Arc::new(wt),
+        &config,
+        user_dir.as_deref(),
+        cove::paths::cache_dir(),
+    ));
+    let settings = cove::agent::Settings {
+        model: model.clone(),
+        max_tokens: pc.max_tokens.unwrap_or(8192),
+        max_turns: pc.max_turns.unwrap_or(50),
+        token_budget: pc.token_budget,
+    };
+    let store = session_store()?;
+    let (mut transcript, mut messages) = match (&args.resume, args.continue_) {
+        (Some(id), _) => store.resume(id)?,
+        (None, true) => store.resume(&store.latest(&root)?)?,
+        (None, false) => (store.create(&root, provider.name(), &model)?, Vec::new()),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
+        for p in problems {
+            eprintln!("warning: {p}");
+        }
+        match prompt {
+            Some(prompt) => {
+                one_task(
+                    &mut agent,
+                    &mut transcript,
+                    &mut messages,
+                    prompt,
+                    &args,
+                    &model,
+                )
+                .await
+            }
+            None => chat(&mut agent, &mut transcript, &mut messages, &model).await,
+        }
+    })
+}
+
+fn exit_code(outcome: &cove::agent::Outcome) -> ExitCode {
+    use cove::agent::Outcome;
+    match outcome {
+        Outcome::Finished => ExitCode::SUCCESS,
+        Outcome::Failed(_) => ExitCode::FAILURE,
+        Outcome::MaxTurns(_) | Outcome::TokenBudget(_) => ExitCode::from(3),
+        Outcome::Cancelled => ExitCode::from(130),
+    }
+}
+
+/// Cancel `token` on Ctrl-C.
+fn cancel_on_ctrl_c(token: &tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+    let token = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            token.cancel();
+        }
+    })
+}
+
+async fn one_task(
+    agent: &mut cove::agent::Agent,
+    transcript: &mut cove::session::Transcript,
+    messages: &mut Vec<cove::conversation::Message>,
+    prompt: String,
+    args: &RunArgs,
+    model: &str,
+) -> Result<ExitCode> {
+    use cove::ui::Format;
+    let user = cove::conversation::Message::user_text(prompt);
+    transcript.append(&cove::session::Record::User {
+        message: user.clone(),
+    })?;
+    messages.push(user);
+    let mut ledger = cove::cache::Ledger::default();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watcher = cancel_on_ctrl_c(&cancel);
+    let id = transcript.id.clone();
+    let outcome = match args.output_format {
+        Format::Text => {
+            let mut t = cove::ui::Terminal::new(
+                std::io::stdout().is_terminal(),
+                std::io::stderr().is_terminal(),
+            );
+            let cx = cove::agent::RunContext {
+                messages,
+                transcript: Some(transcript),
+                ledger: &mut ledger,
+                observer: &mut t,
+                cancel,
+            };
+            let outcome = agent.run(cx).await;
+            if !t.text.ends_with('\n') && !t.text.is_empty() {
+                println!();
+            }
+            eprintln!(
+                "\n{} — {}\nsession {id}",
+                outcome.describe(),
+                ledger.summary(model)
+            );
+            outcome
+        }
+        Format::Json => {
+            let mut c = cove::ui::JsonCollector::default();
+            let cx = cove::agent::RunContext {
+                messages,
+                transcript: Some(transcript),
+                ledger: &mut ledger,
+                observer: &mut c,
+                cancel,
+            };
+            let outcome = agent.run(cx).await;
+            let mut v = cove::ui::end_json(&id, &outcome, &ledger, model);
+            v["result"] = serde_json::Value::String(c.text);
+            v["tool_calls"] = serde_json::Value::Array(c.tool_calls);
+            v["warnings"] = serde_json::json!(c.warnings);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            outcome
+        }
+        Format::StreamJson => {
+            cove::ui::emit(
+                &serde_json::json!({"type": "session_start", "session_id": id, "model": model,
+                "tools": agent.tools().iter().map(|t| t.name.clone()).collect::<Vec<_>>()}),
+            );
+            let mut s = cove::ui::StreamJson {
+                model: model.to_string(),
+            };
+            let cx = cove::agent::RunContext {
+                messages,
+                transcript: Some(transcript),
+                ledger: &mut ledger,
+                observer: &mut s,
+                cancel,
+            };
+            let outcome = agent.run(cx).await;
+            let mut end = cove::ui::end_json(&id, &outcome, &ledger, model);
+            end["type"] = "end".into();
+            cove::ui::emit(&end);
+            outcome
+        }
+    };
+    watcher.abort();
+    Ok(exit_code(&outcome))
+}
+
+async fn chat(
+    agent: &mut cove::agent::Agent,
+    transcript: &mut cove::session::Transcript,
+    messages: &mut Vec<cove::conversation::Message>,
+    model: &str,
+) -> Result<ExitCode> {
+    use tokio::io::AsyncBufReadExt;
+    let color = std::io::stdout().is_terminal();
+    eprintln!(
+        "cove — {model} — session {} — {} tools. Ctrl-C cancels a turn, Ctrl-D exits.",
+        transcript.id,
+        agent.tools().len()
+    );
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut ledger = cove::cache::Ledger::default();
+    loop {
+        eprint!("{}", if color { "\x1b[1m> \x1b[0m" } else { "> " });
+        let line = tokio::select! {
+            l = lines.next_line() => l?,
+            _ = tokio::signal::ctrl_c() => { eprintln!("\n(Ctrl-D exits)"); continue; }
+        };
+        let Some(line) = line else {
+            eprintln!("\n{}", ledger.summary(model));
+            return Ok(ExitCode::SUCCESS);
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let user = cove::conversation::Message::user_text(line);
+        transcript.append(&cove::session::Record::User {
+            message: user.clone(),
+        })?;
+        let before = messages.len();
+        messages.push(user);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let watcher = cancel_on_ctrl_c(&cancel);
+        let mut t = cove::ui::Terminal::new(color, std::io::stderr().is_terminal());
+        let cx = cove::agent::RunContext {
+            messages,
+            transcript: Some(transcript),
+            ledger: &mut ledger,
+            observer: &mut t,
+            cancel,
+        };
+        let outcome = agent.run(cx).await;
+        watcher.abort();
+        if !t.text.ends_with('\n') && !t.text.is_empty() {
+            println!();
+        }
+        if outcome != cove::agent::Outcome::Finished {
+            eprintln!("{}", outcome.describe());
+        }
+        if outcome == cove::agent::Outcome::Cancelled && messages.len() == before + 1 {
+            // Keep the user's words; the turn in flight is gone.
+        }
+    }
+}
+
+/// The offline demo: a sample repository with a bug, and a scripted model that fixes it with the
+/// real built-in tools, through the real loop.
 fn demo() -> Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("cove-demo-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("src")).context("creating the demo repository")?;
@@ -328,51 +691,62 @@ fn demo() -> Result<ExitCode> {
         dir.join("src/lib.rs"),
         "/// Adds two numbers.\npub fn add(a: i32, b: i32) -> i32 {\n    a - b // TODO: wrong operator\n}\n",
     )?;
-    std::fs::write(
-        dir.join("README.md"),
-        "# demo\nA tiny crate with a bug for cove to fix.\n",
-    )?;
+    std::fs::write(dir.join("AGENTS.md"), "Keep changes minimal.\n")?;
     std::fs::create_dir_all(dir.join("target"))?;
     std::fs::write(
         dir.join("target/ignored.rs"),
         "// TODO: never shown, gitignored\n",
     )?;
-
-    let registry = open_registry(Some(dir.clone()))?;
-    let color = std::io::stdout().is_terminal();
-    let steps: [(&str, &str, String); 6] = [
-        ("Find the TODOs", "grep", r#"{"pattern":"TODO","output_mode":"content"}"#.into()),
-        ("List Rust files", "glob", r#"{"pattern":"**/*.rs"}"#.into()),
-        ("Read the file", "read", r#"{"file_path":"src/lib.rs"}"#.into()),
-        ("Fix the bug", "edit", r#"{"file_path":"src/lib.rs","old_string":"a - b // TODO: wrong operator","new_string":"a + b"}"#.into()),
-        ("Try to escape the worktree", "read", r#"{"file_path":"/etc/passwd"}"#.into()),
-        ("Send malformed input", "read", r#"{"path":"src/lib.rs"}"#.into()),
-    ];
+    let script: cove::provider::scripted::Script =
+        serde_json::from_str(include_str!("../demo/script.json"))?;
+    let provider: Arc<dyn cove::provider::Provider> =
+        Arc::new(cove::provider::scripted::Scripted::new(script));
+    let wt = Worktree::open(&dir)?;
+    let config = Config::load(None, wt.root())?;
+    let system = cove::context::system_prompt(wt.root(), wt.root());
+    let registry = Arc::new(Registry::discover(
+        Arc::new(wt),
+        &config,
+        None,
+        cove::paths::cache_dir(),
+    ));
+    let settings = cove::agent::Settings {
+        model: "scripted".into(),
+        max_tokens: 4096,
+        max_turns: 10,
+        token_budget: None,
+    };
     println!(
-        "cove demo: built-in tools on a sample repository at {}\n",
+        "cove demo: a scripted model fixes a bug in a sample repository at {}\n",
         dir.display()
     );
-    for (title, tool, input) in steps {
-        let heading = format!("▶ {title}: {tool} {input}");
-        println!(
-            "{}",
-            if color {
-                format!("\x1b[1m{heading}\x1b[0m")
-            } else {
-                heading
-            }
-        );
-        let result = dispatch::call(
-            &registry,
-            &ToolCall {
-                tool: tool.into(),
-                input,
-            },
-        );
-        let tag = if result.is_error { "error" } else { "ok" };
-        println!("[{tag}]\n{}\n", result.text.trim_end());
-    }
-    println!("Now `cove tools list` in any git repository shows what its agent could use.");
+    let prompt = "Find the TODO in this crate and fix it.";
+    println!("> {prompt}\n");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(async {
+        let (mut agent, _) = cove::agent::Agent::new(provider, registry, settings, system);
+        let mut messages = vec![cove::conversation::Message::user_text(prompt)];
+        let mut ledger = cove::cache::Ledger::default();
+        let mut t = cove::ui::Terminal::new(std::io::stdout().is_terminal(), false);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let cx = cove::agent::RunContext {
+            messages: &mut messages,
+            transcript: None,
+            ledger: &mut ledger,
+            observer: &mut t,
+            cancel,
+        };
+        let outcome = agent.run(cx).await;
+        println!();
+        outcome
+    });
+    let fixed = std::fs::read_to_string(dir.join("src/lib.rs"))?;
+    println!("\n{}. src/lib.rs is now:\n{fixed}", outcome.describe());
+    println!(
+        "With a provider configured (`cove run --help`), `cove run \"…\"` does the same with a real model."
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(&outcome))
 }

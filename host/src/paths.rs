@@ -1,6 +1,6 @@
 //! Where cove keeps things on disk: the user's config and cache directories.
 //!
-//! Owns the XDG lookups and the `COVE_*` overrides tests use. Must not create or read anything.
+//! Owns the XDG lookups (config, cache, data) and the `COVE_*` overrides tests use. Must not create or read anything.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,11 @@ pub fn config_dir() -> Option<PathBuf> {
 /// `$COVE_CACHE_DIR`, else `$XDG_CACHE_HOME/cove`, else `~/.cache/cove`.
 pub fn cache_dir() -> Option<PathBuf> {
     dir_from("COVE_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
+}
+
+/// `$COVE_DATA_DIR`, else `$XDG_DATA_HOME/cove`, else `~/.local/share/cove`. Sessions live here.
+pub fn data_dir() -> Option<PathBuf> {
+    dir_from("COVE_DATA_DIR", "XDG_DATA_HOME", ".local/share")
 }
 
 fn dir_from(own: &str, xdg: &str, home_rel: &str) -> Option<PathBuf> {

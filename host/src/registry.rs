@@ -10,6 +10,7 @@
 
 use crate::config::{Config, PluginConfig};
 use crate::contract;
+use crate::conversation::ToolDef;
 use crate::manifest::{FsAccess, Kind, Manifest, ManifestError, ToolEntry};
 use crate::runtime::{CallEnv, Grants, Limits, Loaded, Runtime, ToolSpec};
 use crate::worktree::Worktree;
@@ -260,7 +261,40 @@ impl Registry {
             worktree: Some(self.worktree.clone()),
             grants: plugin.grants.clone(),
             limits: plugin.limits,
+            cancel: None,
         }
+    }
+
+    /// Every tool the model can be offered, in a fixed order (by name): loads each tool plugin
+    /// (compiled once, then from the cache). Returns the definitions, each tool's read-only flag,
+    /// and the problems of plugins that would not load (their tools are left out).
+    pub fn model_tools(&self) -> (Vec<ToolDef>, HashMap<String, bool>, Vec<String>) {
+        let mut defs = Vec::new();
+        let mut read_only = HashMap::new();
+        let mut problems = Vec::new();
+        for (name, &i) in &self.tools {
+            let plugin = &self.plugins[i];
+            let loaded = match self.load(plugin) {
+                Ok(l) => l,
+                Err(e) => {
+                    if !problems.contains(&e.to_string()) {
+                        problems.push(e.to_string());
+                    }
+                    continue;
+                }
+            };
+            let Some(tool) = loaded.tools.get(name) else {
+                continue;
+            };
+            let schema = serde_json::from_str(&tool.spec.input_schema).unwrap_or_default();
+            defs.push(ToolDef {
+                name: name.clone(),
+                description: tool.spec.description.clone(),
+                input_schema: schema,
+            });
+            read_only.insert(name.clone(), tool.spec.read_only);
+        }
+        (defs, read_only, problems)
     }
 
     /// Load `plugin` (once per process): check its contract, compile or fetch it from the cache,

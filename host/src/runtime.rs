@@ -63,6 +63,8 @@ pub struct CallEnv {
     pub worktree: Option<Arc<Worktree>>,
     pub grants: Arc<Grants>,
     pub limits: Limits,
+    /// Set to stop the call early (Ctrl-C); checked every epoch tick.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// One tool as the component describes it.
@@ -118,7 +120,27 @@ pub enum CallError {
     Trap { plugin: String, message: String },
     #[error("plugin `{plugin}`: cannot start the call: {message}")]
     Setup { plugin: String, message: String },
+    #[error("plugin `{plugin}` was stopped: the call was cancelled")]
+    Cancelled { plugin: String },
 }
+
+/// Why the epoch callback stopped a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    Deadline,
+    Cancelled,
+}
+
+impl std::fmt::Display for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Interrupt::Deadline => "deadline reached",
+            Interrupt::Cancelled => "cancelled",
+        })
+    }
+}
+
+impl std::error::Error for Interrupt {}
 
 /// A compiled, pre-linked component, ready to instantiate many times.
 #[derive(Clone)]
@@ -380,15 +402,19 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = env
-            .limits
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1) as u64
-            + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Every tick, check for cancellation and the wall-clock deadline.
+        let deadline = std::time::Instant::now() + env.limits.timeout;
+        let cancel = env.cancel.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(wasmtime::Error::new(Interrupt::Cancelled));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(wasmtime::Error::new(Interrupt::Deadline));
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
         Ok((store, stdio))
     }
 
@@ -494,6 +520,16 @@ fn classify(
             limit_mb: env.limits.memory_bytes >> 20,
         };
     }
+    match err.downcast_ref::<Interrupt>() {
+        Some(Interrupt::Deadline) => {
+            return CallError::Timeout {
+                plugin,
+                after: env.limits.timeout,
+            };
+        }
+        Some(Interrupt::Cancelled) => return CallError::Cancelled { plugin },
+        None => {}
+    }
     if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return CallError::Timeout {
             plugin,
@@ -555,7 +591,7 @@ pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     let cut_bytes = tail_start - head_end;
     let cut_lines = text[head_end..tail_start].matches('\n').count();
     format!(
-        "{}\n[... {cut_bytes} bytes ({cut_lines} lines) cut from the middle of this output ...]\n{}",
+        "{}\n[... {cut_bytes} bytes ({cut_lines} lines) cut from the middle of this output; page with offset/limit or narrow the search to see them ...]\n{}",
         &text[..head_end],
         &text[tail_start..]
     )
@@ -587,7 +623,7 @@ mod tests {
         assert!(out.starts_with("line 0\n"));
         assert!(out.trim_end().ends_with("line 999"));
         assert!(out.contains("cut from the middle"));
-        assert!(out.len() < 400);
+        assert!(out.len() < 300 + 150);
         assert_eq!(cut("short", 300), "short");
         let wide = "é".repeat(500);
         assert!(cut(&wide, 101).contains("cut"));

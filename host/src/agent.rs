@@ -1,0 +1,419 @@
+//! The master loop: perceive → act → observe, until the model stops or a limit is reached.
+//!
+//! Owns one run of the agent over a conversation: sending the history to the provider, running
+//! the tool calls of each reply through dispatch (read-only calls in parallel, mutating calls in
+//! order, results in the model's order, exactly one result per call), writing each whole turn to
+//! the transcript, and stopping at end of turn, max turns, the token budget, a provider failure or
+//! cancellation. The states are an enum; each transition is a method.
+//! Must not format output (an [`Observer`] does) or know a provider's wire format.
+
+use crate::cache::Ledger;
+use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
+use crate::dispatch::{self, ToolCall, ToolResult};
+use crate::provider::{Event, Provider, Reply, Request};
+use crate::registry::Registry;
+use crate::session::{Record, Transcript};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Most bytes of one tool result sent to the model; the rest is cut from the middle with a note.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// Limits and model settings for a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub model: String,
+    pub max_tokens: u32,
+    pub max_turns: u32,
+    /// Stop before a request once this many tokens (input + output) have been used.
+    pub token_budget: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The model ended its turn.
+    Finished,
+    MaxTurns(u32),
+    TokenBudget(u64),
+    Cancelled,
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Finished => "the model finished".into(),
+            Outcome::MaxTurns(n) => {
+                format!("stopped at the limit of {n} turns (raise it with --max-turns)")
+            }
+            Outcome::TokenBudget(n) => {
+                format!("stopped at the token budget of {n} (raise it with --token-budget)")
+            }
+            Outcome::Cancelled => "cancelled; the turn in flight was not kept".into(),
+            Outcome::Failed(e) => format!("failed: {e}"),
+        }
+    }
+
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::MaxTurns(_) => "max_turns",
+            Outcome::TokenBudget(_) => "token_budget",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Receives what happens during a run, for the terminal or for stream-json.
+pub trait Observer: Send {
+    fn waiting(&mut self, _on: bool) {}
+    fn text(&mut self, _text: &str) {}
+    fn retry(&mut self, _attempt: u32, _wait: Duration, _reason: &str) {}
+    fn tool_call(&mut self, _id: &str, _name: &str, _input: &Value) {}
+    fn tool_result(&mut self, _id: &str, _name: &str, _result: &ToolResult) {}
+    fn turn_end(&mut self, _usage: &Usage, _ledger: &Ledger) {}
+    fn warning(&mut self, _message: &str) {}
+}
+
+/// The loop's states. Each transition consumes the state and returns the next.
+enum State {
+    /// Ask the model.
+    Perceive,
+    /// The model answered: run what it asked for.
+    Act(Reply),
+    /// Tools answered: keep the whole turn and go round again.
+    Observe {
+        assistant: Message,
+        results: Message,
+    },
+    Done(Outcome),
+}
+
+/// One agent: a provider, the tools of a registry, and its limits.
+pub struct Agent {
+    provider: Arc<dyn Provider>,
+    registry: Arc<Registry>,
+    settings: Settings,
+    system: String,
+    tools: Vec<ToolDef>,
+    read_only: HashMap<String, bool>,
+    /// Harness time per turn: from a reply being whole to the next request, less tool time.
+    pub harness: Vec<Duration>,
+}
+
+/// What a run needs that outlives it.
+pub struct RunContext<'a> {
+    pub messages: &'a mut Vec<Message>,
+    pub transcript: Option<&'a mut Transcript>,
+    pub ledger: &'a mut Ledger,
+    pub observer: &'a mut dyn Observer,
+    pub cancel: CancellationToken,
+}
+
+impl Agent {
+    /// An agent offering every tool of `registry` that loads (in a fixed order: by name).
+    pub fn new(
+        provider: Arc<dyn Provider>,
+        registry: Arc<Registry>,
+        settings: Settings,
+        system: String,
+    ) -> (Self, Vec<String>) {
+        let (tools, read_only, problems) = registry.model_tools();
+        (
+            Self {
+                provider,
+                registry,
+                settings,
+                system,
+                tools,
+                read_only,
+                harness: Vec::new(),
+            },
+            problems,
+        )
+    }
+
+    pub fn tools(&self) -> &[ToolDef] {
+        &self.tools
+    }
+
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    /// Run until the model stops or a limit is reached. The user's prompt is already the last
+    /// message of `cx.messages`.
+    pub async fn run(&mut self, cx: RunContext<'_>) -> Outcome {
+        let RunContext {
+            messages,
+            mut transcript,
+            ledger,
+            observer,
+            cancel,
+        } = cx;
+        let mut turns = 0u32;
+        let mut state = State::Perceive;
+        let mut turn_started: Option<(Instant, Duration)> = None;
+        loop {
+            state = match state {
+                State::Perceive => {
+                    if let Some((since, tools)) = turn_started.take() {
+                        self.harness.push(since.elapsed().saturating_sub(tools));
+                    }
+                    self.perceive(messages, &mut turns, ledger, observer, &cancel)
+                        .await
+                }
+                State::Act(reply) => {
+                    let started = Instant::now();
+                    let (next, tool_time) = self.act(reply, ledger, observer, &cancel).await;
+                    turn_started = Some((started, tool_time));
+                    next
+                }
+                State::Observe { assistant, results } => self.observe(
+                    assistant,
+                    results,
+                    messages,
+                    transcript.as_deref_mut(),
+                    ledger,
+                    observer,
+                ),
+                State::Done(outcome) => {
+                    if let Some(t) = transcript.as_deref_mut()
+                        && let Err(e) = t.append(&Record::End {
+                            outcome: outcome.tag().into(),
+                            usage: ledger.total,
+                        })
+                    {
+                        observer.warning(&e.to_string());
+                    }
+                    return outcome;
+                }
+            };
+        }
+    }
+
+    async fn perceive(
+        &self,
+        messages: &[Message],
+        turns: &mut u32,
+        ledger: &Ledger,
+        observer: &mut dyn Observer,
+        cancel: &CancellationToken,
+    ) -> State {
+        if *turns >= self.settings.max_turns {
+            return State::Done(Outcome::MaxTurns(self.settings.max_turns));
+        }
+        if let Some(budget) = self.settings.token_budget {
+            let used = ledger.total.total_input() + ledger.total.output_tokens;
+            if used >= budget {
+                return State::Done(Outcome::TokenBudget(budget));
+            }
+        }
+        *turns += 1;
+        let req = Request {
+            model: &self.settings.model,
+            system: &self.system,
+            tools: &self.tools,
+            messages,
+            max_tokens: self.settings.max_tokens,
+        };
+        observer.waiting(true);
+        let mut first = true;
+        let mut on = |e: Event<'_>| {
+            if first && matches!(e, Event::Text(_) | Event::ToolUse { .. }) {
+                first = false;
+                observer.waiting(false);
+            }
+            match e {
+                Event::Text(t) => observer.text(t),
+                Event::Retry {
+                    attempt,
+                    wait,
+                    reason,
+                } => observer.retry(attempt, wait, reason),
+                Event::ToolUse { .. } => {}
+            }
+        };
+        let sent = tokio::select! {
+            r = self.provider.send(req, &mut on) => Some(r),
+            () = cancel.cancelled() => None,
+        };
+        observer.waiting(false);
+        match sent {
+            None => State::Done(Outcome::Cancelled),
+            Some(Ok(reply)) => State::Act(reply),
+            Some(Err(e)) => State::Done(Outcome::Failed(e.to_string())),
+        }
+    }
+
+    /// Run the reply's tool calls. Returns the next state and the time spent in tools.
+    async fn act(
+        &self,
+        reply: Reply,
+        ledger: &mut Ledger,
+        observer: &mut dyn Observer,
+        cancel: &CancellationToken,
+    ) -> (State, Duration) {
+        ledger.record(&reply.usage);
+        observer.turn_end(&reply.usage, ledger);
+        let calls: Vec<(String, String, Value)> = reply
+            .message
+            .tool_uses()
+            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone()))
+            .collect();
+        if calls.is_empty() {
+            let results = Message {
+                role: Role::User,
+                content: Vec::new(),
+            };
+            let done = match reply.stop {
+                StopReason::MaxTokens => "the reply hit max_tokens".to_string(),
+                _ => String::new(),
+            };
+            if !done.is_empty() {
+                observer.warning(&done);
+            }
+            return (
+                State::Observe {
+                    assistant: reply.message,
+                    results,
+                },
+                Duration::ZERO,
+            );
+        }
+        let started = Instant::now();
+        let results = self.run_tools(&calls, observer, cancel).await;
+        let tool_time = started.elapsed();
+        if cancel.is_cancelled() {
+            return (State::Done(Outcome::Cancelled), tool_time);
+        }
+        let content = calls
+            .iter()
+            .zip(results)
+            .map(|((id, _, _), r)| Block::ToolResult {
+                tool_use_id: id.clone(),
+                content: crate::runtime::cut(&r.text, MAX_RESULT_BYTES).into_owned(),
+                is_error: r.is_error,
+            })
+            .collect();
+        (
+            State::Observe {
+                assistant: reply.message,
+                results: Message {
+                    role: Role::User,
+                    content,
+                },
+            },
+            tool_time,
+        )
+    }
+
+    /// Keep the whole turn: transcript first, then the in-memory history.
+    fn observe(
+        &self,
+        assistant: Message,
+        results: Message,
+        messages: &mut Vec<Message>,
+        transcript: Option<&mut Transcript>,
+        ledger: &Ledger,
+        observer: &mut dyn Observer,
+    ) -> State {
+        let has_results = !results.content.is_empty();
+        if let Some(t) = transcript {
+            let record = Record::Turn {
+                assistant: assistant.clone(),
+                tool_results: has_results.then(|| results.clone()),
+                usage: ledger.last,
+            };
+            if let Err(e) = t.append(&record) {
+                observer.warning(&e.to_string());
+            }
+        }
+        messages.push(assistant);
+        if has_results {
+            messages.push(results);
+            State::Perceive
+        } else {
+            State::Done(Outcome::Finished)
+        }
+    }
+
+    /// Every call gets exactly one result, in the model's order. Consecutive read-only calls run
+    /// in parallel; a mutating call runs alone, after what came before it.
+    async fn run_tools(
+        &self,
+        calls: &[(String, String, Value)],
+        observer: &mut dyn Observer,
+        cancel: &CancellationToken,
+    ) -> Vec<ToolResult> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let flag = flag.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                flag.store(true, Ordering::Relaxed);
+            })
+        };
+        let mut results: Vec<Option<ToolResult>> = vec![None; calls.len()];
+        let mut i = 0;
+        while i < calls.len() {
+            let parallel = self.read_only.get(&calls[i].1).copied().unwrap_or(false);
+            let mut end = i + 1;
+            if parallel {
+                while end < calls.len()
+                    && self.read_only.get(&calls[end].1).copied().unwrap_or(false)
+                {
+                    end += 1;
+                }
+            }
+            let mut handles = Vec::new();
+            for (id, name, input) in &calls[i..end] {
+                observer.tool_call(id, name, input);
+                let input = match input {
+                    Value::String(raw) => raw.clone(),
+                    other => other.to_string(),
+                };
+                let call = ToolCall {
+                    tool: name.clone(),
+                    input,
+                };
+                let registry = self.registry.clone();
+                let flag = flag.clone();
+                handles.push(tokio::task::spawn_blocking(move || {
+                    dispatch::call_cancellable(&registry, &call, Some(flag))
+                }));
+            }
+            for (k, h) in handles.into_iter().enumerate() {
+                let r = h.await.unwrap_or_else(|e| ToolResult {
+                    text: format!("the tool call crashed in the host: {e}"),
+                    is_error: true,
+                });
+                let (id, name, _) = &calls[i + k];
+                observer.tool_result(id, name, &r);
+                results[i + k] = Some(r);
+            }
+            i = end;
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        watcher.abort();
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| ToolResult {
+                    text: "not run: the turn was cancelled".into(),
+                    is_error: true,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,85 @@
+//! The context the model starts from: the system prompt and the memory files.
+//!
+//! Owns what goes into the system prompt: fixed instructions, the worktree's path, and the
+//! memory files (`AGENTS.md`, `CLAUDE.md`) from the repository root down to the working
+//! directory. Nothing time-dependent or random goes in, so the prompt prefix stays cacheable.
+//! Must not build provider requests.
+
+use std::path::Path;
+
+/// Memory file names, read in this order in each directory.
+pub const MEMORY_FILES: &[&str] = &["AGENTS.md", "CLAUDE.md"];
+/// Largest memory file read whole; longer ones are cut with a note.
+const MAX_MEMORY_BYTES: usize = 64 * 1024;
+
+const INSTRUCTIONS: &str = "You are cove, a coding agent working in a git worktree on the user's behalf. \
+Use the tools to look before you change anything: read files before editing them, search with grep and glob. \
+Make the smallest change that does the job, then check it. Paths may be relative to the worktree. \
+When the task is done, say briefly what you changed and stop.";
+
+/// The system prompt for a session in `root`, started from `cwd` (inside `root`).
+pub fn system_prompt(root: &Path, cwd: &Path) -> String {
+    let mut out = format!("{INSTRUCTIONS}\n\nWorktree: {}\n", root.display());
+    for (rel, text) in memory_files(root, cwd) {
+        out.push_str(&format!(
+            "\n<memory file=\"{rel}\">\n{}\n</memory>\n",
+            text.trim_end()
+        ));
+    }
+    out
+}
+
+/// `(path relative to root, contents)` of every memory file from `root` down to `cwd`.
+pub fn memory_files(root: &Path, cwd: &Path) -> Vec<(String, String)> {
+    let mut dirs = vec![root.to_path_buf()];
+    if let Ok(rel) = cwd.strip_prefix(root) {
+        let mut d = root.to_path_buf();
+        for c in rel.components() {
+            d.push(c);
+            dirs.push(d.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        for name in MEMORY_FILES {
+            let path = dir.join(name);
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if text.len() > MAX_MEMORY_BYTES {
+                text = crate::runtime::cut(&text, MAX_MEMORY_BYTES).into_owned();
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            out.push((rel, text));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_memory_files_from_root_down_to_cwd() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/b"))?;
+        std::fs::write(root.join("AGENTS.md"), "root rules")?;
+        std::fs::write(root.join("a/CLAUDE.md"), "a rules")?;
+        std::fs::write(root.join("a/b/AGENTS.md"), "b rules")?;
+        std::fs::write(root.join("other.md"), "not memory")?;
+        let p = system_prompt(root, &root.join("a/b"));
+        let (r, a, b) = (p.find("root rules"), p.find("a rules"), p.find("b rules"));
+        assert!(r.is_some() && r < a && a < b, "{p}");
+        assert!(!p.contains("not memory"));
+        assert!(!system_prompt(root, root).contains("a rules"));
+        assert_eq!(system_prompt(root, root), system_prompt(root, root));
+        Ok(())
+    }
+}

@@ -1,0 +1,331 @@
+//! Model providers: one trait, one module each (Anthropic Messages, OpenAI-compatible chat
+//! completions, scripted replay), plus what they share: SSE framing and retries.
+//!
+//! Owns turning a provider-neutral [`Request`] into one streamed assistant [`Reply`], reporting
+//! text as it arrives. Retries (429, 529, 5xx, connection errors) happen only before any content
+//! has arrived, so a retry can never make a tool run twice: tools run after the reply is whole.
+//! Must not run tools, write transcripts or decide when the loop stops.
+
+pub mod anthropic;
+pub mod openai;
+pub mod scripted;
+pub mod sse;
+
+use crate::conversation::{Message, StopReason, ToolDef, Usage};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Everything a provider needs for one model turn.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub model: &'a str,
+    pub system: &'a str,
+    pub tools: &'a [ToolDef],
+    pub messages: &'a [Message],
+    pub max_tokens: u32,
+}
+
+/// What a provider reports while a reply streams in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event<'a> {
+    /// A piece of the model's text.
+    Text(&'a str),
+    /// The model began a tool call.
+    ToolUse { name: &'a str },
+    /// A failed attempt will be retried after `wait`.
+    Retry {
+        attempt: u32,
+        wait: Duration,
+        reason: &'a str,
+    },
+}
+
+/// One whole assistant turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub message: Message,
+    pub stop: StopReason,
+    pub usage: Usage,
+}
+
+/// Why a model turn failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProviderError {
+    #[error("{provider}: HTTP {status} after {attempts} attempt(s): {body}")]
+    Http {
+        provider: String,
+        status: u16,
+        attempts: u32,
+        body: String,
+    },
+    #[error("{provider}: cannot connect to {url} after {attempts} attempt(s): {message}")]
+    Connect {
+        provider: String,
+        url: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error(
+        "{provider}: the stream broke off mid-reply ({message}); nothing from this turn was kept"
+    )]
+    Stream { provider: String, message: String },
+    #[error("{provider}: the API reported an error mid-stream: {kind}: {message}")]
+    Api {
+        provider: String,
+        kind: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Script(String),
+}
+
+/// A boxed future, so providers can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A model provider.
+pub trait Provider: Send + Sync {
+    /// Short name for messages: `anthropic`, `openai`, `scripted`.
+    fn name(&self) -> &str;
+
+    /// Send one request and stream the reply, reporting progress to `on`.
+    fn send<'a>(
+        &'a self,
+        req: Request<'a>,
+        on: &'a mut (dyn FnMut(Event<'_>) + Send),
+    ) -> BoxFuture<'a, Result<Reply, ProviderError>>;
+}
+
+/// Pick and build the provider from merged config (already overridden by flags) and the
+/// environment: `COVE_PROVIDER`, `COVE_MODEL`, `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`,
+/// `OPENAI_API_KEY`, `OPENAI_BASE_URL`. Returns the provider and the model name.
+///
+/// # Errors
+/// [`ProviderError::Config`] saying exactly how to configure one when none is.
+pub fn select(
+    cfg: &crate::config::ProviderConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(std::sync::Arc<dyn Provider>, String), ProviderError> {
+    let anthropic_key = env("ANTHROPIC_API_KEY");
+    let anthropic_url = env("ANTHROPIC_BASE_URL");
+    let openai_key = env("OPENAI_API_KEY");
+    let openai_url = env("OPENAI_BASE_URL");
+    let kind = cfg
+        .kind
+        .clone()
+        .or_else(|| env("COVE_PROVIDER"))
+        .or_else(|| {
+            if anthropic_key.is_some() || anthropic_url.is_some() {
+                Some("anthropic".into())
+            } else if openai_key.is_some() || openai_url.is_some() {
+                Some("openai".into())
+            } else {
+                None
+            }
+        });
+    let model = |default: &str| {
+        cfg.model
+            .clone()
+            .or_else(|| env("COVE_MODEL"))
+            .unwrap_or_else(|| default.to_string())
+    };
+    let client = || {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| ProviderError::Config(format!("cannot set up HTTP: {e}")))
+    };
+    match kind.as_deref() {
+        Some("anthropic") => {
+            let base = cfg.base_url.clone().or(anthropic_url);
+            if anthropic_key.is_none() && base.is_none() {
+                return Err(ProviderError::Config("provider `anthropic` needs ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a compatible server)".into()));
+            }
+            let p = anthropic::Anthropic::new(client()?, base, anthropic_key);
+            Ok((std::sync::Arc::new(p), model("claude-sonnet-4-5")))
+        }
+        Some("openai") => {
+            let base = cfg.base_url.clone().or(openai_url);
+            if openai_key.is_none() && base.is_none() {
+                return Err(ProviderError::Config("provider `openai` needs OPENAI_API_KEY, or OPENAI_BASE_URL for a local server (e.g. http://localhost:11434/v1 for Ollama)".into()));
+            }
+            let mut p = openai::OpenAi::new(client()?, base, openai_key);
+            p.text_tool_calls = cfg.text_tool_calls.unwrap_or(true);
+            p.constrained = cfg.constrained.unwrap_or(false);
+            Ok((std::sync::Arc::new(p), model("gpt-4o")))
+        }
+        Some("scripted") => {
+            let path = cfg.script.clone().ok_or_else(|| ProviderError::Config("provider `scripted` needs a script: --script FILE or [provider] script = \"FILE\"".into()))?;
+            Ok((
+                std::sync::Arc::new(scripted::Scripted::from_file(&path)?),
+                model("scripted"),
+            ))
+        }
+        Some(other) => Err(ProviderError::Config(format!(
+            "unknown provider `{other}`; use anthropic, openai or scripted"
+        ))),
+        None => Err(ProviderError::Config(NOT_CONFIGURED.into())),
+    }
+}
+
+/// What to do when no provider is configured.
+pub const NOT_CONFIGURED: &str = "no model provider is configured. Either:
+  export ANTHROPIC_API_KEY=sk-ant-...                  # Anthropic
+  export OPENAI_API_KEY=sk-...                         # OpenAI
+  export OPENAI_BASE_URL=http://localhost:11434/v1 COVE_MODEL=qwen2.5-coder   # Ollama, vLLM, llama.cpp...
+or put it in ~/.config/cove/config.toml:
+  [provider]
+  kind = \"openai\"
+  base_url = \"http://localhost:8080/v1\"
+  model = \"my-model\"
+`cove demo` shows cove at work offline, with a scripted model.";
+
+/// How often and how long to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base: Duration::from_millis(500),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: the server's retry-after when it gave one (capped),
+    /// else exponential backoff.
+    pub fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        retry_after
+            .unwrap_or_else(|| {
+                self.base
+                    .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            })
+            .min(self.max_wait)
+    }
+}
+
+/// Whether an HTTP status is worth retrying: rate limits, overload and server errors.
+pub fn retryable(status: u16) -> bool {
+    status == 429 || status == 529 || status == 408 || (500..600).contains(&status)
+}
+
+/// The `retry-after` header (seconds, possibly fractional).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?;
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// POST `body` to `url` with `headers`, retrying per `policy` until a successful status arrives.
+/// Returns the response whose body is yet to be read: once it streams, nothing is retried.
+///
+/// # Errors
+/// [`ProviderError::Http`] for a final non-success status, [`ProviderError::Connect`] when the
+/// server could not be reached.
+pub async fn post_with_retries(
+    client: &reqwest::Client,
+    provider: &str,
+    url: &str,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+    policy: RetryPolicy,
+    on: &mut (dyn FnMut(Event<'_>) + Send),
+) -> Result<reqwest::Response, ProviderError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let sent = client
+            .post(url)
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+            .await;
+        let (reason, wait_hint, final_err) = match sent {
+            Ok(resp) if resp.status().is_success() => return Ok(resp),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let hint = retry_after(resp.headers());
+                let text = resp.text().await.unwrap_or_default();
+                let err = ProviderError::Http {
+                    provider: provider.into(),
+                    status,
+                    attempts: attempt,
+                    body: crate::runtime::cut(text.trim(), 2000).into_owned(),
+                };
+                if !retryable(status) {
+                    return Err(err);
+                }
+                (format!("HTTP {status}"), hint, err)
+            }
+            Err(e) => {
+                let err = ProviderError::Connect {
+                    provider: provider.into(),
+                    url: url.into(),
+                    attempts: attempt,
+                    message: error_chain(&e),
+                };
+                (format!("connection failed: {}", error_chain(&e)), None, err)
+            }
+        };
+        if attempt >= policy.max_attempts {
+            return Err(final_err);
+        }
+        let wait = policy.wait(attempt, wait_hint);
+        on(Event::Retry {
+            attempt,
+            wait,
+            reason: &reason,
+        });
+        tracing::warn!(provider, attempt, ?wait, "{reason}; retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_honour_retry_after_then_back_off() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.wait(1, None), Duration::from_millis(500));
+        assert_eq!(p.wait(3, None), Duration::from_secs(2));
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(7000))),
+            Duration::from_secs(60)
+        );
+        assert!(
+            retryable(429)
+                && retryable(529)
+                && retryable(503)
+                && !retryable(400)
+                && !retryable(401)
+        );
+    }
+}

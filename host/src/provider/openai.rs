@@ -1,0 +1,496 @@
+//! OpenAI-compatible chat completions (OpenAI, Ollama, vLLM, llama.cpp server, OpenRouter),
+//! streamed over SSE.
+//!
+//! Owns the wire format: messages with `tool_calls` and `tool` results, streamed `tool_calls`
+//! deltas accumulated by index, usage via `stream_options.include_usage`. Small local models often
+//! answer with a tool call written as JSON text: when a reply is a bare or fenced
+//! `{"name": …, "arguments": …}` naming an offered tool it is taken as that call (switch off with
+//! `text_tool_calls = false`). Constrained mode sends a `response_format` JSON schema so the
+//! server's grammar can only produce a valid call or a final answer.
+//! Must not run tools or touch the transcript.
+
+use super::sse::SseParser;
+use super::{
+    BoxFuture, Event, Provider, ProviderError, Reply, Request, RetryPolicy, post_with_retries,
+};
+use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// The pseudo-tool a constrained reply uses to answer in text.
+const FINAL_ANSWER: &str = "final_answer";
+
+/// A client for one OpenAI-compatible server.
+pub struct OpenAi {
+    client: reqwest::Client,
+    base_url: String,
+    api_key: Option<String>,
+    /// Treat a JSON tool call written as text as a real call.
+    pub text_tool_calls: bool,
+    /// Send a `response_format` JSON schema that forces a valid call or a final answer.
+    pub constrained: bool,
+    pub retry: RetryPolicy,
+}
+
+impl OpenAi {
+    pub fn new(client: reqwest::Client, base_url: Option<String>, api_key: Option<String>) -> Self {
+        let base_url = base_url
+            .unwrap_or_else(|| DEFAULT_BASE_URL.into())
+            .trim_end_matches('/')
+            .to_string();
+        Self {
+            client,
+            base_url,
+            api_key,
+            text_tool_calls: true,
+            constrained: false,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// The request body. Key order is fixed (serde_json's `json!` keeps it sorted), and the history
+/// only appends, so the prefix is stable for servers with automatic prefix caching.
+pub fn body(req: &Request<'_>, constrained: bool) -> String {
+    let mut messages = Vec::new();
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system}));
+    }
+    for m in req.messages {
+        push_message(&mut messages, m);
+    }
+    let mut body = json!({
+        "model": req.model,
+        "max_tokens": req.max_tokens,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": messages,
+    });
+    if constrained {
+        body["response_format"] = json!({
+            "type": "json_schema",
+            "json_schema": {"name": "tool_call", "schema": constrained_schema(req.tools)},
+        });
+    } else if !req.tools.is_empty() {
+        body["tools"] = req
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.input_schema}}))
+            .collect();
+    }
+    body.to_string()
+}
+
+fn push_message(out: &mut Vec<Value>, m: &Message) {
+    match m.role {
+        Role::Assistant => {
+            let text = m.text();
+            let calls: Vec<Value> = m
+                .tool_uses()
+                .map(|(id, name, input)| {
+                    let args = match input {
+                        Value::String(raw) => raw.clone(),
+                        other => other.to_string(),
+                    };
+                    json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
+                })
+                .collect();
+            let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
+            if !calls.is_empty() {
+                msg["tool_calls"] = Value::Array(calls);
+            }
+            out.push(msg);
+        }
+        Role::User => {
+            let mut text = String::new();
+            for b in &m.content {
+                match b {
+                    Block::ToolResult {
+                        tool_use_id,
+                        content,
+                        is_error,
+                    } => {
+                        let content = if *is_error {
+                            format!("Error: {content}")
+                        } else {
+                            content.clone()
+                        };
+                        out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}));
+                    }
+                    Block::Text { text: t } => text.push_str(t),
+                    Block::ToolUse { .. } => {}
+                }
+            }
+            if !text.is_empty() {
+                out.push(json!({"role": "user", "content": text}));
+            }
+        }
+    }
+}
+
+/// One object per offered tool (`name` fixed, `arguments` its input schema) plus a final answer.
+fn constrained_schema(tools: &[ToolDef]) -> Value {
+    let mut options: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({"type": "object", "properties": {"name": {"const": t.name}, "arguments": t.input_schema},
+                   "required": ["name", "arguments"], "additionalProperties": false})
+        })
+        .collect();
+    options.push(json!({"type": "object", "properties": {"name": {"const": FINAL_ANSWER},
+        "arguments": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
+        "required": ["name", "arguments"], "additionalProperties": false}));
+    json!({"oneOf": options})
+}
+
+/// A tool call written as JSON text (bare, or in a ``` fence) naming one of `tools`.
+pub fn text_tool_call(text: &str, tools: &[ToolDef]) -> Option<(String, Value)> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("```json")
+        .or_else(|| t.strip_prefix("```"))
+        .and_then(|s| s.trim_end().strip_suffix("```"))
+        .unwrap_or(t)
+        .trim();
+    if !t.starts_with('{') {
+        return None;
+    }
+    let v: Value = serde_json::from_str(t).ok()?;
+    let name = v["name"].as_str()?;
+    if name != FINAL_ANSWER && !tools.iter().any(|tool| tool.name == name) {
+        return None;
+    }
+    let args = ["arguments", "parameters", "input"]
+        .iter()
+        .find_map(|k| v.get(*k).cloned())
+        .unwrap_or(json!({}));
+    let args = match args {
+        Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        other => other,
+    };
+    Some((name.to_string(), args))
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    args: String,
+}
+
+#[derive(Default)]
+struct StreamState {
+    text: String,
+    calls: Vec<PartialCall>,
+    usage: Usage,
+    finish: Option<String>,
+    done: bool,
+    content: bool,
+    /// Text not shown yet because it may be a tool call written as JSON.
+    held: bool,
+}
+
+impl StreamState {
+    /// `may_hold`: text that starts like JSON is held back until the reply is whole.
+    fn handle(
+        &mut self,
+        data: &str,
+        on: &mut (dyn FnMut(Event<'_>) + Send),
+        may_hold: bool,
+    ) -> Result<(), String> {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(data).map_err(|e| format!("chunk is not JSON: {e}"))?;
+        if let Some(err) = v.get("error") {
+            return Err(err["message"]
+                .as_str()
+                .map_or_else(|| err.to_string(), String::from));
+        }
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
+            let cached = u["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap_or(0);
+            self.usage = Usage {
+                input_tokens: prompt.saturating_sub(cached),
+                cache_read_tokens: cached,
+                cache_write_tokens: 0,
+                output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+            };
+        }
+        for choice in v["choices"].as_array().into_iter().flatten() {
+            let d = &choice["delta"];
+            if let Some(piece) = d["content"].as_str().filter(|p| !p.is_empty()) {
+                if !self.content && may_hold {
+                    let start = piece.trim_start();
+                    self.held = start.starts_with('{') || start.starts_with('`');
+                }
+                self.content = true;
+                if !self.held {
+                    on(Event::Text(piece));
+                }
+                self.text.push_str(piece);
+            }
+            for tc in d["tool_calls"].as_array().into_iter().flatten() {
+                self.content = true;
+                let idx = tc["index"].as_u64().unwrap_or(self.calls.len() as u64) as usize;
+                while self.calls.len() <= idx {
+                    self.calls.push(PartialCall::default());
+                }
+                let call = &mut self.calls[idx];
+                if let Some(id) = tc["id"].as_str() {
+                    call.id = id.to_string();
+                }
+                if let Some(name) = tc["function"]["name"].as_str() {
+                    call.name.push_str(name);
+                    on(Event::ToolUse { name });
+                }
+                if let Some(args) = tc["function"]["arguments"].as_str() {
+                    call.args.push_str(args);
+                }
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                self.finish = Some(f.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OpenAi {
+    fn finish(
+        &self,
+        s: StreamState,
+        tools: &[ToolDef],
+        on: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Reply {
+        let mut content = Vec::new();
+        let mut stop = match s.finish.as_deref() {
+            Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
+            Some("length") => StopReason::MaxTokens,
+            Some("stop") | None => StopReason::EndTurn,
+            Some(other) => StopReason::Other(other.into()),
+        };
+        let text_call = if s.calls.is_empty() && (self.text_tool_calls || self.constrained) {
+            text_tool_call(&s.text, tools)
+        } else {
+            None
+        };
+        match text_call {
+            Some((name, args)) if name == FINAL_ANSWER => {
+                let text = args["text"].as_str().unwrap_or_default().to_string();
+                on(Event::Text(&text));
+                content.push(Block::Text { text });
+                stop = StopReason::EndTurn;
+            }
+            Some((name, input)) => {
+                on(Event::ToolUse { name: &name });
+                content.push(Block::ToolUse {
+                    id: "call_text_0".into(),
+                    name,
+                    input,
+                });
+                stop = StopReason::ToolUse;
+            }
+            None => {
+                if s.held && !s.text.is_empty() {
+                    on(Event::Text(&s.text));
+                }
+                if !s.text.is_empty() {
+                    content.push(Block::Text { text: s.text });
+                }
+            }
+        }
+        for (i, c) in s.calls.into_iter().enumerate() {
+            let input = if c.args.trim().is_empty() {
+                json!({})
+            } else {
+                serde_json::from_str(&c.args).unwrap_or(Value::String(c.args))
+            };
+            let id = if c.id.is_empty() {
+                format!("call_{i}")
+            } else {
+                c.id
+            };
+            content.push(Block::ToolUse {
+                id,
+                name: c.name,
+                input,
+            });
+        }
+        if content.iter().any(|b| matches!(b, Block::ToolUse { .. })) {
+            stop = StopReason::ToolUse;
+        }
+        Reply {
+            message: Message {
+                role: Role::Assistant,
+                content,
+            },
+            stop,
+            usage: s.usage,
+        }
+    }
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &str {
+        "openai"
+    }
+
+    fn send<'a>(
+        &'a self,
+        req: Request<'a>,
+        on: &'a mut (dyn FnMut(Event<'_>) + Send),
+    ) -> BoxFuture<'a, Result<Reply, ProviderError>> {
+        Box::pin(async move {
+            let url = format!("{}/chat/completions", self.base_url);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                "content-type",
+                reqwest::header::HeaderValue::from_static("application/json"),
+            );
+            if let Some(key) = &self.api_key {
+                let v = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).map_err(
+                    |_| {
+                        ProviderError::Config(
+                            "OPENAI_API_KEY contains characters a header cannot carry".into(),
+                        )
+                    },
+                )?;
+                headers.insert("authorization", v);
+            }
+            let body = body(&req, self.constrained);
+            let may_hold = self.constrained || self.text_tool_calls;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let resp = post_with_retries(
+                    &self.client,
+                    "openai",
+                    &url,
+                    headers.clone(),
+                    body.clone(),
+                    self.retry,
+                    on,
+                )
+                .await?;
+                let mut state = StreamState::default();
+                let mut parser = SseParser::default();
+                let mut stream = resp.bytes_stream();
+                let mut broke = None;
+                'read: while let Some(chunk) = stream.next().await {
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) => {
+                            broke = Some(super::error_chain(&e));
+                            break;
+                        }
+                    };
+                    for ev in parser.push(&chunk) {
+                        if let Err(message) = state.handle(&ev.data, on, may_hold) {
+                            return Err(ProviderError::Api {
+                                provider: "openai".into(),
+                                kind: "error".into(),
+                                message,
+                            });
+                        }
+                        if state.done {
+                            break 'read;
+                        }
+                    }
+                }
+                if state.done {
+                    return Ok(self.finish(state, req.tools, on));
+                }
+                let message = broke.unwrap_or_else(|| "the stream ended before [DONE]".into());
+                if !state.content && attempt < self.retry.max_attempts {
+                    let wait = self.retry.wait(attempt, None);
+                    on(Event::Retry {
+                        attempt,
+                        wait,
+                        reason: &message,
+                    });
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(ProviderError::Stream {
+                    provider: "openai".into(),
+                    message,
+                });
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools() -> Vec<ToolDef> {
+        vec![ToolDef {
+            name: "read".into(),
+            description: "r".into(),
+            input_schema: json!({"type":"object"}),
+        }]
+    }
+
+    #[test]
+    fn json_text_naming_a_tool_is_a_call() {
+        let t = tools();
+        assert_eq!(
+            text_tool_call(r#"{"name":"read","arguments":{"file_path":"a"}}"#, &t),
+            Some(("read".into(), json!({"file_path":"a"})))
+        );
+        let fenced =
+            "```json\n{\"name\": \"read\", \"arguments\": \"{\\\"file_path\\\": \\\"b\\\"}\"}\n```";
+        assert_eq!(
+            text_tool_call(fenced, &t),
+            Some(("read".into(), json!({"file_path":"b"})))
+        );
+        assert_eq!(
+            text_tool_call(r#"{"name":"rm_rf","arguments":{}}"#, &t),
+            None
+        );
+        assert_eq!(text_tool_call("Here is {\"name\":\"read\"}", &t), None);
+    }
+
+    #[test]
+    fn deltas_accumulate_by_index() {
+        let mut s = StreamState::default();
+        let mut on = |_: Event<'_>| {};
+        for d in [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c0","type":"function","function":{"name":"read","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c1","function":{"name":"read","arguments":"{\"file_path\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"file_path\":\"a\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\"b\"}"}}]},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":80}}}"#,
+            "[DONE]",
+        ] {
+            assert!(s.handle(d, &mut on, true).is_ok());
+        }
+        let p = OpenAi::new(reqwest::Client::new(), None, None);
+        let r = p.finish(s, &tools(), &mut on);
+        let calls: Vec<_> = r.message.tool_uses().collect();
+        assert_eq!(
+            calls,
+            vec![
+                ("c0", "read", &json!({"file_path":"a"})),
+                ("c1", "read", &json!({"file_path":"b"}))
+            ]
+        );
+        assert_eq!(r.stop, StopReason::ToolUse);
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 20,
+                cache_read_tokens: 80,
+                cache_write_tokens: 0,
+                output_tokens: 7
+            }
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! What the user sees of a run: streamed text, a spinner, compact tool calls with a coloured diff
+//! for edits (text mode), one JSON object at the end (json), or one JSON event per line
+//! (stream-json).
+//!
+//! Owns output formats only. Must not decide anything about the run.
+
+use crate::agent::{Observer, Outcome};
+use crate::cache::{self, Ledger};
+use crate::conversation::Usage;
+use crate::dispatch::ToolResult;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::time::Duration;
+
+/// `--output-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    StreamJson,
+}
+
+/// Terminal output: text to stdout as it streams, tool activity to stderr.
+pub struct Terminal {
+    color: bool,
+    spinner: Option<tokio::task::JoinHandle<()>>,
+    spin: bool,
+    at_line_start: bool,
+    pub text: String,
+}
+
+impl Terminal {
+    pub fn new(color: bool, spin: bool) -> Self {
+        Self {
+            color,
+            spinner: None,
+            spin,
+            at_line_start: true,
+            text: String::new(),
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn end_line(&mut self) {
+        if !self.at_line_start {
+            println!();
+            self.at_line_start = true;
+        }
+    }
+}
+
+/// The one argument worth showing for a call.
+fn call_summary(name: &str, input: &Value) -> String {
+    let key = ["file_path", "pattern", "path", "command"]
+        .iter()
+        .find_map(|k| input.get(*k).and_then(Value::as_str));
+    match key {
+        Some(v) => format!("{name} {v}"),
+        None => format!("{name} {}", crate::runtime::cut(&input.to_string(), 120)),
+    }
+}
+
+impl Observer for Terminal {
+    fn waiting(&mut self, on: bool) {
+        if let Some(h) = self.spinner.take() {
+            h.abort();
+            eprint!("\r\x1b[2K");
+        }
+        if on && self.spin {
+            self.spinner = Some(tokio::spawn(async {
+                let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                for i in 0.. {
+                    eprint!("\r{} thinking", frames[i % frames.len()]);
+                    let _ = std::io::stderr().flush();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }));
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        print!("{text}");
+        let _ = std::io::stdout().flush();
+        self.text.push_str(text);
+        self.at_line_start = text.ends_with('\n');
+    }
+
+    fn retry(&mut self, attempt: u32, wait: Duration, reason: &str) {
+        self.end_line();
+        eprintln!(
+            "{}",
+            self.paint(
+                "33",
+                &format!("↻ {reason}; retry {attempt} in {:.1}s", wait.as_secs_f64())
+            )
+        );
+    }
+
+    fn tool_call(&mut self, _id: &str, name: &str, input: &Value) {
+        self.end_line();
+        eprintln!(
+            "{}",
+            self.paint("36", &format!("● {}", call_summary(name, input)))
+        );
+        if name == "edit"
+            && let (Some(old), Some(new)) =
+                (input["old_string"].as_str(), input["new_string"].as_str())
+        {
+            for l in old.lines() {
+                eprintln!("  {}", self.paint("31", &format!("- {l}")));
+            }
+            for l in new.lines() {
+                eprintln!("  {}", self.paint("32", &format!("+ {l}")));
+            }
+        }
+    }
+
+    fn tool_result(&mut self, _id: &str, _name: &str, r: &ToolResult) {
+        let first = r.text.lines().next().unwrap_or("");
+        let lines = r.text.lines().count();
+        if r.is_error {
+            eprintln!(
+                "  {}",
+                self.paint(
+                    "31",
+                    &format!("⎿ error: {}", crate::runtime::cut(first, 300))
+                )
+            );
+        } else {
+            eprintln!("  {}", self.paint("2", &format!("⎿ {lines} line(s)")));
+        }
+    }
+
+    fn warning(&mut self, message: &str) {
+        self.end_line();
+        eprintln!("{}", self.paint("33", &format!("warning: {message}")));
+    }
+}
+
+/// Collects a run for one JSON object at the end.
+#[derive(Default)]
+pub struct JsonCollector {
+    pub text: String,
+    pub tool_calls: Vec<Value>,
+    pub warnings: Vec<String>,
+}
+
+impl Observer for JsonCollector {
+    fn text(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+    fn tool_result(&mut self, id: &str, name: &str, r: &ToolResult) {
+        self.tool_calls
+            .push(json!({"id": id, "name": name, "is_error": r.is_error}));
+    }
+    fn warning(&mut self, message: &str) {
+        self.warnings.push(message.to_string());
+    }
+}
+
+/// One JSON event per line on stdout.
+pub struct StreamJson {
+    pub model: String,
+}
+
+pub fn emit(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({"input_tokens": u.input_tokens, "cache_read_tokens": u.cache_read_tokens,
+           "cache_write_tokens": u.cache_write_tokens, "output_tokens": u.output_tokens})
+}
+
+impl Observer for StreamJson {
+    fn text(&mut self, text: &str) {
+        emit(&json!({"type": "text_delta", "text": text}));
+    }
+    fn retry(&mut self, attempt: u32, wait: Duration, reason: &str) {
+        emit(
+            &json!({"type": "retry", "attempt": attempt, "wait_ms": wait.as_millis() as u64, "reason": reason}),
+        );
+    }
+    fn tool_call(&mut self, id: &str, name: &str, input: &Value) {
+        emit(&json!({"type": "tool_call", "id": id, "name": name, "input": input}));
+    }
+    fn tool_result(&mut self, id: &str, name: &str, r: &ToolResult) {
+        emit(
+            &json!({"type": "tool_result", "id": id, "name": name, "is_error": r.is_error, "text": r.text}),
+        );
+    }
+    fn turn_end(&mut self, usage: &Usage, ledger: &Ledger) {
+        emit(
+            &json!({"type": "usage", "turn": usage_json(usage), "total": usage_json(&ledger.total),
+                     "cost_usd": cache::cost(&self.model, &ledger.total)}),
+        );
+    }
+    fn warning(&mut self, message: &str) {
+        emit(&json!({"type": "warning", "message": message}));
+    }
+}
+
+/// The closing summary as JSON (json's result object, stream-json's `end` event).
+pub fn end_json(session: &str, outcome: &Outcome, ledger: &Ledger, model: &str) -> Value {
+    json!({
+        "session_id": session,
+        "outcome": outcome.tag(),
+        "detail": outcome.describe(),
+        "turns": ledger.turns,
+        "usage": usage_json(&ledger.total),
+        "cache_read_share": ledger.total.cache_read_share(),
+        "cost_usd": cache::cost(model, &ledger.total),
+    })
+}
