@@ -64,6 +64,10 @@ pub struct ProviderConfig {
     pub constrained: Option<bool>,
     /// Scripted: the script file.
     pub script: Option<PathBuf>,
+    /// Attempts per request before giving up (default 5).
+    pub max_attempts: Option<u32>,
+    /// First retry wait in milliseconds, doubling each time (default 500).
+    pub retry_base_ms: Option<u64>,
 }
 
 impl ProviderConfig {
@@ -81,7 +85,9 @@ impl ProviderConfig {
             token_budget,
             text_tool_calls,
             constrained,
-            script
+            script,
+            max_attempts,
+            retry_base_ms
         );
     }
 }

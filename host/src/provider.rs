@@ -125,6 +125,13 @@ pub fn select(
                 None
             }
         });
+    let mut retry = RetryPolicy::default();
+    if let Some(n) = cfg.max_attempts {
+        retry.max_attempts = n.max(1);
+    }
+    if let Some(ms) = cfg.retry_base_ms {
+        retry.base = Duration::from_millis(ms);
+    }
     let model = |default: &str| {
         cfg.model
             .clone()
@@ -144,7 +151,8 @@ pub fn select(
             if anthropic_key.is_none() && base.is_none() {
                 return Err(ProviderError::Config("provider `anthropic` needs ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a compatible server)".into()));
             }
-            let p = anthropic::Anthropic::new(client()?, base, anthropic_key);
+            let mut p = anthropic::Anthropic::new(client()?, base, anthropic_key);
+            p.retry = retry;
             Ok((std::sync::Arc::new(p), model("claude-sonnet-4-5")))
         }
         Some("openai") => {
@@ -155,6 +163,7 @@ pub fn select(
             let mut p = openai::OpenAi::new(client()?, base, openai_key);
             p.text_tool_calls = cfg.text_tool_calls.unwrap_or(true);
             p.constrained = cfg.constrained.unwrap_or(false);
+            p.retry = retry;
             Ok((std::sync::Arc::new(p), model("gpt-4o")))
         }
         Some("scripted") => {

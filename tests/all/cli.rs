@@ -293,11 +293,18 @@ fn the_offline_demo_runs_a_real_session_with_a_scripted_model() -> TestResult {
     let sb = Sandbox::new()?;
     let run = sb.cove(&["demo"])?;
     let out = run.out();
-    assert!(out.contains("Find the TODO in this crate and fix it."), "{out}");
+    assert!(
+        out.contains("Find the TODO in this crate and fix it."),
+        "{out}"
+    );
     assert!(out.contains("the model finished"), "{out}");
     assert!(out.contains("    a + b\n}"), "{out}");
     assert!(run.stderr.contains("● edit src/lib.rs"), "{}", run.stderr);
-    assert!(run.stderr.contains("outside the worktree"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("outside the worktree"),
+        "{}",
+        run.stderr
+    );
     assert!(!out.contains("ignored.rs") && !run.stderr.contains("ignored.rs"));
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! End-to-end tests: the real `cove` binary and the real components, in temporary git repositories.
 //! One binary (submodules below) keeps link time down.
 
+mod agent;
 mod cli;
 mod faults;
 mod fs_tools;
+mod mock_model;
 mod sandbox;
 mod search_tools;
 mod support;

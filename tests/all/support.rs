@@ -87,14 +87,49 @@ impl Sandbox {
     }
 
     pub fn cove_in(&self, dir: &Path, args: &[&str]) -> Result<Run, std::io::Error> {
-        let out = Command::new(env!("CARGO_BIN_EXE_cove"))
-            .args(args)
+        Ok(Run::from(self.command(dir, args, &[]).output()?))
+    }
+
+    /// `cove ARGS` with extra environment (a model server's URL, say).
+    pub fn cove_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Run, std::io::Error> {
+        Ok(Run::from(self.command(&self.repo(), args, env).output()?))
+    }
+
+    /// The command, isolated from the user's own config, sessions and keys.
+    pub fn command(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cove"));
+        c.args(args)
             .current_dir(dir)
             .env("COVE_CONFIG_DIR", self.tmp.path().join("config"))
             .env("COVE_CACHE_DIR", shared_cache())
-            .env("RUST_LOG", "warn")
-            .output()?;
-        Ok(Run::from(out))
+            .env("COVE_DATA_DIR", self.tmp.path().join("data"))
+            .env("RUST_LOG", "warn");
+        for k in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "COVE_MODEL",
+            "COVE_PROVIDER",
+        ] {
+            c.env_remove(k);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Every transcript line of every session.
+    pub fn transcripts(&self) -> Result<Vec<serde_json::Value>, Box<dyn std::error::Error>> {
+        let mut out = Vec::new();
+        let dir = self.tmp.path().join("data/sessions");
+        for e in std::fs::read_dir(dir)? {
+            for line in std::fs::read_to_string(e?.path())?.lines() {
+                out.push(serde_json::from_str(line)?);
+            }
+        }
+        Ok(out)
     }
 
     /// `cove tools call TOOL INPUT`.

@@ -1,0 +1,302 @@
+//! A local model server for the tests: it speaks the exact wire formats (Anthropic Messages SSE,
+//! OpenAI chat-completion chunks) over real HTTP on 127.0.0.1, answers from a queue of scripted
+//! replies, and records every request. Only the model is mocked; everything else is real.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 with these SSE events, then close.
+    Sse(Vec<String>),
+    /// 200 with the first events, then the connection is cut.
+    SseCut(Vec<String>),
+    /// A status with headers and a body.
+    Status(u16, Vec<(String, String)>, String),
+    /// Accept the request and never answer (until the server is dropped).
+    Hang,
+    /// An Anthropic reply (text, tool calls) whose usage simulates Anthropic's prompt cache:
+    /// the longest earlier prefix ending at a breakpoint is read from the cache, the rest up to
+    /// this request's last breakpoint is written to it; about 4 bytes a token.
+    AnthropicCached(String, Vec<(String, String, String)>),
+}
+
+/// A recorded request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+}
+
+pub struct MockModel {
+    pub url: String,
+    replies: Arc<Mutex<VecDeque<Reply>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// Usage for `body` given the prefixes cached so far; records this body's prefixes.
+fn simulate_cache(body: &str, cached: &mut Vec<String>) -> (u64, u64, u64) {
+    let read = cached
+        .iter()
+        .filter(|p| body.starts_with(p.as_str()))
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    let breakpoints: Vec<usize> = body
+        .match_indices(",\"cache_control\"")
+        .map(|(i, _)| i)
+        .collect();
+    let last = breakpoints.last().copied().unwrap_or(0);
+    for b in breakpoints {
+        cached.push(body[..b].to_string());
+    }
+    let write = last.saturating_sub(read);
+    let input = body.len().saturating_sub(read + write);
+    ((input / 4) as u64, (read / 4) as u64, (write / 4) as u64)
+}
+
+impl MockModel {
+    pub fn start(replies: Vec<Reply>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let replies = Arc::new(Mutex::new(VecDeque::from(replies)));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (r, s) = (replies.clone(), seen.clone());
+        let cache = Arc::new(Mutex::new(Vec::new()));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                let (r, s, c) = (r.clone(), s.clone(), cache.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &r, &s, &c);
+                });
+            }
+        });
+        Ok(Self { url, replies, seen })
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.replies.lock().map(|r| r.len()).unwrap_or(0)
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    replies: &Mutex<VecDeque<Reply>>,
+    seen: &Mutex<Vec<Seen>>,
+    cache: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+                if k == "content-length" {
+                    len = v.parse().unwrap_or(0);
+                }
+                headers.push((k, v));
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body)?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if let Ok(mut s) = seen.lock() {
+            s.push(Seen {
+                path,
+                headers,
+                body: body.clone(),
+            });
+        }
+        let mut reply = replies.lock().ok().and_then(|mut r| r.pop_front());
+        if let Some(Reply::AnthropicCached(text, calls)) = &reply {
+            let usage = cache
+                .lock()
+                .map(|mut c| simulate_cache(&body, &mut c))
+                .unwrap_or_default();
+            let calls: Vec<(&str, &str, &str)> = calls
+                .iter()
+                .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+                .collect();
+            reply = Some(Reply::Sse(anthropic(text, &calls, usage)));
+        }
+        match reply {
+            Some(Reply::Sse(events)) => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+                )?;
+                for e in events {
+                    out.write_all(e.as_bytes())?;
+                    out.flush()?;
+                }
+                return Ok(());
+            }
+            Some(Reply::SseCut(events)) => {
+                // Claim a longer body than is sent, so the client sees the connection cut mid-reply.
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 100000\r\n\r\n"
+                )?;
+                for e in events {
+                    out.write_all(e.as_bytes())?;
+                }
+                out.flush()?;
+                return Ok(());
+            }
+            Some(Reply::Status(code, hs, text)) => {
+                write!(
+                    out,
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                    text.len()
+                )?;
+                for (k, v) in hs {
+                    write!(out, "{k}: {v}\r\n")?;
+                }
+                write!(out, "\r\n{text}")?;
+                out.flush()?;
+            }
+            Some(Reply::AnthropicCached(..)) => return Ok(()),
+            Some(Reply::Hang) => {
+                std::thread::sleep(Duration::from_secs(120));
+                return Ok(());
+            }
+            None => {
+                let text = r#"{"type":"error","error":{"type":"invalid_request_error","message":"mock: no reply left"}}"#;
+                write!(
+                    out,
+                    "HTTP/1.1 400 X\r\ncontent-length: {}\r\n\r\n{text}",
+                    text.len()
+                )?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn ev(event: &str, data: serde_json::Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+/// The events of one Anthropic reply: optional text, then tool calls `(id, name, raw input JSON)`.
+pub fn anthropic(text: &str, calls: &[(&str, &str, &str)], usage: (u64, u64, u64)) -> Vec<String> {
+    let (input, cache_read, cache_write) = usage;
+    let mut out = vec![ev(
+        "message_start",
+        serde_json::json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"mock",
+            "stop_reason":null,"usage":{"input_tokens":input,"cache_read_input_tokens":cache_read,"cache_creation_input_tokens":cache_write,"output_tokens":1}}}),
+    )];
+    out.push(ev("ping", serde_json::json!({"type":"ping"})));
+    let mut index = 0;
+    if !text.is_empty() {
+        out.push(ev("content_block_start", serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})));
+        let mid = text.len() / 2;
+        let split = (0..=mid)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        for piece in [&text[..split], &text[split..]] {
+            out.push(ev("content_block_delta", serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":piece}})));
+        }
+        out.push(ev(
+            "content_block_stop",
+            serde_json::json!({"type":"content_block_stop","index":0}),
+        ));
+        index = 1;
+    }
+    for (i, (id, name, input)) in calls.iter().enumerate() {
+        let idx = index + i;
+        out.push(ev("content_block_start", serde_json::json!({"type":"content_block_start","index":idx,"content_block":{"type":"tool_use","id":id,"name":name,"input":{}}})));
+        let mid = input.len() / 2;
+        for piece in [&input[..mid], &input[mid..]] {
+            out.push(ev("content_block_delta", serde_json::json!({"type":"content_block_delta","index":idx,"delta":{"type":"input_json_delta","partial_json":piece}})));
+        }
+        out.push(ev(
+            "content_block_stop",
+            serde_json::json!({"type":"content_block_stop","index":idx}),
+        ));
+    }
+    let stop = if calls.is_empty() {
+        "end_turn"
+    } else {
+        "tool_use"
+    };
+    out.push(ev("message_delta", serde_json::json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"output_tokens":42}})));
+    out.push(ev(
+        "message_stop",
+        serde_json::json!({"type":"message_stop"}),
+    ));
+    out
+}
+
+/// The chunks of one OpenAI chat-completion stream: text, then tool calls `(id, name, args)`.
+pub fn openai(text: &str, calls: &[(&str, &str, &str)]) -> Vec<String> {
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        format!(
+            "data: {}\n\n",
+            serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
+        )
+    };
+    let mut out = vec![chunk(
+        serde_json::json!({"role":"assistant","content":""}),
+        None,
+    )];
+    if !text.is_empty() {
+        let mid = (0..=text.len() / 2)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        out.push(chunk(serde_json::json!({"content": &text[..mid]}), None));
+        out.push(chunk(serde_json::json!({"content": &text[mid..]}), None));
+    }
+    for (i, (id, name, args)) in calls.iter().enumerate() {
+        out.push(chunk(serde_json::json!({"tool_calls":[{"index":i,"id":id,"type":"function","function":{"name":name,"arguments":""}}]}), None));
+        let mid = args.len() / 2;
+        out.push(chunk(
+            serde_json::json!({"tool_calls":[{"index":i,"function":{"arguments":&args[..mid]}}]}),
+            None,
+        ));
+        out.push(chunk(
+            serde_json::json!({"tool_calls":[{"index":i,"function":{"arguments":&args[mid..]}}]}),
+            None,
+        ));
+    }
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    out.push(chunk(serde_json::json!({}), Some(finish)));
+    out.push(format!("data: {}\n\n", serde_json::json!({"id":"c","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":9,"prompt_tokens_details":{"cached_tokens":100}}})));
+    out.push("data: [DONE]\n\n".into());
+    out
+}
