@@ -104,7 +104,8 @@ pub struct Agent {
     system: String,
     tools: Vec<ToolDef>,
     read_only: HashMap<String, bool>,
-    /// Harness time per turn: from a reply being whole to the next request, less tool time.
+    /// Harness time per turn: from a reply being whole to the next request going out, less the
+    /// time spent in tools.
     pub harness: Vec<Duration>,
 }
 
@@ -164,11 +165,14 @@ impl Agent {
         loop {
             state = match state {
                 State::Perceive => {
-                    if let Some((since, tools)) = turn_started.take() {
-                        self.harness.push(since.elapsed().saturating_sub(tools));
+                    let (next, sent_at) = self
+                        .perceive(messages, &mut turns, ledger, observer, &cancel)
+                        .await;
+                    if let (Some((since, tools)), Some(sent)) = (turn_started.take(), sent_at) {
+                        self.harness
+                            .push(sent.saturating_duration_since(since).saturating_sub(tools));
                     }
-                    self.perceive(messages, &mut turns, ledger, observer, &cancel)
-                        .await
+                    next
                 }
                 State::Act(reply) => {
                     let started = Instant::now();
@@ -206,14 +210,17 @@ impl Agent {
         ledger: &Ledger,
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
-    ) -> State {
+    ) -> (State, Option<Instant>) {
         if *turns >= self.settings.max_turns {
-            return State::Done(Outcome::MaxTurns(self.settings.max_turns));
+            return (
+                State::Done(Outcome::MaxTurns(self.settings.max_turns)),
+                None,
+            );
         }
         if let Some(budget) = self.settings.token_budget {
             let used = ledger.total.total_input() + ledger.total.output_tokens;
             if used >= budget {
-                return State::Done(Outcome::TokenBudget(budget));
+                return (State::Done(Outcome::TokenBudget(budget)), None);
             }
         }
         *turns += 1;
@@ -226,6 +233,7 @@ impl Agent {
         };
         observer.waiting(true);
         let mut first = true;
+        let mut sent_at = None;
         let mut on = |e: Event<'_>| {
             if first && matches!(e, Event::Text(_) | Event::ToolUse { .. }) {
                 first = false;
@@ -238,6 +246,9 @@ impl Agent {
                     wait,
                     reason,
                 } => observer.retry(attempt, wait, reason),
+                Event::Sending => {
+                    sent_at.get_or_insert_with(Instant::now);
+                }
                 Event::ToolUse { .. } => {}
             }
         };
@@ -246,11 +257,12 @@ impl Agent {
             () = cancel.cancelled() => None,
         };
         observer.waiting(false);
-        match sent {
+        let next = match sent {
             None => State::Done(Outcome::Cancelled),
             Some(Ok(reply)) => State::Act(reply),
             Some(Err(e)) => State::Done(Outcome::Failed(e.to_string())),
-        }
+        };
+        (next, sent_at)
     }
 
     /// Run the reply's tool calls. Returns the next state and the time spent in tools.

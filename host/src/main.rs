@@ -490,10 +490,7 @@ fn session(worktree: Option<PathBuf>, prompt: Option<String>, args: RunArgs) -> 
         (None, true) => store.resume(&store.latest(&root)?)?,
         (None, false) => (store.create(&root, provider.name(), &model)?, Vec::new()),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = async_runtime()?;
     runtime.block_on(async move {
         let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
         for p in problems {
@@ -514,6 +511,16 @@ fn session(worktree: Option<PathBuf>, prompt: Option<String>, args: RunArgs) -> 
             None => chat(&mut agent, &mut transcript, &mut messages, &model).await,
         }
     })
+}
+
+/// The loop waits on the network and runs tools on blocking threads, so one async thread is
+/// enough; a small blocking pool bounds the threads (and their stacks) parallel tools can use.
+fn async_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+        .context("starting the async runtime")
 }
 
 fn exit_code(outcome: &cove::agent::Outcome) -> ExitCode {
@@ -588,7 +595,7 @@ async fn one_task(
                 cancel,
             };
             let outcome = agent.run(cx).await;
-            let mut v = cove::ui::end_json(&id, &outcome, &ledger, model);
+            let mut v = cove::ui::end_json(&id, &outcome, &ledger, model, &agent.harness);
             v["result"] = serde_json::Value::String(c.text);
             v["tool_calls"] = serde_json::Value::Array(c.tool_calls);
             v["warnings"] = serde_json::json!(c.warnings);
@@ -611,7 +618,7 @@ async fn one_task(
                 cancel,
             };
             let outcome = agent.run(cx).await;
-            let mut end = cove::ui::end_json(&id, &outcome, &ledger, model);
+            let mut end = cove::ui::end_json(&id, &outcome, &ledger, model, &agent.harness);
             end["type"] = "end".into();
             cove::ui::emit(&end);
             outcome
@@ -722,9 +729,7 @@ fn demo() -> Result<ExitCode> {
     );
     let prompt = "Find the TODO in this crate and fix it.";
     println!("> {prompt}\n");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = async_runtime()?;
     let outcome = runtime.block_on(async {
         let (mut agent, _) = cove::agent::Agent::new(provider, registry, settings, system);
         let mut messages = vec![cove::conversation::Message::user_text(prompt)];

@@ -33,6 +33,8 @@ pub enum Event<'a> {
     Text(&'a str),
     /// The model began a tool call.
     ToolUse { name: &'a str },
+    /// The request is going out (the harness's clock stops here).
+    Sending,
     /// A failed attempt will be retried after `wait`.
     Retry {
         attempt: u32,
@@ -253,6 +255,9 @@ pub async fn post_with_retries(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if attempt == 1 {
+            on(Event::Sending);
+        }
         let sent = client
             .post(url)
             .headers(headers.clone())

@@ -210,8 +210,16 @@ impl Observer for StreamJson {
 }
 
 /// The closing summary as JSON (json's result object, stream-json's `end` event).
-pub fn end_json(session: &str, outcome: &Outcome, ledger: &Ledger, model: &str) -> Value {
+pub fn end_json(
+    session: &str,
+    outcome: &Outcome,
+    ledger: &Ledger,
+    model: &str,
+    harness: &[Duration],
+) -> Value {
+    let us: Vec<u64> = harness.iter().map(|d| d.as_micros() as u64).collect();
     json!({
+        "harness_us": us,
         "session_id": session,
         "outcome": outcome.tag(),
         "detail": outcome.describe(),

@@ -458,6 +458,8 @@ fn stream_json_emits_one_event_per_line() -> TestResult {
     assert_eq!(end["usage"]["cache_read_tokens"], 180);
     assert_eq!(end["usage"]["cache_write_tokens"], 85);
     assert_eq!(end["turns"], 2);
+    // One harness measurement: between the first reply and the second request.
+    assert_eq!(end["harness_us"].as_array().map(Vec::len), Some(1));
     Ok(())
 }
 

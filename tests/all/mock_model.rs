@@ -28,6 +28,9 @@ pub enum Reply {
 /// A recorded request.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// When the whole request had arrived (the loop bench times start-up with it).
+    #[allow(dead_code)]
+    pub at: std::time::Instant,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -132,6 +135,7 @@ fn serve(
         let body = String::from_utf8_lossy(&body).into_owned();
         if let Ok(mut s) = seen.lock() {
             s.push(Seen {
+                at: std::time::Instant::now(),
                 path,
                 headers,
                 body: body.clone(),

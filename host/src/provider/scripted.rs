@@ -84,6 +84,7 @@ impl Provider for Scripted {
                 *next += 1;
                 i
             };
+            on(Event::Sending);
             let turn = self.turns.get(index).ok_or_else(|| {
                 ProviderError::Script(format!(
                     "the script has {} turns and request {} asked for another",
