@@ -661,8 +661,14 @@ async fn chat(
         transcript.append(&cove::session::Record::User {
             message: user.clone(),
         })?;
-        let before = messages.len();
-        messages.push(user);
+        // After a cancelled or failed turn the history ends with the user's words; the next
+        // prompt joins them, as the transcript's reader does on --resume.
+        match messages.last_mut() {
+            Some(last) if last.role == cove::conversation::Role::User => {
+                last.content.extend(user.content)
+            }
+            _ => messages.push(user),
+        }
         let cancel = tokio_util::sync::CancellationToken::new();
         let watcher = cancel_on_ctrl_c(&cancel);
         let mut t = cove::ui::Terminal::new(color, std::io::stderr().is_terminal());
@@ -680,9 +686,6 @@ async fn chat(
         }
         if outcome != cove::agent::Outcome::Finished {
             eprintln!("{}", outcome.describe());
-        }
-        if outcome == cove::agent::Outcome::Cancelled && messages.len() == before + 1 {
-            // Keep the user's words; the turn in flight is gone.
         }
     }
 }
