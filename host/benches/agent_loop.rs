@@ -100,24 +100,7 @@ fn four_step() -> Vec<Reply> {
 }
 
 fn thirty_turns(dir: &Path) -> Res<Vec<Reply>> {
-    let mut replies = Vec::new();
-    for i in 0..29 {
-        std::fs::write(dir.join(format!("f{i}.txt")), format!("value {i}\n"))?;
-        let (name, input) = if i % 3 == 2 {
-            (
-                "edit",
-                format!(r#"{{"file_path":"f{i}.txt","old_string":"value","new_string":"VALUE"}}"#),
-            )
-        } else {
-            ("read", format!(r#"{{"file_path":"f{i}.txt"}}"#))
-        };
-        replies.push(Reply::AnthropicCached(
-            format!("Step {i}."),
-            vec![(format!("t{i}"), name.into(), input)],
-        ));
-    }
-    replies.push(Reply::AnthropicCached("All done.".into(), vec![]));
-    Ok(replies)
+    Ok(mock_model::thirty_turn_session(dir)?)
 }
 
 struct RunFigures {

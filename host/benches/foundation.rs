@@ -17,33 +17,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
+#[path = "../../tests/all/support.rs"]
+mod support;
+
+use support::{evil_manifest as manifest, first_party, guest};
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn guest(name: &str) -> PathBuf {
-    Path::new(env!("COVE_TEST_GUESTS")).join(format!("{name}.wasm"))
-}
-
-const EVIL_TOOLS: [(&str, bool); 7] = [
-    ("spin", true),
-    ("hog", true),
-    ("boom", true),
-    ("flood", true),
-    ("probe", false),
-    ("echo", true),
-    ("walkgrep", true),
-];
-
-fn manifest(name: &str, caps: &str) -> String {
-    let mut m = format!(
-        "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\ncomponent = \"{name}.wasm\"\n[capabilities]\n{caps}\n"
-    );
-    for (tool, ro) in EVIL_TOOLS {
-        m.push_str(&format!(
-            "[[tool]]\nname = \"{tool}\"\ndescription = \"{tool}\"\nread_only = {ro}\n"
-        ));
-    }
-    m
-}
 
 /// Median and 99th percentile of samples.
 struct Stats {
@@ -136,7 +116,7 @@ fn main() -> Res<()> {
         plugin_dir.join("plugin.toml"),
         manifest("bench", "fs = \"read\""),
     )?;
-    std::fs::copy(guest("cove_guest_evil"), plugin_dir.join("bench.wasm"))?;
+    std::fs::copy(guest("evil"), plugin_dir.join("bench.wasm"))?;
     let cache = tmp.path().join("cache");
     let wt = Arc::new(Worktree::open(&repo)?);
     let config = Config::load(None, wt.root())?;
@@ -185,7 +165,7 @@ fn main() -> Res<()> {
     ]);
 
     // Cold load of a Rust tool from the on-disk cache: a new engine each time, so nothing is warm.
-    let fs_wasm = std::fs::read(guest("cove_plugin_fs"))?;
+    let fs_wasm = std::fs::read(first_party("fs"))?;
     let cold_cache = tmp.path().join("cold-cache");
     Runtime::new(Some(cold_cache.clone()))?.load("fs", &fs_wasm)?;
     let compile = time(5, || {
@@ -230,7 +210,7 @@ fn main() -> Res<()> {
             .replace("name = \"", &format!("name = \"p{i}"))
             .replacen(&format!("name = \"p{i}p{i}"), &format!("name = \"p{i}"), 1);
         std::fs::write(dir.join("plugin.toml"), m)?;
-        std::fs::copy(guest("cove_guest_evil"), dir.join(format!("p{i}.wasm")))?;
+        std::fs::copy(guest("evil"), dir.join(format!("p{i}.wasm")))?;
     }
     let mut n = 0;
     let list = time(50, || {
@@ -389,7 +369,7 @@ fn main() -> Res<()> {
         user_plugins.join("plugin.toml"),
         manifest("walker", "fs = \"read\""),
     )?;
-    std::fs::copy(guest("cove_guest_evil"), user_plugins.join("walker.wasm"))?;
+    std::fs::copy(guest("evil"), user_plugins.join("walker.wasm"))?;
     std::fs::write(
         config_dir.join("config.toml"),
         "[plugins.walker]\ntimeout_ms = 600000\nmemory_mb = 1024\n",

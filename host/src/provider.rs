@@ -305,6 +305,117 @@ pub async fn post_with_retries(
     }
 }
 
+/// A fault a provider's decoder found in a streamed reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFault {
+    pub kind: String,
+    pub message: String,
+    /// Worth another attempt when nothing has reached the user yet (an overloaded server, say).
+    pub retryable: bool,
+}
+
+/// How a provider reads its streamed reply, one SSE event at a time.
+pub trait Decoder {
+    /// What marks the end of a reply, for messages (`message_stop`, `[DONE]`).
+    const END: &'static str;
+    /// Take one event.
+    ///
+    /// # Errors
+    /// A [`StreamFault`] the server reported in the stream.
+    fn event(
+        &mut self,
+        ev: &sse::SseEvent,
+        on: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Result<(), StreamFault>;
+    /// Whether anything reached the user: after that a retry would show it twice.
+    fn started(&self) -> bool;
+    /// Whether the end marker arrived.
+    fn done(&self) -> bool;
+}
+
+/// One streamed POST: where, what, and how to retry.
+pub struct Post<'a> {
+    pub client: &'a reqwest::Client,
+    pub provider: &'a str,
+    pub url: &'a str,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+    pub policy: RetryPolicy,
+}
+
+/// Send `post` and read the reply with a fresh decoder from `new` until it is done. A stream that
+/// breaks or faults before anything reached the user is tried again; after that it is an error.
+///
+/// # Errors
+/// [`ProviderError`] for HTTP, connection, stream and in-stream API failures.
+pub async fn stream_reply<D: Decoder>(
+    post: &Post<'_>,
+    on: &mut (dyn FnMut(Event<'_>) + Send),
+    mut new: impl FnMut() -> D,
+) -> Result<D, ProviderError> {
+    use futures_util::StreamExt;
+    let provider = post.provider;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let resp = post_with_retries(
+            post.client,
+            provider,
+            post.url,
+            post.headers.clone(),
+            post.body.clone(),
+            post.policy,
+            on,
+        )
+        .await?;
+        let mut decoder = new();
+        let mut parser = sse::SseParser::default();
+        let mut stream = resp.bytes_stream();
+        let mut broke: Option<String> = None;
+        'read: while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    broke = Some(error_chain(&e));
+                    break;
+                }
+            };
+            for ev in parser.push(&chunk) {
+                if let Err(f) = decoder.event(&ev, on) {
+                    if f.retryable && !decoder.started() && attempt < post.policy.max_attempts {
+                        broke = Some(format!("{}: {}", f.kind, f.message));
+                        break 'read;
+                    }
+                    return Err(ProviderError::Api {
+                        provider: provider.into(),
+                        kind: f.kind,
+                        message: f.message,
+                    });
+                }
+                if decoder.done() {
+                    return Ok(decoder);
+                }
+            }
+        }
+        let message = broke.unwrap_or_else(|| format!("the stream ended before {}", D::END));
+        // Nothing reached the user yet: the same request can go again without doubling anything.
+        if !decoder.started() && attempt < post.policy.max_attempts {
+            let wait = post.policy.wait(attempt, None);
+            on(Event::Retry {
+                attempt,
+                wait,
+                reason: &message,
+            });
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        return Err(ProviderError::Stream {
+            provider: provider.into(),
+            message,
+        });
+    }
+}
+
 /// An error and its sources on one line.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

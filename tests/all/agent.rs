@@ -558,23 +558,7 @@ fn kill_9_mid_turn_then_resume_keeps_earlier_turns() -> TestResult {
 #[test]
 fn a_thirty_turn_session_keeps_the_cache_warm() -> TestResult {
     let sb = Sandbox::new()?;
-    let mut replies = Vec::new();
-    for i in 0..29 {
-        sb.write(&format!("f{i}.txt"), format!("value {i}\n"))?;
-        let (name, input) = if i % 3 == 2 {
-            (
-                "edit",
-                format!(r#"{{"file_path":"f{i}.txt","old_string":"value","new_string":"VALUE"}}"#),
-            )
-        } else {
-            ("read", format!(r#"{{"file_path":"f{i}.txt"}}"#))
-        };
-        replies.push(Reply::AnthropicCached(
-            format!("Step {i}."),
-            vec![(format!("t{i}"), name.into(), input)],
-        ));
-    }
-    replies.push(Reply::AnthropicCached("All done.".into(), vec![]));
+    let replies = crate::mock_model::thirty_turn_session(&sb.repo())?;
     let m = MockModel::start(replies)?;
     let out = run(
         &sb,

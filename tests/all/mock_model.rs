@@ -304,3 +304,26 @@ pub fn openai(text: &str, calls: &[(&str, &str, &str)]) -> Vec<String> {
     out.push("data: [DONE]\n\n".into());
     out
 }
+
+/// A 30-turn session over files `f0.txt`… it writes in `dir`: reads, every third step an edit,
+/// then an answer. Usage comes from the prompt-cache simulation.
+pub fn thirty_turn_session(dir: &std::path::Path) -> std::io::Result<Vec<Reply>> {
+    let mut replies = Vec::new();
+    for i in 0..29 {
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("value {i}\n"))?;
+        let (name, input) = if i % 3 == 2 {
+            (
+                "edit",
+                format!(r#"{{"file_path":"f{i}.txt","old_string":"value","new_string":"VALUE"}}"#),
+            )
+        } else {
+            ("read", format!(r#"{{"file_path":"f{i}.txt"}}"#))
+        };
+        replies.push(Reply::AnthropicCached(
+            format!("Step {i}."),
+            vec![(format!("t{i}"), name.into(), input)],
+        ));
+    }
+    replies.push(Reply::AnthropicCached("All done.".into(), vec![]));
+    Ok(replies)
+}

@@ -6,12 +6,12 @@
 //! `input_json_delta`, `message_delta`, `message_stop`, `ping`, `error`; unknown events ignored).
 //! Must not run tools or touch the transcript.
 
-use super::sse::SseParser;
+use super::sse::SseEvent;
 use super::{
-    BoxFuture, Event, Provider, ProviderError, Reply, Request, RetryPolicy, post_with_retries,
+    BoxFuture, Decoder, Event, Post, Provider, ProviderError, Reply, Request, RetryPolicy,
+    StreamFault, stream_reply,
 };
 use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -198,6 +198,7 @@ enum Partial {
 }
 
 /// Reads one streamed reply. `content` tells whether anything reached the user yet.
+#[derive(Default)]
 struct StreamState {
     blocks: Vec<Partial>,
     usage: Usage,
@@ -359,76 +360,42 @@ impl Provider for Anthropic {
                 })?;
                 headers.insert("x-api-key", v);
             }
-            let body = body(&req);
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let resp = post_with_retries(
-                    &self.client,
-                    "anthropic",
-                    &url,
-                    headers.clone(),
-                    body.clone(),
-                    self.retry,
-                    on,
-                )
-                .await?;
-                let mut state = StreamState {
-                    blocks: Vec::new(),
-                    usage: Usage::default(),
-                    stop: None,
-                    done: false,
-                    content: false,
-                };
-                let mut parser = SseParser::default();
-                let mut stream = resp.bytes_stream();
-                let mut broke: Option<String> = None;
-                'read: while let Some(chunk) = stream.next().await {
-                    let chunk = match chunk {
-                        Ok(c) => c,
-                        Err(e) => {
-                            broke = Some(super::error_chain(&e));
-                            break;
-                        }
-                    };
-                    for ev in parser.push(&chunk) {
-                        if let Err((kind, message)) = state.handle(&ev.event, &ev.data, on) {
-                            let retry = !state.content
-                                && (kind == "overloaded_error" || kind == "api_error");
-                            if retry && attempt < self.retry.max_attempts {
-                                broke = Some(format!("{kind}: {message}"));
-                                break 'read;
-                            }
-                            return Err(ProviderError::Api {
-                                provider: "anthropic".into(),
-                                kind,
-                                message,
-                            });
-                        }
-                        if state.done {
-                            return Ok(state.finish());
-                        }
-                    }
-                }
-                let message =
-                    broke.unwrap_or_else(|| "the stream ended before message_stop".into());
-                // Nothing reached the user yet: the same request can go again without doubling anything.
-                if !state.content && attempt < self.retry.max_attempts {
-                    let wait = self.retry.wait(attempt, None);
-                    on(Event::Retry {
-                        attempt,
-                        wait,
-                        reason: &message,
-                    });
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Err(ProviderError::Stream {
-                    provider: "anthropic".into(),
-                    message,
-                });
-            }
+            let post = Post {
+                client: &self.client,
+                provider: "anthropic",
+                url: &url,
+                headers,
+                body: body(&req),
+                policy: self.retry,
+            };
+            let state = stream_reply(&post, on, StreamState::default).await?;
+            Ok(state.finish())
         })
+    }
+}
+
+impl Decoder for StreamState {
+    const END: &'static str = "message_stop";
+
+    fn event(
+        &mut self,
+        ev: &SseEvent,
+        on: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Result<(), StreamFault> {
+        self.handle(&ev.event, &ev.data, on)
+            .map_err(|(kind, message)| StreamFault {
+                retryable: kind == "overloaded_error" || kind == "api_error",
+                kind,
+                message,
+            })
+    }
+
+    fn started(&self) -> bool {
+        self.content
+    }
+
+    fn done(&self) -> bool {
+        self.done
     }
 }
 

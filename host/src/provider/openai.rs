@@ -9,12 +9,12 @@
 //! server's grammar can only produce a valid call or a final answer.
 //! Must not run tools or touch the transcript.
 
-use super::sse::SseParser;
+use super::sse::SseEvent;
 use super::{
-    BoxFuture, Event, Provider, ProviderError, Reply, Request, RetryPolicy, post_with_retries,
+    BoxFuture, Decoder, Event, Post, Provider, ProviderError, Reply, Request, RetryPolicy,
+    StreamFault, stream_reply,
 };
 use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -189,16 +189,12 @@ struct StreamState {
     content: bool,
     /// Text not shown yet because it may be a tool call written as JSON.
     held: bool,
+    /// Hold back text that starts like JSON until the reply is whole.
+    may_hold: bool,
 }
 
 impl StreamState {
-    /// `may_hold`: text that starts like JSON is held back until the reply is whole.
-    fn handle(
-        &mut self,
-        data: &str,
-        on: &mut (dyn FnMut(Event<'_>) + Send),
-        may_hold: bool,
-    ) -> Result<(), String> {
+    fn handle(&mut self, data: &str, on: &mut (dyn FnMut(Event<'_>) + Send)) -> Result<(), String> {
         if data.trim() == "[DONE]" {
             self.done = true;
             return Ok(());
@@ -224,7 +220,7 @@ impl StreamState {
         for choice in v["choices"].as_array().into_iter().flatten() {
             let d = &choice["delta"];
             if let Some(piece) = d["content"].as_str().filter(|p| !p.is_empty()) {
-                if !self.content && may_hold {
+                if !self.content && self.may_hold {
                     let start = piece.trim_start();
                     self.held = start.starts_with('{') || start.starts_with('`');
                 }
@@ -362,66 +358,46 @@ impl Provider for OpenAi {
                 )?;
                 headers.insert("authorization", v);
             }
-            let body = body(&req, self.constrained);
+            let post = Post {
+                client: &self.client,
+                provider: "openai",
+                url: &url,
+                headers,
+                body: body(&req, self.constrained),
+                policy: self.retry,
+            };
             let may_hold = self.constrained || self.text_tool_calls;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let resp = post_with_retries(
-                    &self.client,
-                    "openai",
-                    &url,
-                    headers.clone(),
-                    body.clone(),
-                    self.retry,
-                    on,
-                )
-                .await?;
-                let mut state = StreamState::default();
-                let mut parser = SseParser::default();
-                let mut stream = resp.bytes_stream();
-                let mut broke = None;
-                'read: while let Some(chunk) = stream.next().await {
-                    let chunk = match chunk {
-                        Ok(c) => c,
-                        Err(e) => {
-                            broke = Some(super::error_chain(&e));
-                            break;
-                        }
-                    };
-                    for ev in parser.push(&chunk) {
-                        if let Err(message) = state.handle(&ev.data, on, may_hold) {
-                            return Err(ProviderError::Api {
-                                provider: "openai".into(),
-                                kind: "error".into(),
-                                message,
-                            });
-                        }
-                        if state.done {
-                            break 'read;
-                        }
-                    }
-                }
-                if state.done {
-                    return Ok(self.finish(state, req.tools, on));
-                }
-                let message = broke.unwrap_or_else(|| "the stream ended before [DONE]".into());
-                if !state.content && attempt < self.retry.max_attempts {
-                    let wait = self.retry.wait(attempt, None);
-                    on(Event::Retry {
-                        attempt,
-                        wait,
-                        reason: &message,
-                    });
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Err(ProviderError::Stream {
-                    provider: "openai".into(),
-                    message,
-                });
-            }
+            let new = || StreamState {
+                may_hold,
+                ..StreamState::default()
+            };
+            let state = stream_reply(&post, on, new).await?;
+            Ok(self.finish(state, req.tools, on))
         })
+    }
+}
+
+impl Decoder for StreamState {
+    const END: &'static str = "[DONE]";
+
+    fn event(
+        &mut self,
+        ev: &SseEvent,
+        on: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Result<(), StreamFault> {
+        self.handle(&ev.data, on).map_err(|message| StreamFault {
+            kind: "error".into(),
+            message,
+            retryable: false,
+        })
+    }
+
+    fn started(&self) -> bool {
+        self.content
+    }
+
+    fn done(&self) -> bool {
+        self.done
     }
 }
 
@@ -459,7 +435,10 @@ mod tests {
 
     #[test]
     fn deltas_accumulate_by_index() {
-        let mut s = StreamState::default();
+        let mut s = StreamState {
+            may_hold: true,
+            ..StreamState::default()
+        };
         let mut on = |_: Event<'_>| {};
         for d in [
             r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."}}]}"#,
@@ -470,7 +449,7 @@ mod tests {
             r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":80}}}"#,
             "[DONE]",
         ] {
-            assert!(s.handle(d, &mut on, true).is_ok());
+            assert!(s.handle(d, &mut on).is_ok());
         }
         let p = OpenAi::new(reqwest::Client::new(), None, None);
         let r = p.finish(s, &tools(), &mut on);
