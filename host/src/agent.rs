@@ -345,7 +345,9 @@ impl Agent {
                 usage: ledger.last,
             };
             if let Err(e) = t.append(&record) {
-                observer.warning(&e.to_string());
+                observer.warning(&format!(
+                    "{e}; the session goes on, but this turn is not saved"
+                ));
             }
         }
         messages.push(assistant);

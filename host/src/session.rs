@@ -39,9 +39,7 @@ pub enum Record {
 /// Errors reading or writing sessions.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error(
-        "cannot write the transcript {path}: {source} (the session goes on, but this turn is not saved)"
-    )]
+    #[error("cannot write the transcript {path}: {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

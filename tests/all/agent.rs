@@ -666,3 +666,27 @@ fn chat_reads_prompts_until_end_of_input() -> TestResult {
     assert_eq!(second["messages"].as_array().map(Vec::len), Some(3));
     Ok(())
 }
+
+#[test]
+fn a_transcript_that_cannot_be_written_is_a_clear_error_before_anything_runs() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![Reply::Sse(anthropic("never", &[], (1, 0, 0)))])?;
+    // The data directory is a file: nothing can be created under it.
+    let blocker = sb.tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "x")?;
+    let blocker = blocker.to_string_lossy().into_owned();
+    let env = anthropic_env(&m);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("COVE_DATA_DIR", &blocker));
+    let out = sb.cove_env(&["run", "go"], &env)?;
+    assert!(
+        out.err().contains("cannot write the transcript"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        m.requests().is_empty(),
+        "no model request without a transcript"
+    );
+    Ok(())
+}
