@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, exit};
 
 /// First-party plugins: (crate name, folder under plugins/).
-const PLUGINS: &[(&str, &str)] = &[("cove-plugin-fs", "fs"), ("cove-plugin-search", "search")];
+const PLUGINS: &[(&str, &str)] = &[
+    ("cove-plugin-fs", "fs"),
+    ("cove-plugin-search", "search"),
+    ("cove-plugin-shell", "shell"),
+];
 /// Test guests, built the same way; tests find them through `COVE_TEST_GUESTS`.
 const GUESTS: &[&str] = &["cove-guest-evil", "cove-guest-badschema"];
 

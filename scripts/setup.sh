@@ -20,6 +20,10 @@ fi
 missing=()
 command -v rg >/dev/null 2>&1 || missing+=(ripgrep)
 command -v git >/dev/null 2>&1 || missing+=(git)
+# The sandbox tests try to reach the network with these, and to find leftover processes.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 if [ ${#missing[@]} -gt 0 ]; then
   say "Installing ${missing[*]}"
   if command -v apt-get >/dev/null 2>&1; then

@@ -21,6 +21,7 @@ pub mod paths;
 pub mod provider;
 pub mod registry;
 pub mod runtime;
+pub mod sandbox;
 pub mod search;
 pub mod session;
 pub mod ui;

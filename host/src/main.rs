@@ -124,6 +124,11 @@ enum PluginCommand {
 }
 
 fn main() -> ExitCode {
+    // The sandbox helper must stay single-threaded and quiet until it execs: dispatch it first.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(cove::sandbox::HELPER) {
+        cove::sandbox::enter_and_exec(args.get(2).map_or("", String::as_str));
+    }
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match run(cli) {

@@ -469,10 +469,14 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
     let search = flag(ask.search, cfg.search, true, "search");
     let ast = flag(ask.ast, cfg.ast, true, "ast");
     let exec = flag(ask.exec, cfg.exec, builtin, "exec");
-    let allowed_hosts = cfg
-        .net
-        .clone()
-        .unwrap_or_else(|| if builtin { ask.net.clone() } else { Vec::new() });
+    // `*` (any host: commands with the network) always needs the config's word, built in or not.
+    let allowed_hosts = cfg.net.clone().unwrap_or_else(|| {
+        if builtin {
+            ask.net.iter().filter(|h| *h != "*").cloned().collect()
+        } else {
+            Vec::new()
+        }
+    });
     let mut net = Vec::new();
     for host in &ask.net {
         if allowed_hosts.contains(host) {

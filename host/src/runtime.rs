@@ -172,6 +172,8 @@ struct HostState {
     plugin: Arc<str>,
     worktree: Option<Arc<Worktree>>,
     grants: Arc<Grants>,
+    /// Set when the call is cancelled; long host work (a command) checks it.
+    cancel: Option<Arc<AtomicBool>>,
     /// Descriptors whose paths lie inside `.git` (see `guarded_fs`).
     protected: guarded_fs::Protected,
 }
@@ -397,6 +399,7 @@ impl Runtime {
                 plugin: env.plugin.clone(),
                 worktree: env.worktree.clone(),
                 grants: env.grants.clone(),
+                cancel: env.cancel.clone(),
                 protected: guarded_fs::Protected::default(),
             },
         };

@@ -272,6 +272,20 @@ pub mod search {
     }
 }
 
+/// The host's `exec` capability: run a process in the OS sandbox, inside the worktree.
+pub mod exec {
+    pub use crate::bindings::cove::plugin::exec::{Command, Outcome};
+
+    /// Run a command and wait for it (or its deadline).
+    ///
+    /// # Errors
+    /// The host's message: the capability not granted, the sandbox unavailable, a working
+    /// directory outside the worktree.
+    pub fn run(cmd: &Command) -> Result<Outcome, String> {
+        crate::bindings::cove::plugin::exec::run(cmd)
+    }
+}
+
 /// The host's log: messages appear in cove's diagnostics under the plugin's name.
 pub mod log {
     use crate::bindings::cove::plugin::log::{Level, log};

@@ -135,7 +135,10 @@ fn a_multi_turn_task_edits_a_file_with_the_real_components() -> TestResult {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(tools, ["edit", "glob", "grep", "ls", "read", "write"]);
+    assert_eq!(
+        tools,
+        ["bash", "edit", "glob", "grep", "ls", "read", "write"]
+    );
     let second = reqs[1].json();
     let result = &second["messages"][2]["content"][0];
     assert_eq!(result["tool_use_id"], "toolu_1");

@@ -33,7 +33,10 @@ fn tools_list_json_is_machine_readable() -> TestResult {
     let v: serde_json::Value = serde_json::from_str(run.out())?;
     let tools = v["tools"].as_array().ok_or("tools is not an array")?;
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, ["edit", "glob", "grep", "ls", "read", "write"]);
+    assert_eq!(
+        names,
+        ["bash", "edit", "glob", "grep", "ls", "read", "write"]
+    );
     let grep = tools
         .iter()
         .find(|t| t["name"] == "grep")

@@ -86,13 +86,85 @@ impl wit_search::Host for StoreState {
 
 const NOT_YET: &str = "is declared by contract 0.1.0 but not available in this build of cove yet";
 
+/// Longest a command may run, whatever it asks for.
+const MAX_EXEC: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl exec::Host for StoreState {
-    fn run(&mut self, _cmd: exec::Command) -> Result<exec::Outcome, String> {
+    fn run(&mut self, cmd: exec::Command) -> Result<exec::Outcome, String> {
         if !self.host.grants.exec {
             return Err(self.host.not_granted("exec", "exec = true"));
         }
-        Err(format!("the exec capability {NOT_YET}"))
+        let Some(worktree) = &self.host.worktree else {
+            return Err("this call has no worktree to run in".into());
+        };
+        let rel = worktree
+            .relative(if cmd.cwd.is_empty() { "." } else { &cmd.cwd })
+            .ok_or_else(|| format!("working directory `{}` is outside the worktree", cmd.cwd))?;
+        let cwd = worktree.root().join(&rel);
+        // Through cap-std: a link that leaves the worktree is not a directory here.
+        if !(rel.as_os_str().is_empty() || worktree.dir().is_dir(&rel)) {
+            return Err(format!(
+                "working directory `{}` is not a directory inside the worktree",
+                cmd.cwd
+            ));
+        }
+        let tmp =
+            tempfile_dir().map_err(|e| format!("cannot make a private tmp directory: {e}"))?;
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let deny = home
+            .map(|h| {
+                crate::sandbox::DEFAULT_DENY
+                    .iter()
+                    .map(|d| h.join(d))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let timeout = std::time::Duration::from_millis(u64::from(cmd.timeout_ms)).min(MAX_EXEC);
+        let spec = crate::sandbox::Spec {
+            argv: cmd.argv,
+            cwd,
+            worktree: worktree.root().to_path_buf(),
+            tmp: tmp.clone(),
+            net: !self.host.grants.net.is_empty(),
+            deny,
+            max_procs: 512,
+            max_file_bytes: 1 << 30,
+            cpu_secs: timeout.as_secs() + 5,
+        };
+        for (k, v) in &cmd.env {
+            if crate::sandbox::ENV_ALLOW.contains(&k.as_str()) || k.starts_with("COVE_") {
+                continue;
+            }
+            tracing::debug!(
+                plugin = &*self.host.plugin,
+                "extra env {k}={v} is not passed on"
+            );
+        }
+        let result = crate::sandbox::run(
+            &spec,
+            cmd.stdin.as_deref(),
+            timeout,
+            self.host.cancel.as_ref(),
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
+        let out = result.map_err(|e| e.to_string())?;
+        Ok(exec::Outcome {
+            exit_code: out.exit_code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            timed_out: out.timed_out,
+            truncated: out.truncated,
+        })
     }
+}
+
+/// A fresh private directory for one command's temporary files.
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cove-exec-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 impl ast::Host for StoreState {

