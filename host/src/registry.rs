@@ -58,6 +58,8 @@ pub struct Plugin {
     pub limits: Limits,
     /// The plugin this one replaced from an earlier layer, if any.
     pub replaces: Option<Layer>,
+    /// Working directory for its commands (relative to the worktree), kept for the session.
+    session_cwd: Arc<std::sync::Mutex<PathBuf>>,
     source: Source,
     loaded: OnceLock<Result<Arc<LoadedPlugin>, LoadError>>,
 }
@@ -141,6 +143,7 @@ impl Registry {
                 withheld,
                 limits,
                 replaces,
+                session_cwd: Arc::default(),
                 layer,
                 origin,
                 source,
@@ -261,6 +264,7 @@ impl Registry {
             worktree: Some(self.worktree.clone()),
             grants: plugin.grants.clone(),
             limits: plugin.limits,
+            session_cwd: plugin.session_cwd.clone(),
             cancel: None,
         }
     }

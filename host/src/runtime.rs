@@ -63,6 +63,8 @@ pub struct CallEnv {
     pub worktree: Option<Arc<Worktree>>,
     pub grants: Arc<Grants>,
     pub limits: Limits,
+    /// The plugin's working directory for commands, relative to the worktree; kept across calls.
+    pub session_cwd: Arc<std::sync::Mutex<PathBuf>>,
     /// Set to stop the call early (Ctrl-C); checked every epoch tick.
     pub cancel: Option<Arc<AtomicBool>>,
 }
@@ -174,6 +176,7 @@ struct HostState {
     grants: Arc<Grants>,
     /// Set when the call is cancelled; long host work (a command) checks it.
     cancel: Option<Arc<AtomicBool>>,
+    session_cwd: Arc<std::sync::Mutex<PathBuf>>,
     /// Descriptors whose paths lie inside `.git` (see `guarded_fs`).
     protected: guarded_fs::Protected,
 }
@@ -400,6 +403,7 @@ impl Runtime {
                 worktree: env.worktree.clone(),
                 grants: env.grants.clone(),
                 cancel: env.cancel.clone(),
+                session_cwd: env.session_cwd.clone(),
                 protected: guarded_fs::Protected::default(),
             },
         };

@@ -26,6 +26,14 @@ pub const HELPER: &str = "__sandbox-exec";
 pub const ENV_ALLOW: &[&str] = &[
     "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "USER", "LOGNAME", "TZ", "SHELL",
 ];
+static HELPER_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Use `exe` (a `cove` binary) as the sandbox helper instead of the running executable: for
+/// programs that embed cove as a library and are not themselves `cove`.
+pub fn set_helper_exe(exe: PathBuf) {
+    let _ = HELPER_EXE.set(exe);
+}
+
 /// Most bytes kept of stdout and of stderr.
 pub const OUTPUT_CAP: usize = 512 * 1024;
 
@@ -100,7 +108,10 @@ pub fn run(
     timeout: Duration,
     cancel: Option<&Arc<AtomicBool>>,
 ) -> Result<Outcome, SandboxError> {
-    let exe = std::env::current_exe().map_err(SandboxError::Spawn)?;
+    let exe = match HELPER_EXE.get() {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().map_err(SandboxError::Spawn)?,
+    };
     let json = serde_json::to_string(spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
     let mut cmd = Command::new(exe);
     cmd.arg(HELPER)

@@ -284,6 +284,19 @@ pub mod exec {
     pub fn run(cmd: &Command) -> Result<Outcome, String> {
         crate::bindings::cove::plugin::exec::run(cmd)
     }
+
+    /// The session's working directory for commands, relative to the worktree.
+    pub fn session_cwd() -> String {
+        crate::bindings::cove::plugin::exec::session_cwd()
+    }
+
+    /// Move the session's working directory; refused outside the worktree.
+    ///
+    /// # Errors
+    /// The host's message when the path is not a directory inside the worktree.
+    pub fn set_session_cwd(path: &str) -> Result<String, String> {
+        crate::bindings::cove::plugin::exec::set_session_cwd(path)
+    }
 }
 
 /// The host's log: messages appear in cove's diagnostics under the plugin's name.

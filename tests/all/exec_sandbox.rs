@@ -253,3 +253,50 @@ fn no_privileges_even_as_root() -> TestResult {
     assert!(count < 10, "{out}");
     Ok(())
 }
+
+#[test]
+fn the_working_directory_persists_but_never_leaves_the_worktree() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("src/deep/x.txt", "x")?;
+    let root = sb.repo().canonicalize()?;
+    // One registry for several calls, as a session has: the host keeps the directory.
+    cove::sandbox::set_helper_exe(env!("CARGO_BIN_EXE_cove").into());
+    let wt = std::sync::Arc::new(cove::worktree::Worktree::open(&sb.repo())?);
+    let config = cove::config::Config::load(None, wt.root())?;
+    let cache = Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cove-cache"));
+    let registry = cove::registry::Registry::discover(wt, &config, None, cache);
+    let run = |command: &str| {
+        let input = serde_json::json!({ "command": command }).to_string();
+        cove::dispatch::call(
+            &registry,
+            &cove::dispatch::ToolCall {
+                tool: "bash".into(),
+                input,
+            },
+        )
+    };
+    let r = run("cd src/deep && pwd");
+    assert!(
+        r.text
+            .starts_with(&format!("{}/src/deep\n", root.display())),
+        "{}",
+        r.text
+    );
+    let r = run("pwd; ls");
+    assert!(r.text.contains("/src/deep\nx.txt"), "{}", r.text);
+    let r = run("cd /tmp; pwd");
+    assert!(
+        r.text
+            .contains("outside the worktree; the working directory stays where it was"),
+        "{}",
+        r.text
+    );
+    let r = run("pwd");
+    assert_eq!(r.text, format!("{}/src/deep\n", root.display()));
+    let r = run("cd ../../..; pwd");
+    assert!(r.text.contains("outside the worktree"), "{}", r.text);
+    let r = run("cd ..; printf 'no newline'");
+    assert_eq!(r.text, "no newline\n");
+    assert!(run("pwd").text.ends_with("/src\n"));
+    Ok(())
+}

@@ -97,9 +97,22 @@ impl exec::Host for StoreState {
         let Some(worktree) = &self.host.worktree else {
             return Err("this call has no worktree to run in".into());
         };
-        let rel = worktree
-            .relative(if cmd.cwd.is_empty() { "." } else { &cmd.cwd })
-            .ok_or_else(|| format!("working directory `{}` is outside the worktree", cmd.cwd))?;
+        let rel = if cmd.cwd.is_empty() {
+            let mut session = self
+                .host
+                .session_cwd
+                .lock()
+                .map_err(|_| "session state poisoned".to_string())?;
+            // A directory removed since falls back to the worktree's root.
+            if !(session.as_os_str().is_empty() || worktree.dir().is_dir(&*session)) {
+                *session = std::path::PathBuf::new();
+            }
+            session.clone()
+        } else {
+            worktree
+                .relative(&cmd.cwd)
+                .ok_or_else(|| format!("working directory `{}` is outside the worktree", cmd.cwd))?
+        };
         let cwd = worktree.root().join(&rel);
         // Through cap-std: a link that leaves the worktree is not a directory here.
         if !(rel.as_os_str().is_empty() || worktree.dir().is_dir(&rel)) {
@@ -155,6 +168,34 @@ impl exec::Host for StoreState {
             timed_out: out.timed_out,
             truncated: out.truncated,
         })
+    }
+    fn session_cwd(&mut self) -> String {
+        self.host
+            .session_cwd
+            .lock()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn set_session_cwd(&mut self, path: String) -> Result<String, String> {
+        let Some(worktree) = &self.host.worktree else {
+            return Err("this call has no worktree".into());
+        };
+        let rel = worktree.relative(&path).ok_or_else(|| {
+            format!("`{path}` is outside the worktree; the working directory stays where it was")
+        })?;
+        if !(rel.as_os_str().is_empty() || worktree.dir().is_dir(&rel)) {
+            return Err(format!(
+                "`{path}` is not a directory inside the worktree; the working directory stays where it was"
+            ));
+        }
+        let shown = rel.to_string_lossy().into_owned();
+        *self
+            .host
+            .session_cwd
+            .lock()
+            .map_err(|_| "session state poisoned".to_string())? = rel;
+        Ok(shown)
     }
 }
 

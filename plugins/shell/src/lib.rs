@@ -12,6 +12,9 @@ use serde::Deserialize;
 use std::fmt::Write as _;
 
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+/// Printed after the command with the directory it ended in, then cut from the output: the
+/// working directory persists between calls.
+const CWD_MARKER: &str = "\u{1e}cove-cwd:";
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
 #[derive(Deserialize, JsonSchema)]
@@ -42,15 +45,27 @@ impl Tool for Bash {
             .timeout
             .unwrap_or(DEFAULT_TIMEOUT_MS)
             .clamp(1, MAX_TIMEOUT_MS);
+        let script = format!(
+            "{}\n__cove_rc=$?\nprintf '\\n{CWD_MARKER}%s' \"$(pwd -P)\"\nexit $__cove_rc",
+            input.command
+        );
         let cmd = Command {
-            argv: vec!["bash".into(), "-c".into(), input.command],
-            cwd: ".".into(),
+            argv: vec!["bash".into(), "-c".into(), script],
+            cwd: String::new(),
             env: Vec::new(),
             stdin: None,
             timeout_ms: timeout as u32,
         };
         let out = exec::run(&cmd).map_err(ToolError::Failed)?;
         let mut text = out.stdout;
+        let mut moved = None;
+        if let Some(at) = text.rfind(CWD_MARKER) {
+            let dir = text[at + CWD_MARKER.len()..].trim_end().to_string();
+            text.truncate(at);
+            // The newline before the marker was ours.
+            text.pop();
+            moved = Some(exec::set_session_cwd(&dir));
+        }
         if !out.stderr.is_empty() {
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
@@ -78,6 +93,9 @@ impl Tool for Bash {
                 }
                 None => text.push_str("[killed]\n"),
             }
+        }
+        if let Some(Err(e)) = moved {
+            let _ = writeln!(text, "[{e}]");
         }
         if text.is_empty() {
             text.push_str("(no output)\n");
