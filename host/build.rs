@@ -11,9 +11,16 @@ const PLUGINS: &[(&str, &str)] = &[
     ("cove-plugin-fs", "fs"),
     ("cove-plugin-search", "search"),
     ("cove-plugin-shell", "shell"),
+    ("cove-policy-default", "policy-default"),
+    ("cove-policy-read-only", "policy-read-only"),
+    ("cove-policy-trusted", "policy-trusted"),
 ];
 /// Test guests, built the same way; tests find them through `COVE_TEST_GUESTS`.
-const GUESTS: &[&str] = &["cove-guest-evil", "cove-guest-badschema"];
+const GUESTS: &[&str] = &[
+    "cove-guest-evil",
+    "cove-guest-badschema",
+    "cove-guest-badpolicy",
+];
 
 fn fail(msg: String) -> ! {
     eprintln!("error: {msg}");

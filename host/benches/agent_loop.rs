@@ -131,6 +131,7 @@ fn run_once(
             "json",
             "--max-turns",
             "40",
+            "--yes",
             "fix the bug",
         ],
     ))?;

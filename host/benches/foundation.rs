@@ -121,10 +121,10 @@ fn main() -> Res<()> {
     let wt = Arc::new(Worktree::open(&repo)?);
     let config = Config::load(None, wt.root())?;
     let registry = Registry::discover(wt, &config, None, Some(cache.clone()));
-    let echo = ToolCall {
+    let echo = cove::policy::Permitted::by_user(ToolCall {
         tool: "echo".into(),
         input: r#"{"text":"hi"}"#.into(),
-    };
+    });
     let first = dispatch::call(&registry, &echo);
     if first.is_error || first.text != "hi" {
         return Err(format!("echo failed: {}", first.text).into());

@@ -10,6 +10,7 @@
 use crate::cache::Ledger;
 use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
 use crate::dispatch::{self, ToolCall, ToolResult};
+use crate::policy::{self, Decision, Gate, Permitted};
 use crate::provider::{Event, Provider, Reply, Request};
 use crate::registry::Registry;
 use crate::session::{Record, Transcript};
@@ -31,6 +32,12 @@ pub struct Settings {
     pub max_turns: u32,
     /// Stop before a request once this many tokens (input + output) have been used.
     pub token_budget: Option<u64>,
+    /// The policies every call passes before it runs.
+    pub gate: Gate,
+    /// Approve calls a policy asks about without asking (`--yes`).
+    pub assume_yes: bool,
+    /// The agent's role, as policies see it (`main`, `explorer`…).
+    pub role: String,
 }
 
 /// How a run ended.
@@ -80,6 +87,10 @@ pub trait Observer: Send {
     fn tool_result(&mut self, _id: &str, _name: &str, _result: &ToolResult) {}
     fn turn_end(&mut self, _usage: &Usage, _ledger: &Ledger) {}
     fn warning(&mut self, _message: &str) {}
+    /// A policy asks the user about a call. `None`: there is nobody to ask (headless).
+    fn ask(&mut self, _question: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// The loop's states. Each transition consumes the state and returns the next.
@@ -176,7 +187,7 @@ impl Agent {
                 }
                 State::Act(reply) => {
                     let started = Instant::now();
-                    let (next, tool_time) = self.act(reply, ledger, observer, &cancel).await;
+                    let (next, tool_time) = self.act(reply, turns, ledger, observer, &cancel).await;
                     turn_started = Some((started, tool_time));
                     next
                 }
@@ -269,6 +280,7 @@ impl Agent {
     async fn act(
         &self,
         reply: Reply,
+        turns: u32,
         ledger: &mut Ledger,
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
@@ -301,7 +313,14 @@ impl Agent {
             );
         }
         let started = Instant::now();
-        let results = self.run_tools(&calls, observer, cancel).await;
+        let cx = policy::Context {
+            role: self.settings.role.clone(),
+            turns_left: self.settings.max_turns.saturating_sub(turns),
+            tokens_left: self.settings.token_budget.map_or(u64::MAX, |b| {
+                b.saturating_sub(ledger.total.total_input() + ledger.total.output_tokens)
+            }),
+        };
+        let results = self.run_tools(&calls, &cx, observer, cancel).await;
         let tool_time = started.elapsed();
         if cancel.is_cancelled() {
             return (State::Done(Outcome::Cancelled), tool_time);
@@ -361,9 +380,49 @@ impl Agent {
 
     /// Every call gets exactly one result, in the model's order. Consecutive read-only calls run
     /// in parallel; a mutating call runs alone, after what came before it.
+    /// The policy gate's answer for one call: permitted, or the error result for the model.
+    async fn permit(
+        &self,
+        call: ToolCall,
+        cx: &policy::Context,
+        observer: &mut dyn Observer,
+    ) -> Result<Permitted, ToolResult> {
+        let denied = |text: String| ToolResult {
+            text,
+            is_error: true,
+        };
+        // Policies are components: like tools, they run on a blocking thread, never on the
+        // async one (wasmtime-wasi's sync calls would try to block on the runtime).
+        let (gate, registry, cx) = (
+            self.settings.gate.clone(),
+            self.registry.clone(),
+            cx.clone(),
+        );
+        let decision = tokio::task::spawn_blocking(move || gate.decide(&registry, call, &cx))
+            .await
+            .unwrap_or_else(|e| {
+                Decision::Deny(format!("the policy check crashed in the host ({e})"))
+            });
+        match decision {
+            Decision::Allow(p) => Ok(p),
+            Decision::Deny(why) => Err(denied(format!("denied by policy: {why}"))),
+            Decision::Ask(pending) if self.settings.assume_yes => Ok(pending.approve()),
+            Decision::Ask(pending) => match observer.ask(&pending.question) {
+                Some(true) => Ok(pending.approve()),
+                Some(false) => Err(denied(format!("the user declined: {}", pending.question))),
+                None => Err(denied(format!(
+                    "this call needs the user's approval ({}) and nobody can answer in a headless run; \
+                     the user can rerun with --yes or choose another policy (--policy trusted)",
+                    pending.question
+                ))),
+            },
+        }
+    }
+
     async fn run_tools(
         &self,
         calls: &[(String, String, Value)],
+        cx: &policy::Context,
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
     ) -> Vec<ToolResult> {
@@ -388,8 +447,9 @@ impl Agent {
                     end += 1;
                 }
             }
-            let mut handles = Vec::new();
-            for (id, name, input) in &calls[i..end] {
+            // Each call of the batch: running (a handle) or already answered (a denial).
+            let mut running = Vec::new();
+            for (k, (id, name, input)) in calls[i..end].iter().enumerate() {
                 observer.tool_call(id, name, input);
                 let input = match input {
                     Value::String(raw) => raw.clone(),
@@ -399,17 +459,32 @@ impl Agent {
                     tool: name.clone(),
                     input,
                 };
+                let permitted = match self.permit(call, cx, observer).await {
+                    Ok(p) => p,
+                    Err(denied) => {
+                        results[i + k] = Some(denied);
+                        running.push(None);
+                        continue;
+                    }
+                };
                 let registry = self.registry.clone();
                 let flag = flag.clone();
-                handles.push(tokio::task::spawn_blocking(move || {
-                    dispatch::call_cancellable(&registry, &call, Some(flag))
-                }));
+                running.push(Some(tokio::task::spawn_blocking(move || {
+                    dispatch::call_cancellable(&registry, &permitted, Some(flag))
+                })));
             }
-            for (k, h) in handles.into_iter().enumerate() {
-                let r = h.await.unwrap_or_else(|e| ToolResult {
-                    text: format!("the tool call crashed in the host: {e}"),
-                    is_error: true,
-                });
+            // Results are reported in the model's order, denials included.
+            for (k, handle) in running.into_iter().enumerate() {
+                let r = match handle {
+                    Some(h) => h.await.unwrap_or_else(|e| ToolResult {
+                        text: format!("the tool call crashed in the host: {e}"),
+                        is_error: true,
+                    }),
+                    None => results[i + k].take().unwrap_or_else(|| ToolResult {
+                        text: "denied".into(),
+                        is_error: true,
+                    }),
+                };
                 let (id, name, _) = &calls[i + k];
                 observer.tool_result(id, name, &r);
                 results[i + k] = Some(r);

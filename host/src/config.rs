@@ -92,8 +92,18 @@ impl ProviderConfig {
     }
 }
 
+/// `policy = "name"` or `policy = ["a", "b"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 struct ConfigFile {
+    #[serde(default)]
+    policy: Option<OneOrMany>,
     #[serde(default)]
     provider: ProviderConfig,
     #[serde(default)]
@@ -105,6 +115,8 @@ struct ConfigFile {
 /// The merged configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// Policy plugins every tool call passes (empty: the built-in `default`).
+    pub policy: Vec<String>,
     pub provider: ProviderConfig,
     pub plugins: BTreeMap<String, PluginConfig>,
     pub limits: LimitsConfig,
@@ -162,6 +174,11 @@ impl Config {
             ),
         })?;
         self.provider.merge(parsed.provider);
+        match parsed.policy {
+            Some(OneOrMany::One(p)) => self.policy = vec![p],
+            Some(OneOrMany::Many(ps)) => self.policy = ps,
+            None => {}
+        }
         for (name, pc) in parsed.plugins {
             self.plugins.entry(name).or_default().merge(pc);
         }

@@ -18,6 +18,7 @@ pub mod conversation;
 pub mod dispatch;
 pub mod manifest;
 pub mod paths;
+pub mod policy;
 pub mod provider;
 pub mod registry;
 pub mod runtime;

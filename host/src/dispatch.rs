@@ -3,8 +3,10 @@
 //! Owns the order of checks on the call path: the tool exists, its plugin loads, the input is JSON
 //! and fits the tool's schema, then the runtime runs it. Every failure becomes a [`ToolResult`]
 //! with `is_error` and a message that says what to do; nothing here panics or aborts the session.
-//! Must not decide permissions (policy components will) or know about wasmtime.
+//! It takes only a [`Permitted`] call: deciding permission is the policy gate's job.
+//! Must not know about wasmtime.
 
+use crate::policy::Permitted;
 use crate::registry::Registry;
 use crate::runtime::ToolFailure;
 use std::sync::Arc;
@@ -45,16 +47,17 @@ impl ToolResult {
 const MAX_SCHEMA_ERRORS: usize = 5;
 
 /// Run `call` against the registry's worktree.
-pub fn call(registry: &Registry, call: &ToolCall) -> ToolResult {
+pub fn call(registry: &Registry, call: &Permitted) -> ToolResult {
     call_cancellable(registry, call, None)
 }
 
-/// Run `call`; setting `cancel` stops the plugin within one epoch tick.
+/// Run a permitted call; setting `cancel` stops the plugin within one epoch tick.
 pub fn call_cancellable(
     registry: &Registry,
-    call: &ToolCall,
+    call: &Permitted,
     cancel: Option<Arc<AtomicBool>>,
 ) -> ToolResult {
+    let call = call.call();
     let tool = call.tool.as_str();
     let Some(plugin) = registry.provider(tool) else {
         let names: Vec<String> = registry.tools().into_iter().map(|t| t.name).collect();

@@ -57,6 +57,13 @@ struct RunArgs {
     /// A script for the scripted provider.
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
+    /// The policy deciding each tool call (repeat for several: deny beats ask beats allow);
+    /// overrides `policy` in the config. Built in: default, read-only, trusted.
+    #[arg(long, value_name = "NAME")]
+    policy: Vec<String>,
+    /// Approve every call a policy would ask the user about.
+    #[arg(long, short = 'y')]
+    yes: bool,
 }
 
 #[derive(Subcommand)]
@@ -181,7 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 input
             };
-            let result = dispatch::call(&registry, &ToolCall { tool, input });
+            // The user typed this call: their word is the permission.
+            let call = cove::policy::Permitted::by_user(ToolCall { tool, input });
+            let result = dispatch::call(&registry, &call);
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string(&result)?)?;
@@ -398,6 +407,8 @@ impl RunArgs {
             model: None,
             base_url: None,
             script: None,
+            policy: Vec::new(),
+            yes: false,
         }
     }
 }
@@ -483,11 +494,20 @@ fn session(worktree: Option<PathBuf>, prompt: Option<String>, args: RunArgs) -> 
         user_dir.as_deref(),
         cove::paths::cache_dir(),
     ));
+    let policies = if args.policy.is_empty() {
+        config.policy.clone()
+    } else {
+        args.policy.clone()
+    };
+    let gate = cove::policy::Gate::new(&registry, &policies).map_err(|e| anyhow::anyhow!(e))?;
     let settings = cove::agent::Settings {
         model: model.clone(),
         max_tokens: pc.max_tokens.unwrap_or(8192),
         max_turns: pc.max_turns.unwrap_or(50),
         token_budget: pc.token_budget,
+        gate,
+        assume_yes: args.yes,
+        role: "main".into(),
     };
     let store = session_store()?;
     let (mut transcript, mut messages) = match (&args.resume, args.continue_) {
@@ -495,12 +515,13 @@ fn session(worktree: Option<PathBuf>, prompt: Option<String>, args: RunArgs) -> 
         (None, true) => store.resume(&store.latest(&root)?)?,
         (None, false) => (store.create(&root, provider.name(), &model)?, Vec::new()),
     };
+    // Loading components runs them (describe): never on the async thread.
+    let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
     let runtime = async_runtime()?;
     runtime.block_on(async move {
-        let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
-        for p in problems {
-            eprintln!("warning: {p}");
-        }
         match prompt {
             Some(prompt) => {
                 one_task(
@@ -677,6 +698,7 @@ async fn chat(
         let cancel = tokio_util::sync::CancellationToken::new();
         let watcher = cancel_on_ctrl_c(&cancel);
         let mut t = cove::ui::Terminal::new(color, std::io::stderr().is_terminal());
+        t.can_ask = true;
         let cx = cove::agent::RunContext {
             messages,
             transcript: Some(transcript),
@@ -725,11 +747,17 @@ fn demo() -> Result<ExitCode> {
         None,
         cove::paths::cache_dir(),
     ));
+    // The demo's script is known in advance, so its calls run without asking.
+    let gate = cove::policy::Gate::new(&registry, &["trusted".to_string()])
+        .map_err(|e| anyhow::anyhow!(e))?;
     let settings = cove::agent::Settings {
         model: "scripted".into(),
         max_tokens: 4096,
         max_turns: 10,
         token_budget: None,
+        gate,
+        assume_yes: false,
+        role: "main".into(),
     };
     println!(
         "cove demo: a scripted model fixes a bug in a sample repository at {}\n",
@@ -737,9 +765,9 @@ fn demo() -> Result<ExitCode> {
     );
     let prompt = "Find the TODO in this crate and fix it.";
     println!("> {prompt}\n");
+    let (mut agent, _) = cove::agent::Agent::new(provider, registry, settings, system);
     let runtime = async_runtime()?;
     let outcome = runtime.block_on(async {
-        let (mut agent, _) = cove::agent::Agent::new(provider, registry, settings, system);
         let mut messages = vec![cove::conversation::Message::user_text(prompt)];
         let mut ledger = cove::cache::Ledger::default();
         let mut t = cove::ui::Terminal::new(std::io::stdout().is_terminal(), false);

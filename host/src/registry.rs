@@ -12,7 +12,7 @@ use crate::config::{Config, PluginConfig};
 use crate::contract;
 use crate::conversation::ToolDef;
 use crate::manifest::{FsAccess, Kind, Manifest, ManifestError, ToolEntry};
-use crate::runtime::{CallEnv, Grants, Limits, Loaded, Runtime, ToolSpec};
+use crate::runtime::{CallEnv, Grants, Limits, Loaded, LoadedPolicy, Runtime, ToolSpec};
 use crate::worktree::Worktree;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -62,6 +62,7 @@ pub struct Plugin {
     session_cwd: Arc<std::sync::Mutex<PathBuf>>,
     source: Source,
     loaded: OnceLock<Result<Arc<LoadedPlugin>, LoadError>>,
+    policy: OnceLock<Result<LoadedPolicy, LoadError>>,
 }
 
 /// A plugin whose component is compiled and whose tools are checked.
@@ -149,6 +150,7 @@ impl Registry {
                 source,
                 manifest,
                 loaded: OnceLock::new(),
+                policy: OnceLock::new(),
             };
             by_name.insert(plugin.manifest.name.clone(), plugin);
         };
@@ -313,22 +315,60 @@ impl Registry {
             .clone()
     }
 
-    fn load_uncached(&self, plugin: &Plugin) -> Result<LoadedPlugin, LoadError> {
+    /// The enabled policy plugin called `name`.
+    pub fn policy_plugin(&self, name: &str) -> Option<&Plugin> {
+        self.plugins
+            .iter()
+            .find(|p| p.enabled && p.manifest.kind == Kind::Policy && p.manifest.name == name)
+    }
+
+    /// Names of every enabled policy plugin.
+    pub fn policy_names(&self) -> Vec<String> {
+        self.plugins
+            .iter()
+            .filter(|p| p.enabled && p.manifest.kind == Kind::Policy)
+            .map(|p| p.manifest.name.clone())
+            .collect()
+    }
+
+    /// Load a policy plugin (once per process), checking its contract and kind.
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming the plugin and what is wrong with it.
+    pub fn load_policy(&self, plugin: &Plugin) -> Result<LoadedPolicy, LoadError> {
+        plugin
+            .policy
+            .get_or_init(|| {
+                let bytes = self.checked_bytes(plugin)?;
+                let runtime = self.runtime().map_err(|message| LoadError {
+                    plugin: plugin.manifest.name.clone(),
+                    message,
+                })?;
+                runtime
+                    .load_policy(&plugin.manifest.name, &bytes)
+                    .map_err(|e| LoadError {
+                        plugin: plugin.manifest.name.clone(),
+                        message: e.to_string(),
+                    })
+            })
+            .clone()
+    }
+
+    /// The component's bytes, after checking its contract version and kind against the manifest.
+    fn checked_bytes(&self, plugin: &Plugin) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
         let name = plugin.manifest.name.clone();
         let err = |message: String| LoadError {
             plugin: name.clone(),
             message,
         };
-        let owned;
-        let bytes: &[u8] = match &plugin.source {
-            Source::Embedded(b) => b,
-            Source::File(path) => {
-                owned = std::fs::read(path)
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-                &owned
-            }
+        let bytes: std::borrow::Cow<'static, [u8]> = match &plugin.source {
+            Source::Embedded(b) => std::borrow::Cow::Borrowed(b),
+            Source::File(path) => std::borrow::Cow::Owned(
+                std::fs::read(path)
+                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?,
+            ),
         };
-        let info = contract::inspect(bytes).map_err(|e| err(e.to_string()))?;
+        let info = contract::inspect(&bytes).map_err(|e| err(e.to_string()))?;
         let built_for = info.contract.clone().unwrap_or_else(|| "none".into());
         if !contract::is_supported(&built_for) {
             return Err(err(format!(
@@ -352,6 +392,17 @@ impl Registry {
                     ))
             )));
         }
+        Ok(bytes)
+    }
+
+    fn load_uncached(&self, plugin: &Plugin) -> Result<LoadedPlugin, LoadError> {
+        let name = plugin.manifest.name.clone();
+        let err = |message: String| LoadError {
+            plugin: name.clone(),
+            message,
+        };
+        let bytes = self.checked_bytes(plugin)?;
+        let bytes: &[u8] = &bytes;
         let runtime = self.runtime().map_err(&err)?;
         let component = runtime.load(&name, bytes).map_err(|e| err(e.to_string()))?;
         let specs = runtime

@@ -152,6 +152,32 @@ pub struct Loaded {
     pub from_cache: bool,
 }
 
+/// A compiled, pre-linked policy component.
+#[derive(Clone)]
+pub struct LoadedPolicy {
+    pre: v0_1::policy_world::PolicyPre<StoreState>,
+}
+
+/// What a policy is asked about one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRequest {
+    pub tool: String,
+    pub plugin: String,
+    pub input: String,
+    pub read_only: bool,
+    pub role: String,
+    pub turns_left: u32,
+    pub tokens_left: u64,
+}
+
+/// A policy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny(String),
+    Ask(String),
+}
+
 /// The state of one store: one call.
 pub struct StoreState {
     wasi: WasiCtx,
@@ -319,6 +345,74 @@ impl Runtime {
     /// [`RuntimeError::Compile`] for a component wasmtime rejects; [`RuntimeError::Link`] when it
     /// imports something this host does not provide.
     pub fn load(&self, plugin: &str, bytes: &[u8]) -> Result<Loaded, RuntimeError> {
+        let (component, from_cache) = self.component(plugin, bytes)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(v0_1::ToolPre::new)
+            .map_err(|e| RuntimeError::Link {
+                plugin: plugin.into(),
+                message: link_message(&e),
+            })?;
+        Ok(Loaded { pre, from_cache })
+    }
+
+    /// Compile a policy component (or fetch it from the cache) and pre-link it.
+    ///
+    /// # Errors
+    /// As [`Runtime::load`].
+    pub fn load_policy(&self, plugin: &str, bytes: &[u8]) -> Result<LoadedPolicy, RuntimeError> {
+        let (component, _) = self.component(plugin, bytes)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(v0_1::policy_world::PolicyPre::new)
+            .map_err(|e| RuntimeError::Link {
+                plugin: plugin.into(),
+                message: link_message(&e),
+            })?;
+        Ok(LoadedPolicy { pre })
+    }
+
+    /// Ask a policy about one call, in a fresh instance.
+    ///
+    /// # Errors
+    /// [`CallError`] when the policy traps, times out or hits its memory cap (callers deny then).
+    pub fn decide(
+        &self,
+        policy: &LoadedPolicy,
+        env: &CallEnv,
+        req: &PolicyRequest,
+    ) -> Result<Verdict, CallError> {
+        use v0_1::policy_world::exports::cove::plugin::policy_api as api;
+        let (mut store, stdio) = self.store(env)?;
+        let wit_req = api::Request {
+            tool: req.tool.clone(),
+            plugin: req.plugin.clone(),
+            input: req.input.clone(),
+            read_only: req.read_only,
+            role: req.role.clone(),
+            budget: api::Budget {
+                turns_left: req.turns_left,
+                tokens_left: req.tokens_left,
+            },
+        };
+        let result = policy
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| p.cove_plugin_policy_api().call_decide(&mut store, &wit_req));
+        stdio.log(&env.plugin);
+        Ok(
+            match result.map_err(|e| classify(e, &store, env, &stdio))? {
+                api::Verdict::Allow => Verdict::Allow,
+                api::Verdict::Deny(m) => Verdict::Deny(m),
+                api::Verdict::Ask(m) => Verdict::Ask(m),
+            },
+        )
+    }
+
+    /// The component for `bytes`: from the disk cache, or compiled (and then cached).
+    fn component(&self, plugin: &str, bytes: &[u8]) -> Result<(Component, bool), RuntimeError> {
         let cache = self.cache_path(bytes);
         let mut from_cache = false;
         let mut component = None;
@@ -353,15 +447,7 @@ impl Runtime {
                 c
             }
         };
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(v0_1::ToolPre::new)
-            .map_err(|e| RuntimeError::Link {
-                plugin: plugin.into(),
-                message: link_message(&e),
-            })?;
-        Ok(Loaded { pre, from_cache })
+        Ok((component, from_cache))
     }
 
     fn store(&self, env: &CallEnv) -> Result<(Store<StoreState>, Stdio), CallError> {

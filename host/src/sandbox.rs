@@ -113,6 +113,8 @@ pub fn run(
         None => std::env::current_exe().map_err(SandboxError::Spawn)?,
     };
     let json = serde_json::to_string(spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
+    // `.cove` is mounted read-only in the sandbox; it must exist so a command cannot create it.
+    std::fs::create_dir_all(spec.worktree.join(".cove")).map_err(SandboxError::Spawn)?;
     let mut cmd = Command::new(exe);
     cmd.arg(HELPER)
         .arg(json)
@@ -316,19 +318,24 @@ pub fn enter_and_exec(spec_json: &str) -> ! {
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             "",
         );
-        let git = spec.worktree.join(".git");
-        if git.exists() {
-            if !mount(&git, &git, "", libc::MS_BIND | libc::MS_REC, "") {
-                fail("bind .git");
+        // git's directory (a planted hook runs outside every sandbox) and cove's own (grants and
+        // policies) are read-only; the parent made sure `.cove` exists so it cannot be created.
+        for name in [".git", ".cove"] {
+            let dir = spec.worktree.join(name);
+            if !dir.exists() {
+                continue;
+            }
+            if !mount(&dir, &dir, "", libc::MS_BIND | libc::MS_REC, "") {
+                fail("bind a protected directory");
             }
             if !mount(
                 none,
-                &git,
+                &dir,
                 "",
                 libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
                 "",
             ) {
-                fail("make .git read-only");
+                fail("make a protected directory read-only");
             }
         }
         for p in &spec.deny {

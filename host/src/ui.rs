@@ -27,6 +27,8 @@ pub struct Terminal {
     spin: bool,
     at_line_start: bool,
     pub text: String,
+    /// Whether a policy's question can be put to the user (interactive sessions).
+    pub can_ask: bool,
 }
 
 impl Terminal {
@@ -37,6 +39,7 @@ impl Terminal {
             spin,
             at_line_start: true,
             text: String::new(),
+            can_ask: false,
         }
     }
 
@@ -136,6 +139,25 @@ impl Observer for Terminal {
         } else {
             eprintln!("  {}", self.paint("2", &format!("⎿ {lines} line(s)")));
         }
+    }
+
+    fn ask(&mut self, question: &str) -> Option<bool> {
+        use std::io::BufRead;
+        if !self.can_ask {
+            return None;
+        }
+        self.end_line();
+        // The terminal itself, not stdin: stdin may be a pipe of prompts.
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        let mut out = tty.try_clone().ok()?;
+        let _ = write!(out, "{} [y/N] ", self.paint("33", &format!("? {question}")));
+        let mut line = String::new();
+        std::io::BufReader::new(tty).read_line(&mut line).ok()?;
+        Some(matches!(line.trim(), "y" | "Y" | "yes"))
     }
 
     fn warning(&mut self, message: &str) {

@@ -92,7 +92,7 @@ fn a_multi_turn_task_edits_a_file_with_the_real_components() -> TestResult {
             (20, 500, 50),
         )),
     ])?;
-    let out = run(&sb, &m, &["run", "fix add"])?;
+    let out = run(&sb, &m, &["run", "--yes", "fix add"])?;
     assert!(out.ok, "{out:?}");
     assert!(
         out.stdout.contains("Reading.") && out.stdout.contains("Fixed the operator in `add`."),
@@ -572,6 +572,7 @@ fn a_thirty_turn_session_keeps_the_cache_warm() -> TestResult {
             "json",
             "--max-turns",
             "40",
+            "--yes",
             "work through the files",
         ],
     )?;

@@ -269,10 +269,10 @@ fn the_working_directory_persists_but_never_leaves_the_worktree() -> TestResult 
         let input = serde_json::json!({ "command": command }).to_string();
         cove::dispatch::call(
             &registry,
-            &cove::dispatch::ToolCall {
+            &cove::policy::Permitted::by_user(cove::dispatch::ToolCall {
                 tool: "bash".into(),
                 input,
-            },
+            }),
         )
     };
     let r = run("cd src/deep && pwd");

@@ -81,10 +81,10 @@ fn the_host_goes_on_after_traps_timeouts_and_memory_caps() -> TestResult {
     let call = |tool: &str, input: &str| {
         dispatch::call(
             &registry,
-            &ToolCall {
+            &cove::policy::Permitted::by_user(ToolCall {
                 tool: tool.into(),
                 input: input.into(),
-            },
+            }),
         )
     };
     for (tool, needle) in [

@@ -7,6 +7,7 @@ mod exec_sandbox;
 mod faults;
 mod fs_tools;
 mod mock_model;
+mod policy;
 mod sandbox;
 mod search_tools;
 mod support;

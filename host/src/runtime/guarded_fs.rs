@@ -29,8 +29,12 @@ const PREOPENS: &str = "wasi:filesystem/preopens@0.2.12";
 #[derive(Debug, Default)]
 pub struct Protected(HashSet<u32>);
 
+/// Directories no plugin may change: git's (a planted hook runs outside every sandbox) and
+/// cove's own (a plugin must not grant itself capabilities or switch its policy).
+const PROTECTED: &[&str] = &[".git", ".cove"];
+
 fn names_git(path: &str) -> bool {
-    path.split('/').any(|c| c == ".git")
+    path.split('/').any(|c| PROTECTED.contains(&c))
 }
 
 impl StoreState {
@@ -239,5 +243,7 @@ mod tests {
         assert!(!names_git(".github/workflows/ci.yml"));
         assert!(!names_git("x.git"));
         assert!(!names_git("src/git/x"));
+        assert!(names_git(".cove/config.toml"));
+        assert!(!names_git(".cover"));
     }
 }

@@ -15,6 +15,15 @@ wasmtime::component::bindgen!({
 
 use self::cove::plugin::{ast, exec, log, search as wit_search, types};
 
+/// Bindings of the `policy` world, sharing the host's `log` with the tool world.
+pub mod policy_world {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "cove:plugin/policy@0.1.0",
+        with: { "cove:plugin/log": super::cove::plugin::log },
+    });
+}
+
 impl types::Host for StoreState {}
 
 impl log::Host for StoreState {

@@ -1,0 +1,195 @@
+//! Policies decide every call before it runs: the built-in ones, several at once, a policy that
+//! fails, and a model trying to change its own policy. The model here is scripted.
+
+use crate::support::{Run, Sandbox, TestResult, guest};
+use serde_json::{Value, json};
+
+/// Run `cove run` with a scripted model that makes `calls` (name, input) in one turn, then stops.
+fn scripted(
+    sb: &Sandbox,
+    calls: &[(&str, Value)],
+    extra: &[&str],
+) -> Result<Run, Box<dyn std::error::Error>> {
+    let tool_calls: Vec<Value> = calls
+        .iter()
+        .map(|(n, i)| json!({"name": n, "input": i}))
+        .collect();
+    let script =
+        json!({"turns": [{"text": "Working.", "tool_calls": tool_calls}, {"text": "Done."}]});
+    let path = sb.tmp.path().join("script.json");
+    std::fs::write(&path, script.to_string())?;
+    let path = path.to_string_lossy().into_owned();
+    let mut args = vec![
+        "run",
+        "--provider",
+        "scripted",
+        "--script",
+        &path,
+        "--output-format",
+        "stream-json",
+    ];
+    args.extend_from_slice(extra);
+    args.push("go");
+    Ok(sb.cove(&args)?)
+}
+
+/// The tool results of a stream-json run, in order.
+fn results(run: &Run) -> Vec<(bool, String)> {
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "tool_result")
+        .map(|e| {
+            (
+                e["is_error"] == true,
+                e["text"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn edit_call() -> (&'static str, Value) {
+    (
+        "edit",
+        json!({"file_path": "a.txt", "old_string": "one", "new_string": "two"}),
+    )
+}
+
+#[test]
+fn the_default_policy_allows_reads_and_asks_for_writes_which_headless_means_no() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "one\n")?;
+    let run = scripted(
+        &sb,
+        &[("read", json!({"file_path": "a.txt"})), edit_call()],
+        &[],
+    )?;
+    assert!(run.ok, "{run:?}");
+    let r = results(&run);
+    assert!(!r[0].0 && r[0].1.contains("one"), "{r:?}");
+    assert!(
+        r[1].0 && r[1].1.contains("needs the user's approval") && r[1].1.contains("--yes"),
+        "{r:?}"
+    );
+    assert_eq!(sb.read("a.txt")?, "one\n");
+    let run = scripted(&sb, &[edit_call()], &["--yes"])?;
+    assert!(!results(&run)[0].0, "{run:?}");
+    assert_eq!(sb.read("a.txt")?, "two\n");
+    Ok(())
+}
+
+#[test]
+fn read_only_denies_writes_and_commands_with_its_reason() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "one\n")?;
+    let calls = [
+        edit_call(),
+        ("bash", json!({"command": "touch made"})),
+        ("grep", json!({"pattern": "one"})),
+    ];
+    let run = scripted(&sb, &calls, &["--policy", "read-only", "--yes"])?;
+    let r = results(&run);
+    assert!(
+        r[0].0 && r[0].1.contains("denied by policy") && r[0].1.contains("read-only"),
+        "{r:?}"
+    );
+    assert!(r[1].0 && r[1].1.contains("denied by policy"), "{r:?}");
+    assert!(!r[2].0, "{r:?}");
+    assert_eq!(sb.read("a.txt")?, "one\n");
+    assert!(!sb.repo().join("made").exists());
+    Ok(())
+}
+
+#[test]
+fn deny_beats_ask_beats_allow_across_policies() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "one\n")?;
+    sb.config("policy = [\"trusted\", \"read-only\"]\n")?;
+    let r = results(&scripted(&sb, &[edit_call()], &["--yes"])?);
+    assert!(
+        r[0].0 && r[0].1.contains("read-only"),
+        "deny must win: {r:?}"
+    );
+    sb.config("policy = [\"trusted\", \"default\"]\n")?;
+    let r = results(&scripted(&sb, &[edit_call()], &[])?);
+    assert!(
+        r[0].0 && r[0].1.contains("approval"),
+        "ask must win over allow: {r:?}"
+    );
+    sb.config("policy = \"trusted\"\n")?;
+    let r = results(&scripted(&sb, &[edit_call()], &[])?);
+    assert!(!r[0].0, "{r:?}");
+    assert_eq!(sb.read("a.txt")?, "two\n");
+    Ok(())
+}
+
+#[test]
+fn a_policy_that_traps_or_hangs_denies() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "one\n")?;
+    let manifest = "name = \"bad\"\nversion = \"0.1.0\"\nkind = \"policy\"\ncontract = \"0.1.0\"\n[limits]\ntimeout_ms = 300\n";
+    sb.add_plugin("bad", manifest, &guest("badpolicy"))?;
+    let calls = [
+        ("read", json!({"file_path": "a.txt"})),
+        ("glob", json!({"pattern": "*.txt"})),
+        ("ls", json!({})),
+        ("grep", json!({"pattern": "one"})),
+    ];
+    let run = scripted(&sb, &calls, &["--policy", "bad"])?;
+    assert!(run.ok, "{run:?}");
+    let r = results(&run);
+    assert!(
+        r[0].0 && r[0].1.contains("policy `bad` failed") && r[0].1.contains("deliberate panic"),
+        "{r:?}"
+    );
+    assert!(
+        r[1].0 && r[1].1.contains("policy `bad` failed") && r[1].1.contains("deadline"),
+        "{r:?}"
+    );
+    assert!(!r[2].0, "{r:?}");
+    assert!(r[3].0 && r[3].1.contains("bad says no to grep"), "{r:?}");
+    Ok(())
+}
+
+#[test]
+fn an_unknown_policy_is_refused_before_anything_runs() -> TestResult {
+    let sb = Sandbox::new()?;
+    let run = scripted(&sb, &[], &["--policy", "nosuch"])?;
+    let err = run.err();
+    assert!(
+        err.contains("no policy plugin named `nosuch`")
+            && err.contains("read-only")
+            && err.contains("trusted"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_model_cannot_change_its_policy_or_grants() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.config("policy = \"trusted\"\n")?;
+    let config = sb.repo().join(".cove/config.toml");
+    let before = std::fs::read(&config)?;
+    let calls = [
+        (
+            "write",
+            json!({"file_path": ".cove/config.toml", "content": "[plugins.shell]\nnet = [\"*\"]\n"}),
+        ),
+        (
+            "edit",
+            json!({"file_path": ".cove/config.toml", "old_string": "trusted", "new_string": "anything"}),
+        ),
+        (
+            "bash",
+            json!({"command": "echo 'policy = \"trusted\"' >> .cove/config.toml; mkdir -p .cove/plugins/x"}),
+        ),
+    ];
+    let run = scripted(&sb, &calls, &[])?;
+    let r = results(&run);
+    assert!(r[0].0 && r[1].0, "{r:?}");
+    assert!(r[2].1.contains("[exit code"), "{r:?}");
+    assert_eq!(std::fs::read(&config)?, before);
+    assert!(!sb.repo().join(".cove/plugins").exists());
+    Ok(())
+}
