@@ -17,6 +17,13 @@ if command -v rustup >/dev/null 2>&1; then
   fi
 fi
 
+# componentize-py builds the example third-party policy (Python) the tests load.
+if ! command -v componentize-py >/dev/null 2>&1; then
+  say "Installing componentize-py"
+  python3 -m pip install -q "componentize-py==0.25.1"
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+
 missing=()
 command -v rg >/dev/null 2>&1 || missing+=(ripgrep)
 command -v git >/dev/null 2>&1 || missing+=(git)

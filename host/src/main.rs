@@ -90,6 +90,11 @@ enum Command {
     Plugin(PluginCommand),
     /// An offline session: a scripted model fixes a bug in a sample repository with the real tools.
     Demo,
+    /// Which sandbox walls are active on this machine, and why any is missing.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&file, json),
         Command::Demo => demo(),
+        Command::Doctor { json } => doctor(json),
     }
 }
 
@@ -715,6 +721,39 @@ async fn chat(
             eprintln!("{}", outcome.describe());
         }
     }
+}
+
+fn doctor(json: bool) -> Result<ExitCode> {
+    let scratch = std::env::temp_dir().join(format!("cove-doctor-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let walls = cove::sandbox::doctor(&scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let all = walls.iter().all(|w| w.active);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&walls)?);
+    } else {
+        println!(
+            "plugins: WebAssembly components, one WASI preopen (the worktree), .git and .cove read-only: always on"
+        );
+        for w in &walls {
+            println!(
+                "{} {}: {}",
+                if w.active { "✓" } else { "✗" },
+                w.name,
+                w.detail
+            );
+        }
+        if !all {
+            println!(
+                "\nCommands (the bash tool) need every wall; with one missing they are refused."
+            );
+        }
+    }
+    Ok(if all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The offline demo: a sample repository with a bug, and a scripted model that fixes it with the

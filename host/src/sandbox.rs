@@ -485,3 +485,125 @@ fn landlock(spec: &Spec) -> Result<(), landlock::RulesetError> {
         .restrict_self()?;
     Ok(())
 }
+
+/// One wall, as `cove doctor` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Wall {
+    pub name: &'static str,
+    pub active: bool,
+    pub detail: String,
+}
+
+/// The Landlock ABI version this kernel offers, or why there is none.
+pub fn landlock_abi() -> Result<i64, String> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: the documented way to ask for the ABI version: null attr, size 0, VERSION flag.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 {
+        Err(format!(
+            "not available: {}",
+            std::io::Error::last_os_error()
+        ))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Check every wall on this machine, the last one by running `true` in a real sandbox.
+pub fn doctor(scratch: &Path) -> Vec<Wall> {
+    let mut walls = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    walls.push(match landlock_abi() {
+        Ok(v) if v >= 4 => Wall { name: "Landlock", active: true, detail: format!("ABI {v}: writes only to the worktree and a private tmp; TCP closed unless granted") },
+        Ok(v) => Wall { name: "Landlock", active: true, detail: format!("ABI {v}: filesystem rules only (TCP rules need ABI 4; the network namespace still closes it)") },
+        Err(e) => Wall { name: "Landlock", active: false, detail: format!("{e}: needs Linux 5.13+ with landlock in the lsm= boot list") },
+    });
+    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    walls.push(if root {
+        Wall { name: "namespaces", active: true, detail: "running as root: mount, PID and network namespaces without a user namespace; every capability is dropped before the command runs".into() }
+    } else {
+        match userns {
+            Some(n) if n > 0 => Wall { name: "namespaces", active: true, detail: "unprivileged user namespaces are enabled".into() },
+            _ => Wall { name: "namespaces", active: false, detail: "unprivileged user namespaces are off (sysctl user.max_user_namespaces / kernel.unprivileged_userns_clone)".into() },
+        }
+    });
+    let cgroup = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"].iter().find(|b| {
+        let probe = Path::new(b).join(format!("cove-doctor-{}", std::process::id()));
+        let ok = std::fs::create_dir(&probe).is_ok() && probe.join("pids.max").exists();
+        let _ = std::fs::remove_dir(&probe);
+        ok
+    });
+    walls.push(match cgroup {
+        Some(b) => Wall {
+            name: "process limit",
+            active: true,
+            detail: format!("pids cgroup at {b}, plus RLIMIT_NPROC"),
+        },
+        None if !root => Wall {
+            name: "process limit",
+            active: true,
+            detail: "RLIMIT_NPROC (no writable pids cgroup)".into(),
+        },
+        None => Wall {
+            name: "process limit",
+            active: false,
+            detail:
+                "running as root, where RLIMIT_NPROC does not bind, and no writable pids cgroup"
+                    .into(),
+        },
+    });
+    let tmp = scratch.join("tmp");
+    let _ = std::fs::create_dir_all(&tmp);
+    let spec = Spec {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status".into(),
+        ],
+        cwd: scratch.to_path_buf(),
+        worktree: scratch.to_path_buf(),
+        tmp,
+        net: false,
+        deny: Vec::new(),
+        max_procs: 64,
+        max_file_bytes: 1 << 20,
+        cpu_secs: 10,
+    };
+    walls.push(match run(&spec, None, Duration::from_secs(20), None) {
+        Ok(o)
+            if o.exit_code == Some(0)
+                && o.stdout.contains("CapEff:\t0000000000000000")
+                && o.stdout.contains("NoNewPrivs:\t1") =>
+        {
+            Wall {
+                name: "sandboxed command",
+                active: true,
+                detail: "a test command ran with no capabilities and no_new_privs".into(),
+            }
+        }
+        Ok(o) => Wall {
+            name: "sandboxed command",
+            active: false,
+            detail: format!(
+                "the test command did not run as expected: {}{}",
+                o.stdout, o.stderr
+            ),
+        },
+        Err(e) => Wall {
+            name: "sandboxed command",
+            active: false,
+            detail: e.to_string(),
+        },
+    });
+    walls
+}

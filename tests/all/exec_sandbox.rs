@@ -300,3 +300,24 @@ fn the_working_directory_persists_but_never_leaves_the_worktree() -> TestResult 
     assert!(run("pwd").text.ends_with("/src\n"));
     Ok(())
 }
+
+#[test]
+fn doctor_reports_every_wall_active_here() -> TestResult {
+    let sb = Sandbox::new()?;
+    let run = sb.cove(&["doctor", "--json"])?;
+    let walls: Vec<serde_json::Value> = serde_json::from_str(run.out())?;
+    let names: Vec<&str> = walls.iter().filter_map(|w| w["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Landlock",
+            "namespaces",
+            "process limit",
+            "sandboxed command"
+        ]
+    );
+    for w in &walls {
+        assert_eq!(w["active"], true, "{w}");
+    }
+    Ok(())
+}

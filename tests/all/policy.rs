@@ -193,3 +193,47 @@ fn the_model_cannot_change_its_policy_or_grants() -> TestResult {
     assert!(!sb.repo().join(".cove/plugins").exists());
     Ok(())
 }
+
+/// The example third-party policy, written in Python and built by scripts/test.sh with
+/// componentize-py, loads and decides like any other.
+#[test]
+fn a_python_policy_written_by_a_third_party_decides() -> TestResult {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wasm = root.join("target/examples/no-push.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: scripts/test.sh builds it with componentize-py",
+        wasm.display()
+    );
+    let manifest = std::fs::read_to_string(root.join("examples/policy-python/plugin.toml"))?;
+    let sb = Sandbox::new()?;
+    let dir = sb.repo().join(".cove/plugins/no-push");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("plugin.toml"), manifest)?;
+    std::fs::copy(&wasm, dir.join("no-push.wasm"))?;
+    sb.config("policy = [\"trusted\", \"no-push\"]\n")?;
+    let calls = [
+        ("bash", json!({"command": "git push origin main"})),
+        ("bash", json!({"command": "rm -rf / --no-preserve-root"})),
+        ("bash", json!({"command": "echo allowed"})),
+        (
+            "write",
+            json!({"file_path": ".github/workflows/ci.yml", "content": "on: push"}),
+        ),
+        (
+            "write",
+            json!({"file_path": "src/ok.txt", "content": "fine"}),
+        ),
+    ];
+    let run = scripted(&sb, &calls, &[])?;
+    assert!(run.ok, "{run:?}");
+    let r = results(&run);
+    assert!(r[0].0 && r[0].1.contains("git push"), "{r:?}");
+    assert!(r[1].0 && r[1].1.contains("never allowed"), "{r:?}");
+    assert!(!r[2].0 && r[2].1.contains("allowed"), "{r:?}");
+    assert!(r[3].0 && r[3].1.contains("CI configuration"), "{r:?}");
+    assert!(!r[4].0, "{r:?}");
+    assert!(!sb.repo().join(".github").exists());
+    assert_eq!(sb.read("src/ok.txt")?, "fine");
+    Ok(())
+}
