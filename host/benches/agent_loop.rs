@@ -95,7 +95,15 @@ fn four_step() -> Vec<Reply> {
                 r#"{"file_path":"src/lib.rs","old_string":"a - b","new_string":"a + b"}"#.into(),
             )],
         ),
-        Reply::AnthropicCached("Fixed `add`.".into(), vec![]),
+        Reply::AnthropicCached(
+            "Running the tests.".into(),
+            vec![(
+                "t3".into(),
+                "bash".into(),
+                r#"{"command":"grep -q 'a + b' src/lib.rs && echo 'test add ... ok'"}"#.into(),
+            )],
+        ),
+        Reply::AnthropicCached("Fixed `add`; the tests pass.".into(), vec![]),
     ]
 }
 
@@ -202,7 +210,17 @@ fn main() -> Res<()> {
     let max = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
 
     let mut rows: Vec<[String; 4]> = Vec::new();
-    rows.push(["start to first model request (4-step task: read, edit, answer; no test step until the bash tool lands)".into(), ms(median(firsts.clone())), "≤ 30 ms".into(), format!("process spawn {} ({:.1}×)", ms(spawn), median(firsts).as_secs_f64() / spawn.as_secs_f64())]);
+    rows.push([
+        "start to first model request (4-step task: read, edit, run its tests with bash, answer)"
+            .into(),
+        ms(median(firsts.clone())),
+        "≤ 30 ms".into(),
+        format!(
+            "process spawn {} ({:.1}×)",
+            ms(spawn),
+            median(firsts).as_secs_f64() / spawn.as_secs_f64()
+        ),
+    ]);
     rows.push([
         "peak RSS, 4-step task (largest of 20 runs; components load from the warm cache)".into(),
         format!("{:.1} MB", rss_four as f64 / 1024.0),

@@ -164,6 +164,50 @@ fn main() -> Res<()> {
         ratio(inst.median, spawn.median),
     ]);
 
+    // `true` through the bash tool (component → exec → sandbox helper → namespaces, Landlock,
+    // bash) against spawning `true` directly.
+    cove::sandbox::set_helper_exe(env!("CARGO_BIN_EXE_cove").into());
+    let bash_true = cove::policy::Permitted::by_user(ToolCall {
+        tool: "bash".into(),
+        input: r#"{"command":"true"}"#.into(),
+    });
+    let first = dispatch::call(&registry, &bash_true);
+    if first.is_error {
+        return Err(format!("bash failed: {}", first.text).into());
+    }
+    let sandboxed = time(200, || {
+        let r = dispatch::call(&registry, &bash_true);
+        if r.is_error {
+            Err(r.text.into())
+        } else {
+            Ok(())
+        }
+    })?;
+    let plain = time(200, || run_quiet(&mut Command::new("true")))?;
+    eprintln!(
+        "bash true: {} vs plain {}",
+        us(sandboxed.median),
+        us(plain.median)
+    );
+    rows.push([
+        "`true` through the bash tool, sandboxed (Landlock, namespaces, rlimits, caps dropped)"
+            .into(),
+        format!(
+            "{} (p99 {}); added: {} median, {} p99",
+            us(sandboxed.median),
+            us(sandboxed.p99),
+            us(sandboxed.median.saturating_sub(plain.median)),
+            us(sandboxed.p99.saturating_sub(plain.p99))
+        ),
+        "≤ 5 ms added".into(),
+        format!(
+            "`std::process::Command` of `true`: {} (p99 {})",
+            us(plain.median),
+            us(plain.p99)
+        ),
+        ratio(sandboxed.median, plain.median),
+    ]);
+
     // Cold load of a Rust tool from the on-disk cache: a new engine each time, so nothing is warm.
     let fs_wasm = std::fs::read(first_party("fs"))?;
     let cold_cache = tmp.path().join("cold-cache");
