@@ -25,6 +25,8 @@ pub struct PluginConfig {
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
     pub output_kb: Option<u64>,
+    /// Extra environment for the plugin's commands, on top of the allow-list.
+    pub env: Option<BTreeMap<String, String>>,
 }
 
 impl PluginConfig {
@@ -33,7 +35,7 @@ impl PluginConfig {
             ($($f:ident),*) => { $( if later.$f.is_some() { self.$f = later.$f; } )* };
         }
         take!(
-            enabled, fs, search, exec, ast, net, timeout_ms, memory_mb, output_kb
+            enabled, fs, search, exec, ast, net, timeout_ms, memory_mb, output_kb, env
         );
     }
 }

@@ -22,6 +22,10 @@ struct Cli {
     /// Run against this worktree instead of the git repository around the current directory.
     #[arg(long, global = true, value_name = "DIR")]
     worktree: Option<PathBuf>,
+    /// Run commands WITHOUT the OS sandbox (no namespaces, Landlock or capability drop), for
+    /// machines where `cove doctor` shows a wall missing. Said loudly in every run.
+    #[arg(long, global = true)]
+    unsandboxed: bool,
     /// More diagnostics on stderr (-v: debug, -vv: trace). RUST_LOG works too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -175,6 +179,12 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.unsandboxed {
+        cove::sandbox::set_unsandboxed(true);
+        eprintln!(
+            "warning: --unsandboxed: commands run WITHOUT the OS sandbox (no namespaces, no Landlock, capabilities kept)"
+        );
+    }
     let command = cli.command.unwrap_or(Command::Chat {
         args: RunArgs::default_args(),
     });
@@ -642,7 +652,7 @@ async fn one_task(
         }
         Format::StreamJson => {
             cove::ui::emit(
-                &serde_json::json!({"type": "session_start", "session_id": id, "model": model,
+                &serde_json::json!({"type": "session_start", "session_id": id, "model": model, "unsandboxed": cove::sandbox::unsandboxed(),
                 "tools": agent.tools().iter().map(|t| t.name.clone()).collect::<Vec<_>>()}),
             );
             let mut s = cove::ui::StreamJson {

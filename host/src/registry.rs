@@ -549,6 +549,11 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
             exec,
             ast,
             net,
+            env: cfg
+                .env
+                .clone()
+                .map(|e| e.into_iter().collect())
+                .unwrap_or_default(),
         },
         withheld,
     )

@@ -36,6 +36,9 @@ pub struct Grants {
     pub exec: bool,
     pub ast: bool,
     pub net: Vec<String>,
+    /// Environment the config passes to the plugin's commands.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
 }
 
 /// Per-call resource limits.

@@ -144,18 +144,32 @@ fn the_network_is_closed_unless_granted() -> TestResult {
     );
 
     sb.config("[plugins.shell]\nnet = [\"*\"]\n")?;
-    let out = bash(
-        &sb,
-        &format!("echo granted > /dev/tcp/127.0.0.1/{port}; echo done"),
-    )?
-    .out()
-    .to_string();
-    assert!(out.contains("done") && !out.contains("[exit code"), "{out}");
     listener.set_nonblocking(false)?;
-    let (mut conn, _) = listener.accept()?;
-    let mut got = String::new();
-    conn.read_to_string(&mut got)?;
-    assert_eq!(got, "granted\n");
+    // Accept whatever arrives (three clients at most) and keep what each sent.
+    let server = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let Ok((mut conn, _)) = listener.accept() else {
+                break;
+            };
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+            let mut buf = [0u8; 256];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got
+    });
+    let granted = format!(
+        "echo via-devtcp > /dev/tcp/127.0.0.1/{port}; curl -s -m 2 http://127.0.0.1:{port}/curl; echo via-nc | nc -q 0 -w 2 127.0.0.1 {port}; echo done"
+    );
+    let out = bash(&sb, &granted)?.out().to_string();
+    assert!(out.contains("done"), "{out}");
+    let got = server.join().map_err(|_| "server thread panicked")?;
+    assert_eq!(got.len(), 3, "{got:?} / {out}");
+    assert!(
+        got[0].contains("via-devtcp") && got[1].contains("GET /curl") && got[2].contains("via-nc"),
+        "{got:?}"
+    );
     Ok(())
 }
 
@@ -214,7 +228,17 @@ fn huge_output_is_capped_and_the_host_stays_bounded() -> TestResult {
         .take()
         .ok_or("stdout")?
         .read_to_string(&mut out)?;
-    assert!(child.wait()?.success());
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: reaps this child, which nothing else waits for, into our own structs.
+    let rss_kib = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut u), pid);
+        u.ru_maxrss
+    };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // 200 MB went through the pipes; cove itself stayed small.
+    assert!(rss_kib < 150 * 1024, "cove peaked at {rss_kib} KiB");
     assert!(out.len() < 2 << 20, "{} bytes came back", out.len());
     assert!(
         out.contains("output cut"),
@@ -319,5 +343,44 @@ fn doctor_reports_every_wall_active_here() -> TestResult {
     for w in &walls {
         assert_eq!(w["active"], true, "{w}");
     }
+    Ok(())
+}
+
+#[test]
+fn the_project_config_passes_environment_to_commands() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.config("[plugins.shell]\nenv = { GREETING = \"hello from config\" }\n")?;
+    let out = bash_env(
+        &sb,
+        "echo \"$GREETING\"; echo \"${SECRET_TOKEN:-unset}\"",
+        10_000,
+        &[("SECRET_TOKEN", "s3cr3t")],
+    )?
+    .out()
+    .to_string();
+    assert!(
+        out.contains("hello from config") && out.contains("unset"),
+        "{out}"
+    );
+    Ok(())
+}
+
+#[test]
+fn unsandboxed_is_an_explicit_loud_choice() -> TestResult {
+    let sb = Sandbox::new()?;
+    let input = serde_json::json!({"command": "ls /proc | grep -c '^[0-9]'"}).to_string();
+    let sandboxed = sb.cove(&["tools", "call", "bash", &input])?;
+    let inside: u32 = sandboxed.out().trim().parse()?;
+    let run = sb.cove(&["--unsandboxed", "tools", "call", "bash", &input])?;
+    assert!(
+        run.stderr.contains("WITHOUT the OS sandbox"),
+        "{}",
+        run.stderr
+    );
+    let outside: u32 = run.out().trim().parse()?;
+    assert!(
+        outside > inside,
+        "the host's processes are visible only unsandboxed: {inside} vs {outside}"
+    );
     Ok(())
 }

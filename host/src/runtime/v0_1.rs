@@ -152,6 +152,8 @@ impl exec::Host for StoreState {
             max_procs: 512,
             max_file_bytes: 1 << 30,
             cpu_secs: timeout.as_secs() + 5,
+            env: self.host.grants.env.clone(),
+            unsandboxed: crate::sandbox::unsandboxed(),
         };
         for (k, v) in &cmd.env {
             if crate::sandbox::ENV_ALLOW.contains(&k.as_str()) || k.starts_with("COVE_") {
