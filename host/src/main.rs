@@ -623,9 +623,7 @@ async fn one_task(
                 cancel,
             };
             let outcome = agent.run(cx).await;
-            if !t.text.ends_with('\n') && !t.text.is_empty() {
-                println!();
-            }
+            t.end_line();
             eprintln!(
                 "\n{} — {}\nsession {id}",
                 outcome.describe(),
@@ -730,9 +728,7 @@ async fn chat(
         };
         let outcome = agent.run(cx).await;
         watcher.abort();
-        if !t.text.ends_with('\n') && !t.text.is_empty() {
-            println!();
-        }
+        t.end_line();
         if outcome != cove::agent::Outcome::Finished {
             eprintln!("{}", outcome.describe());
         }

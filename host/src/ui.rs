@@ -51,7 +51,8 @@ impl Terminal {
         }
     }
 
-    fn end_line(&mut self) {
+    /// Finish the model's last line of text, if it did not end with a newline.
+    pub fn end_line(&mut self) {
         if !self.at_line_start {
             println!();
             self.at_line_start = true;
