@@ -12,9 +12,14 @@ fn anthropic_env(m: &MockModel) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Borrowed pairs for `Sandbox::cove_env`.
+fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 fn run(sb: &Sandbox, m: &MockModel, args: &[&str]) -> Result<crate::support::Run, std::io::Error> {
     let env = anthropic_env(m);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = refs(&env);
     sb.cove_env(args, &env)
 }
 
@@ -298,7 +303,7 @@ fn a_429_with_retry_after_is_retried_then_succeeds() -> TestResult {
         Reply::Sse(anthropic("Done after waiting.", &[], (10, 0, 0))),
     ])?;
     let env = anthropic_env(&m);
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env = refs(&env);
     env.push(("COVE_PROVIDER", "anthropic"));
     sb.config("[provider]\nretry_base_ms = 50\n")?;
     let out = sb.cove_env(&["run", "go"], &env)?;
@@ -513,21 +518,14 @@ fn kill_9_mid_turn_then_resume_keeps_earlier_turns() -> TestResult {
         Reply::Sse(anthropic("Resumed and done.", &[], (10, 0, 0))),
     ])?;
     let env = anthropic_env(&m);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = refs(&env);
     let mut child = sb
         .command(&sb.repo(), &["run", "read a.txt"], &env)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
-    // Wait until the second request (the one that hangs) has arrived, then kill -9.
-    let started = std::time::Instant::now();
-    while m.requests().len() < 2 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the second request never came"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // Once the second request (the one that hangs) has arrived, kill -9.
+    m.wait_for_requests(2);
     child.kill()?;
     child.wait()?;
     let lines = sb.transcripts()?;
@@ -602,20 +600,13 @@ fn ctrl_c_cancels_the_turn_and_keeps_the_transcript_whole() -> TestResult {
         Reply::Hang,
     ])?;
     let env = anthropic_env(&m);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = refs(&env);
     let child = sb
         .command(&sb.repo(), &["run", "go"], &env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    let started = std::time::Instant::now();
-    while m.requests().len() < 2 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the second request never came"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    m.wait_for_requests(2);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()?;
@@ -644,7 +635,7 @@ fn chat_reads_prompts_until_end_of_input() -> TestResult {
         Reply::Sse(anthropic("Second answer.", &[], (10, 0, 0))),
     ])?;
     let env = anthropic_env(&m);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = refs(&env);
     let mut child = sb
         .command(&sb.repo(), &[], &env)
         .stdin(std::process::Stdio::piped())
@@ -680,7 +671,7 @@ fn a_transcript_that_cannot_be_written_is_a_clear_error_before_anything_runs() -
     std::fs::write(&blocker, "x")?;
     let blocker = blocker.to_string_lossy().into_owned();
     let env = anthropic_env(&m);
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env = refs(&env);
     env.push(("COVE_DATA_DIR", &blocker));
     let out = sb.cove_env(&["run", "go"], &env)?;
     assert!(

@@ -93,6 +93,18 @@ impl MockModel {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Block until `n` requests have arrived (a minute at most, then panic: the test has failed).
+    pub fn wait_for_requests(&self, n: usize) {
+        let started = std::time::Instant::now();
+        while self.requests().len() < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "request {n} never came"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn remaining(&self) -> usize {
         self.replies.lock().map(|r| r.len()).unwrap_or(0)
     }
