@@ -6,10 +6,10 @@
 //! judge it on their own hardware. `BENCH_TREE` picks the large tree for the search figures
 //! (default: the cargo registry sources on this machine).
 
+use cove::agent::dispatch::{self, ToolCall};
 use cove::config::Config;
-use cove::dispatch::{self, ToolCall};
-use cove::registry::Registry;
-use cove::runtime::Runtime;
+use cove::plugins::registry::Registry;
+use cove::plugins::runtime::Runtime;
 use cove::worktree::Worktree;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -121,7 +121,7 @@ fn main() -> Res<()> {
     let wt = Arc::new(Worktree::open(&repo)?);
     let config = Config::load(None, wt.root())?;
     let registry = Registry::discover(wt, &config, None, Some(cache.clone()));
-    let echo = cove::policy::Permitted::by_user(ToolCall {
+    let echo = cove::agent::policy::Permitted::by_user(ToolCall {
         tool: "echo".into(),
         input: r#"{"text":"hi"}"#.into(),
     });
@@ -167,7 +167,7 @@ fn main() -> Res<()> {
     // `true` through the bash tool (component → exec → sandbox helper → namespaces, Landlock,
     // bash) against spawning `true` directly.
     cove::sandbox::set_helper_exe(env!("CARGO_BIN_EXE_cove").into());
-    let bash_true = cove::policy::Permitted::by_user(ToolCall {
+    let bash_true = cove::agent::policy::Permitted::by_user(ToolCall {
         tool: "bash".into(),
         input: r#"{"command":"true"}"#.into(),
     });

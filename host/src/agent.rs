@@ -7,13 +7,16 @@
 //! cancellation. The states are an enum; each transition is a method.
 //! Must not format output (an [`Observer`] does) or know a provider's wire format.
 
-use crate::cache::Ledger;
+pub mod dispatch;
+pub mod policy;
+
+use crate::context::cache::Ledger;
 use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
-use crate::dispatch::{self, ToolCall, ToolResult};
-use crate::policy::{self, Decision, Gate, Permitted};
+use crate::plugins::registry::Registry;
 use crate::provider::{Event, Provider, Reply, Request};
-use crate::registry::Registry;
 use crate::session::{Record, Transcript};
+use dispatch::{ToolCall, ToolResult};
+use policy::{Decision, Gate, Permitted};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -330,7 +333,7 @@ impl Agent {
             .zip(results)
             .map(|((id, _, _), r)| Block::ToolResult {
                 tool_use_id: id.clone(),
-                content: crate::runtime::cut(&r.text, MAX_RESULT_BYTES).into_owned(),
+                content: crate::plugins::runtime::cut(&r.text, MAX_RESULT_BYTES).into_owned(),
                 is_error: r.is_error,
             })
             .collect();

@@ -4,7 +4,7 @@
 //! which plugins are on, what they are granted, and their limits. Must not look at manifests or
 //! components; combining asks with grants is the registry's job.
 
-use crate::manifest::FsAccess;
+use crate::plugins::manifest::FsAccess;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,8 @@
 //! directory. Nothing time-dependent or random goes in, so the prompt prefix stays cacheable.
 //! Must not build provider requests.
 
+pub mod cache;
+
 use std::path::Path;
 
 /// Memory file names, read in this order in each directory.
@@ -48,7 +50,7 @@ pub fn memory_files(root: &Path, cwd: &Path) -> Vec<(String, String)> {
             };
             let mut text = String::from_utf8_lossy(&bytes).into_owned();
             if text.len() > MAX_MEMORY_BYTES {
-                text = crate::runtime::cut(&text, MAX_MEMORY_BYTES).into_owned();
+                text = crate::plugins::runtime::cut(&text, MAX_MEMORY_BYTES).into_owned();
             }
             let rel = path
                 .strip_prefix(root)

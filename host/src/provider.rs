@@ -274,7 +274,7 @@ pub async fn post_with_retries(
                     provider: provider.into(),
                     status,
                     attempts: attempt,
-                    body: crate::runtime::cut(text.trim(), 2000).into_owned(),
+                    body: crate::plugins::runtime::cut(text.trim(), 2000).into_owned(),
                 };
                 if !retryable(status) {
                     return Err(err);

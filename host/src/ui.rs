@@ -4,10 +4,10 @@
 //!
 //! Owns output formats only. Must not decide anything about the run.
 
+use crate::agent::dispatch::ToolResult;
 use crate::agent::{Observer, Outcome};
-use crate::cache::{self, Ledger};
+use crate::context::cache::{self, Ledger};
 use crate::conversation::Usage;
-use crate::dispatch::ToolResult;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::Duration;
@@ -67,7 +67,10 @@ fn call_summary(name: &str, input: &Value) -> String {
         .find_map(|k| input.get(*k).and_then(Value::as_str));
     match key {
         Some(v) => format!("{name} {v}"),
-        None => format!("{name} {}", crate::runtime::cut(&input.to_string(), 120)),
+        None => format!(
+            "{name} {}",
+            crate::plugins::runtime::cut(&input.to_string(), 120)
+        ),
     }
 }
 
@@ -134,7 +137,7 @@ impl Observer for Terminal {
                 "  {}",
                 self.paint(
                     "31",
-                    &format!("⎿ error: {}", crate::runtime::cut(first, 300))
+                    &format!("⎿ error: {}", crate::plugins::runtime::cut(first, 300))
                 )
             );
         } else {

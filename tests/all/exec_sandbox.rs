@@ -288,12 +288,12 @@ fn the_working_directory_persists_but_never_leaves_the_worktree() -> TestResult 
     let wt = std::sync::Arc::new(cove::worktree::Worktree::open(&sb.repo())?);
     let config = cove::config::Config::load(None, wt.root())?;
     let cache = Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cove-cache"));
-    let registry = cove::registry::Registry::discover(wt, &config, None, cache);
+    let registry = cove::plugins::registry::Registry::discover(wt, &config, None, cache);
     let run = |command: &str| {
         let input = serde_json::json!({ "command": command }).to_string();
-        cove::dispatch::call(
+        cove::agent::dispatch::call(
             &registry,
-            &cove::policy::Permitted::by_user(cove::dispatch::ToolCall {
+            &cove::agent::policy::Permitted::by_user(cove::agent::dispatch::ToolCall {
                 tool: "bash".into(),
                 input,
             }),

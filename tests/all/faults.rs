@@ -3,9 +3,9 @@
 //! other tools carry on.
 
 use crate::support::{Sandbox, TestResult, evil_manifest, guest};
+use cove::agent::dispatch::{self, ToolCall};
 use cove::config::Config;
-use cove::dispatch::{self, ToolCall};
-use cove::registry::Registry;
+use cove::plugins::registry::Registry;
 use cove::worktree::Worktree;
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ fn the_host_goes_on_after_traps_timeouts_and_memory_caps() -> TestResult {
     let call = |tool: &str, input: &str| {
         dispatch::call(
             &registry,
-            &cove::policy::Permitted::by_user(ToolCall {
+            &cove::agent::policy::Permitted::by_user(ToolCall {
                 tool: tool.into(),
                 input: input.into(),
             }),

@@ -6,9 +6,9 @@
 //! It takes only a [`Permitted`] call: deciding permission is the policy gate's job.
 //! Must not know about wasmtime.
 
-use crate::policy::Permitted;
-use crate::registry::Registry;
-use crate::runtime::ToolFailure;
+use crate::agent::policy::Permitted;
+use crate::plugins::registry::Registry;
+use crate::plugins::runtime::ToolFailure;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 

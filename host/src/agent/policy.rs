@@ -6,9 +6,9 @@
 //! A policy that traps, times out or cannot load denies (fail closed). Must not run tools, and
 //! takes its policy names from config and flags only, never from the model.
 
-use crate::dispatch::ToolCall;
-use crate::registry::Registry;
-use crate::runtime::{PolicyRequest, Verdict};
+use crate::agent::dispatch::ToolCall;
+use crate::plugins::registry::Registry;
+use crate::plugins::runtime::{PolicyRequest, Verdict};
 
 /// A call some policy allowed (or the user approved): the only thing dispatch runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

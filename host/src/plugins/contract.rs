@@ -4,7 +4,7 @@
 //! skipped) to learn its kind and contract version before anything is compiled. Must not link or
 //! run anything; that is the runtime's job.
 
-use crate::manifest::Kind;
+use crate::plugins::manifest::Kind;
 use std::fmt;
 
 /// The WIT package every contract version lives in.

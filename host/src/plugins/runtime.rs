@@ -12,7 +12,7 @@
 mod guarded_fs;
 mod v0_1;
 
-use crate::manifest::FsAccess;
+use crate::plugins::manifest::FsAccess;
 use crate::worktree::Worktree;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,12 +1,12 @@
 //! Bindings for contract `cove:plugin@0.1.0` and the host side of its imports.
 //!
 //! Owns the generated types of this one contract version and how each host capability answers a
-//! plugin: `log` to tracing, `search` to [`crate::search`], and `exec`/`ast` answered with an error
+//! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], and `exec`/`ast` answered with an error
 //! until their implementations land. Every capability checks the plugin's grants first. Must not
 //! hold state across calls: a store lives for one call.
 
 use super::StoreState;
-use crate::search;
+use crate::capabilities::search;
 
 wasmtime::component::bindgen!({
     path: "../wit/v0.1",

@@ -9,10 +9,10 @@
 //! Must not run tools (that is `dispatch`) or touch wasmtime (that is `runtime`).
 
 use crate::config::{Config, PluginConfig};
-use crate::contract;
 use crate::conversation::ToolDef;
-use crate::manifest::{FsAccess, Kind, Manifest, ManifestError, ToolEntry};
-use crate::runtime::{CallEnv, Grants, Limits, Loaded, LoadedPolicy, Runtime, ToolSpec};
+use crate::plugins::contract;
+use crate::plugins::manifest::{FsAccess, Kind, Manifest, ManifestError, ToolEntry};
+use crate::plugins::runtime::{CallEnv, Grants, Limits, Loaded, LoadedPolicy, Runtime, ToolSpec};
 use crate::worktree::Worktree;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -155,7 +155,7 @@ impl Registry {
             by_name.insert(plugin.manifest.name.clone(), plugin);
         };
 
-        for (text, bytes) in crate::builtin::BUILTIN {
+        for (text, bytes) in crate::plugins::builtin::BUILTIN {
             let m = Manifest::parse(text, Path::new("built-in plugin.toml"));
             add(
                 m.map(|m| (m, Source::Embedded(bytes), "built-in".to_string())),

@@ -1,0 +1,247 @@
+//! The `cove` command line: flags and subcommands (clap), one file per subcommand under `cli/`.
+//! Errors reach the user here, through anyhow, as one clear message and a non-zero exit code.
+//! Must not hold logic a subagent or teammate would need: that belongs in the library.
+
+mod demo;
+mod doctor;
+mod plugin;
+mod session;
+mod sessions;
+mod tools;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use cove::config::Config;
+use cove::plugins::registry::Registry;
+use cove::worktree::Worktree;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "cove",
+    version,
+    about = "A coding-agent host whose tools are sandboxed WebAssembly components"
+)]
+pub(crate) struct Cli {
+    /// Run against this worktree instead of the git repository around the current directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    worktree: Option<PathBuf>,
+    /// Run commands WITHOUT the OS sandbox (no namespaces, Landlock or capability drop), for
+    /// machines where `cove doctor` shows a wall missing. Said loudly in every run.
+    #[arg(long, global = true)]
+    unsandboxed: bool,
+    /// More diagnostics on stderr (-v: debug, -vv: trace). RUST_LOG works too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Resume this session (see `cove sessions list`).
+    #[arg(long, value_name = "ID", conflicts_with = "continue_")]
+    resume: Option<String>,
+    /// Continue the most recent session in this worktree.
+    #[arg(long = "continue", short = 'c')]
+    continue_: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    output_format: cove::ui::Format,
+    /// Stop after this many model turns.
+    #[arg(long)]
+    max_turns: Option<u32>,
+    /// Stop before a request once this many tokens have been used.
+    #[arg(long)]
+    token_budget: Option<u64>,
+    /// anthropic | openai | scripted (overrides COVE_PROVIDER and the config).
+    #[arg(long)]
+    provider: Option<String>,
+    /// The model name (overrides COVE_MODEL and the config).
+    #[arg(long)]
+    model: Option<String>,
+    /// The provider's base URL.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// A script for the scripted provider.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// The policy deciding each tool call (repeat for several: deny beats ask beats allow);
+    /// overrides `policy` in the config. Built in: default, read-only, trusted.
+    #[arg(long, value_name = "NAME")]
+    policy: Vec<String>,
+    /// Approve every call a policy would ask the user about.
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent on one task and stop when the model is done.
+    Run {
+        prompt: String,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// An interactive session (the default with no command). Ctrl-C cancels a turn, Ctrl-D exits.
+    Chat {
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Saved sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// The tools available in this worktree.
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// An offline session: a scripted model fixes a bug in a sample repository with the real tools.
+    Demo,
+    /// Which sandbox walls are active on this machine, and why any is missing.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Sessions of this worktree, newest first (`--all`: every worktree).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ToolsCommand {
+    /// List every tool: name, description, source, read-only or not, capabilities.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tool against the worktree and print its result.
+    Call {
+        tool: String,
+        /// The input as JSON text, or `-` to read it from stdin.
+        input: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show a component's kind, contract version, exports, imports and its manifest's asks.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.unsandboxed {
+        cove::sandbox::set_unsandboxed(true);
+        eprintln!(
+            "warning: --unsandboxed: commands run WITHOUT the OS sandbox (no namespaces, no Landlock, capabilities kept)"
+        );
+    }
+    let command = cli.command.unwrap_or(Command::Chat {
+        args: RunArgs::default_args(),
+    });
+    match command {
+        Command::Run { prompt, args } => session::start(cli.worktree, Some(prompt), args),
+        Command::Chat { args } => session::start(cli.worktree, None, args),
+        Command::Sessions(SessionsCommand::List { all, json }) => {
+            sessions::list(cli.worktree, all, json)
+        }
+        Command::Tools(ToolsCommand::List { json }) => {
+            let registry = open_registry(cli.worktree)?;
+            tools::list(&registry, json)
+        }
+        Command::Tools(ToolsCommand::Call { tool, input, json }) => {
+            tools::call(cli.worktree, tool, input, json)
+        }
+        Command::Plugin(PluginCommand::Inspect { file, json }) => plugin::inspect(&file, json),
+        Command::Demo => demo::run(),
+        Command::Doctor { json } => doctor::run(json),
+    }
+}
+
+pub(crate) fn open_registry(worktree: Option<PathBuf>) -> Result<Registry> {
+    let wt = match worktree {
+        Some(dir) => Worktree::open(&dir)?,
+        None => Worktree::discover(
+            &std::env::current_dir().context("cannot read the current directory")?,
+        )?,
+    };
+    let user_dir = cove::paths::config_dir();
+    let config = Config::load(user_dir.as_deref(), wt.root())?;
+    let cache = cove::paths::cache_dir();
+    Ok(Registry::discover(
+        Arc::new(wt),
+        &config,
+        user_dir.as_deref(),
+        cache,
+    ))
+}
+
+impl RunArgs {
+    fn default_args() -> Self {
+        Self {
+            resume: None,
+            continue_: false,
+            output_format: cove::ui::Format::Text,
+            max_turns: None,
+            token_budget: None,
+            provider: None,
+            model: None,
+            base_url: None,
+            script: None,
+            policy: Vec::new(),
+            yes: false,
+        }
+    }
+}
+
+pub(crate) fn session_store() -> Result<cove::session::Store> {
+    let dir = cove::paths::data_dir()
+        .context("cannot find a data directory: set HOME or COVE_DATA_DIR")?;
+    Ok(cove::session::Store::new(dir.join("sessions")))
+}
+
+pub(crate) fn open_worktree(worktree: Option<PathBuf>) -> Result<Worktree> {
+    Ok(match worktree {
+        Some(dir) => Worktree::open(&dir)?,
+        None => Worktree::discover(
+            &std::env::current_dir().context("cannot read the current directory")?,
+        )?,
+    })
+}
+
+/// `cove run` and `cove chat`.
+/// The loop waits on the network and runs tools on blocking threads, so one async thread is
+/// enough; a small blocking pool bounds the threads (and their stacks) parallel tools can use.
+pub(crate) fn async_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+        .context("starting the async runtime")
+}
+
+pub(crate) fn exit_code(outcome: &cove::agent::Outcome) -> ExitCode {
+    use cove::agent::Outcome;
+    match outcome {
+        Outcome::Finished => ExitCode::SUCCESS,
+        Outcome::Failed(_) => ExitCode::FAILURE,
+        Outcome::MaxTurns(_) | Outcome::TokenBudget(_) => ExitCode::from(3),
+        Outcome::Cancelled => ExitCode::from(130),
+    }
+}

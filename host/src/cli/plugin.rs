@@ -1,0 +1,108 @@
+//! `cove plugin inspect`.
+
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub(crate) fn inspect(file: &PathBuf, json: bool) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let info =
+        cove::plugins::contract::inspect(&bytes).with_context(|| format!("{}", file.display()))?;
+    let manifest_path = file.with_file_name("plugin.toml");
+    let manifest = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => Some(
+            cove::plugins::manifest::Manifest::parse(&text, &manifest_path)
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        Err(_) => None,
+    };
+    let supported = info
+        .contract
+        .as_deref()
+        .is_some_and(cove::plugins::contract::is_supported);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({
+            "file": file,
+            "size": bytes.len(),
+            "component": info,
+            "supported": supported,
+            "supported_contracts": cove::plugins::contract::SUPPORTED,
+            "capabilities_used": cove::plugins::contract::imported_capabilities(&info),
+            "manifest": manifest,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "file:     {} ({} KiB)",
+        file.display(),
+        bytes.len() / 1024
+    )?;
+    write!(out, "{info}")?;
+    let support = if supported {
+        "yes".to_string()
+    } else {
+        format!(
+            "no (this cove supports {})",
+            cove::plugins::contract::SUPPORTED.join(", ")
+        )
+    };
+    writeln!(out, "loadable: {support}")?;
+    let used = cove::plugins::contract::imported_capabilities(&info);
+    writeln!(
+        out,
+        "uses host capabilities: {}",
+        if used.is_empty() {
+            "none".into()
+        } else {
+            used.join(", ")
+        }
+    )?;
+    match manifest {
+        Some(m) => {
+            let caps = &m.capabilities;
+            writeln!(
+                out,
+                "manifest: {} {} ({}), {}",
+                m.name,
+                m.version,
+                m.kind,
+                manifest_path.display()
+            )?;
+            writeln!(
+                out,
+                "  asks for: fs:{}{}{}{}{}",
+                caps.fs,
+                if caps.search { " search" } else { "" },
+                if caps.exec { " exec" } else { "" },
+                if caps.ast { " ast" } else { "" },
+                if caps.net.is_empty() {
+                    String::new()
+                } else {
+                    format!(" net:{}", caps.net.join(","))
+                }
+            )?;
+            for t in &m.tools {
+                writeln!(
+                    out,
+                    "  tool {}: {}{}",
+                    t.name,
+                    t.description,
+                    if t.read_only { " (read-only)" } else { "" }
+                )?;
+            }
+        }
+        None => writeln!(
+            out,
+            "manifest: none beside it ({})",
+            manifest_path.display()
+        )?,
+    }
+    if !supported {
+        bail!("this component cannot be loaded by this cove");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,241 @@
+//! `cove run` and `cove chat`: one task, or an interactive session.
+
+use super::{RunArgs, async_runtime, exit_code, open_worktree, session_store};
+use anyhow::Result;
+use cove::config::Config;
+use cove::plugins::registry::Registry;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub(crate) fn start(
+    worktree: Option<PathBuf>,
+    prompt: Option<String>,
+    args: RunArgs,
+) -> Result<ExitCode> {
+    let wt = open_worktree(worktree)?;
+    let user_dir = cove::paths::config_dir();
+    let config = Config::load(user_dir.as_deref(), wt.root())?;
+    let mut pc = config.provider.clone();
+    pc.merge(cove::config::ProviderConfig {
+        kind: args.provider.clone(),
+        model: args.model.clone(),
+        base_url: args.base_url.clone(),
+        max_turns: args.max_turns,
+        token_budget: args.token_budget,
+        script: args.script.clone(),
+        ..Default::default()
+    });
+    let (provider, model) =
+        cove::provider::select(&pc, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| wt.root().to_path_buf());
+    let system = cove::context::system_prompt(wt.root(), &cwd);
+    let root = wt.root().to_path_buf();
+    let registry = Arc::new(Registry::discover(
+        Arc::new(wt),
+        &config,
+        user_dir.as_deref(),
+        cove::paths::cache_dir(),
+    ));
+    let policies = if args.policy.is_empty() {
+        config.policy.clone()
+    } else {
+        args.policy.clone()
+    };
+    let gate =
+        cove::agent::policy::Gate::new(&registry, &policies).map_err(|e| anyhow::anyhow!(e))?;
+    let settings = cove::agent::Settings {
+        model: model.clone(),
+        max_tokens: pc.max_tokens.unwrap_or(8192),
+        max_turns: pc.max_turns.unwrap_or(50),
+        token_budget: pc.token_budget,
+        gate,
+        assume_yes: args.yes,
+        role: "main".into(),
+    };
+    let store = session_store()?;
+    let (mut transcript, mut messages) = match (&args.resume, args.continue_) {
+        (Some(id), _) => store.resume(id)?,
+        (None, true) => store.resume(&store.latest(&root)?)?,
+        (None, false) => (store.create(&root, provider.name(), &model)?, Vec::new()),
+    };
+    // Loading components runs them (describe): never on the async thread.
+    let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    let runtime = async_runtime()?;
+    runtime.block_on(async move {
+        match prompt {
+            Some(prompt) => {
+                one_task(
+                    &mut agent,
+                    &mut transcript,
+                    &mut messages,
+                    prompt,
+                    &args,
+                    &model,
+                )
+                .await
+            }
+            None => chat(&mut agent, &mut transcript, &mut messages, &model).await,
+        }
+    })
+}
+
+/// Cancel `token` on Ctrl-C.
+pub(crate) fn cancel_on_ctrl_c(
+    token: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let token = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            token.cancel();
+        }
+    })
+}
+
+pub(crate) async fn one_task(
+    agent: &mut cove::agent::Agent,
+    transcript: &mut cove::session::Transcript,
+    messages: &mut Vec<cove::conversation::Message>,
+    prompt: String,
+    args: &RunArgs,
+    model: &str,
+) -> Result<ExitCode> {
+    use cove::ui::Format;
+    let user = cove::conversation::Message::user_text(prompt);
+    transcript.append(&cove::session::Record::User {
+        message: user.clone(),
+    })?;
+    messages.push(user);
+    let mut ledger = cove::context::cache::Ledger::default();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watcher = cancel_on_ctrl_c(&cancel);
+    let id = transcript.id.clone();
+    let outcome = match args.output_format {
+        Format::Text => {
+            let mut t = cove::ui::Terminal::new(
+                std::io::stdout().is_terminal(),
+                std::io::stderr().is_terminal(),
+            );
+            let cx = cove::agent::RunContext {
+                messages,
+                transcript: Some(transcript),
+                ledger: &mut ledger,
+                observer: &mut t,
+                cancel,
+            };
+            let outcome = agent.run(cx).await;
+            t.end_line();
+            eprintln!(
+                "\n{} — {}\nsession {id}",
+                outcome.describe(),
+                ledger.summary(model)
+            );
+            outcome
+        }
+        Format::Json => {
+            let mut c = cove::ui::JsonCollector::default();
+            let cx = cove::agent::RunContext {
+                messages,
+                transcript: Some(transcript),
+                ledger: &mut ledger,
+                observer: &mut c,
+                cancel,
+            };
+            let outcome = agent.run(cx).await;
+            let mut v = cove::ui::end_json(&id, &outcome, &ledger, model, &agent.harness);
+            v["result"] = serde_json::Value::String(c.text);
+            v["tool_calls"] = serde_json::Value::Array(c.tool_calls);
+            v["warnings"] = serde_json::json!(c.warnings);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            outcome
+        }
+        Format::StreamJson => {
+            cove::ui::emit(
+                &serde_json::json!({"type": "session_start", "session_id": id, "model": model, "unsandboxed": cove::sandbox::unsandboxed(),
+                "tools": agent.tools().iter().map(|t| t.name.clone()).collect::<Vec<_>>()}),
+            );
+            let mut s = cove::ui::StreamJson {
+                model: model.to_string(),
+            };
+            let cx = cove::agent::RunContext {
+                messages,
+                transcript: Some(transcript),
+                ledger: &mut ledger,
+                observer: &mut s,
+                cancel,
+            };
+            let outcome = agent.run(cx).await;
+            let mut end = cove::ui::end_json(&id, &outcome, &ledger, model, &agent.harness);
+            end["type"] = "end".into();
+            cove::ui::emit(&end);
+            outcome
+        }
+    };
+    watcher.abort();
+    Ok(exit_code(&outcome))
+}
+
+pub(crate) async fn chat(
+    agent: &mut cove::agent::Agent,
+    transcript: &mut cove::session::Transcript,
+    messages: &mut Vec<cove::conversation::Message>,
+    model: &str,
+) -> Result<ExitCode> {
+    use tokio::io::AsyncBufReadExt;
+    let color = std::io::stdout().is_terminal();
+    eprintln!(
+        "cove — {model} — session {} — {} tools. Ctrl-C cancels a turn, Ctrl-D exits.",
+        transcript.id,
+        agent.tools().len()
+    );
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut ledger = cove::context::cache::Ledger::default();
+    loop {
+        eprint!("{}", if color { "\x1b[1m> \x1b[0m" } else { "> " });
+        let line = tokio::select! {
+            l = lines.next_line() => l?,
+            _ = tokio::signal::ctrl_c() => { eprintln!("\n(Ctrl-D exits)"); continue; }
+        };
+        let Some(line) = line else {
+            eprintln!("\n{}", ledger.summary(model));
+            return Ok(ExitCode::SUCCESS);
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let user = cove::conversation::Message::user_text(line);
+        transcript.append(&cove::session::Record::User {
+            message: user.clone(),
+        })?;
+        // After a cancelled or failed turn the history ends with the user's words; the next
+        // prompt joins them, as the transcript's reader does on --resume.
+        match messages.last_mut() {
+            Some(last) if last.role == cove::conversation::Role::User => {
+                last.content.extend(user.content)
+            }
+            _ => messages.push(user),
+        }
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let watcher = cancel_on_ctrl_c(&cancel);
+        let mut t = cove::ui::Terminal::new(color, std::io::stderr().is_terminal());
+        t.can_ask = true;
+        let cx = cove::agent::RunContext {
+            messages,
+            transcript: Some(transcript),
+            ledger: &mut ledger,
+            observer: &mut t,
+            cancel,
+        };
+        let outcome = agent.run(cx).await;
+        watcher.abort();
+        t.end_line();
+        if outcome != cove::agent::Outcome::Finished {
+            eprintln!("{}", outcome.describe());
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `cove tools list` and `cove tools call`.
+
+use anyhow::{Context, Result};
+use cove::agent::dispatch::{self, ToolCall};
+use cove::plugins::registry::Registry;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `cove tools call TOOL INPUT`: one call the user typed, so the user's word is the permission.
+pub(crate) fn call(
+    worktree: Option<PathBuf>,
+    tool: String,
+    input: String,
+    json: bool,
+) -> Result<ExitCode> {
+    let registry = super::open_registry(worktree)?;
+    let input = if input == "-" {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .context("reading the input from stdin")?;
+        buf
+    } else {
+        input
+    };
+    // The user typed this call: their word is the permission.
+    let call = cove::agent::policy::Permitted::by_user(ToolCall { tool, input });
+    let result = dispatch::call(&registry, &call);
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&result)?)?;
+    } else if result.is_error {
+        eprintln!("error: {}", result.text.trim_end());
+    } else {
+        write!(out, "{}", result.text)?;
+        if !result.text.ends_with('\n') {
+            writeln!(out)?;
+        }
+    }
+    Ok(if result.is_error {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(crate) fn list(registry: &Registry, json: bool) -> Result<ExitCode> {
+    let tools = registry.tools();
+    let disabled: Vec<String> = registry
+        .plugins()
+        .iter()
+        .filter(|p| !p.enabled)
+        .map(|p| p.manifest.name.clone())
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({
+            "worktree": registry.worktree().root(),
+            "tools": tools,
+            "disabled_plugins": disabled,
+            "problems": registry.problems(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let src_width = tools
+        .iter()
+        .map(|t| t.plugin.len() + t.source.to_string().len() + 1)
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    writeln!(
+        out,
+        "{:width$}  {:src_width$}  {:9}  {:28}  DESCRIPTION",
+        "TOOL", "SOURCE", "MODE", "CAPABILITIES"
+    )?;
+    for t in &tools {
+        let source = format!("{}:{}", t.source, t.plugin);
+        let mode = if t.read_only { "read-only" } else { "writes" };
+        writeln!(
+            out,
+            "{:width$}  {source:src_width$}  {mode:9}  {:28}  {}",
+            t.name,
+            t.capabilities.summary(),
+            t.description
+        )?;
+    }
+    for p in registry
+        .plugins()
+        .iter()
+        .filter(|p| p.enabled && !p.withheld.is_empty())
+    {
+        writeln!(
+            out,
+            "note: plugin `{}` asked for more than it was granted: {}",
+            p.manifest.name,
+            p.withheld.join("; ")
+        )?;
+    }
+    if !disabled.is_empty() {
+        writeln!(out, "disabled: {}", disabled.join(", "))?;
+    }
+    for problem in registry.problems() {
+        writeln!(out, "problem: {problem}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
