@@ -7,14 +7,11 @@
 //! (default: the cargo registry sources on this machine).
 
 use cove::agent::dispatch::{self, ToolCall};
-use cove::config::Config;
-use cove::plugins::registry::Registry;
 use cove::plugins::runtime::Runtime;
 use cove::worktree::Worktree;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
@@ -118,9 +115,13 @@ fn main() -> Res<()> {
     )?;
     std::fs::copy(guest("evil"), plugin_dir.join("bench.wasm"))?;
     let cache = tmp.path().join("cache");
-    let wt = Arc::new(Worktree::open(&repo)?);
-    let config = Config::load(None, wt.root())?;
-    let registry = Registry::discover(wt, &config, None, Some(cache.clone()));
+    let ws = cove::agent::workspace::Workspace::open(
+        Worktree::open(&repo)?,
+        None,
+        Some(cache.clone()),
+        &mut |_| cove::agent::workspace::Choice::Trust,
+    )?;
+    let registry = ws.registry;
     let echo = cove::agent::policy::Permitted::by_user(ToolCall {
         tool: "echo".into(),
         input: r#"{"text":"hi"}"#.into(),

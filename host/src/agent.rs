@@ -9,6 +9,7 @@
 
 pub mod dispatch;
 pub mod policy;
+pub mod workspace;
 
 use crate::context::cache::Ledger;
 use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};

@@ -8,10 +8,11 @@ mod plugin;
 mod session;
 mod sessions;
 mod tools;
+mod trust;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use cove::config::Config;
+use cove::agent::workspace::{Choice, Undecided, Workspace};
 use cove::plugins::registry::Registry;
 use cove::worktree::Worktree;
 use std::path::PathBuf;
@@ -100,6 +101,17 @@ enum Command {
     Plugin(PluginCommand),
     /// An offline session: a scripted model fixes a bug in a sample repository with the real tools.
     Demo,
+    /// Trust this repository's `.cove/` settings and plugins (they apply only once trusted).
+    Trust {
+        /// Take the trust back: only settings that narrow apply.
+        #[arg(long, conflicts_with = "list")]
+        revoke: bool,
+        /// Every repository you decided about.
+        #[arg(long)]
+        list: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Which sandbox walls are active on this machine, and why any is missing.
     Doctor {
         #[arg(long)]
@@ -171,25 +183,37 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plugin(PluginCommand::Inspect { file, json }) => plugin::inspect(&file, json),
         Command::Demo => demo::run(),
         Command::Doctor { json } => doctor::run(json),
+        Command::Trust { revoke, list, json } => trust::run(cli.worktree, revoke, list, json),
     }
 }
 
-pub(crate) fn open_registry(worktree: Option<PathBuf>) -> Result<Registry> {
-    let wt = match worktree {
-        Some(dir) => Worktree::open(&dir)?,
-        None => Worktree::discover(
-            &std::env::current_dir().context("cannot read the current directory")?,
-        )?,
-    };
+/// The workspace for `worktree` (or the repository around the current directory), deciding
+/// about an untrusted `.cove/` with `decide`.
+pub(crate) fn open_workspace(
+    worktree: Option<PathBuf>,
+    decide: &mut dyn FnMut(&Undecided<'_>) -> Choice,
+) -> Result<Workspace> {
+    let wt = open_worktree(worktree)?;
     let user_dir = cove::paths::config_dir();
-    let config = Config::load(user_dir.as_deref(), wt.root())?;
-    let cache = cove::paths::cache_dir();
-    Ok(Registry::discover(
-        Arc::new(wt),
-        &config,
+    Ok(Workspace::open(
+        wt,
         user_dir.as_deref(),
-        cache,
-    ))
+        cove::paths::cache_dir(),
+        decide,
+    )?)
+}
+
+/// For commands where the user acts by hand (`cove tools …`): an undecided `.cove/` applies only
+/// where it narrows, and the user is told what was left out.
+pub(crate) fn open_registry(worktree: Option<PathBuf>) -> Result<Arc<Registry>> {
+    let ws = open_workspace(worktree, &mut |u| {
+        eprintln!(
+            "note: {}These are not applied until you run `cove trust`.",
+            u.describe()
+        );
+        Choice::NarrowOnce
+    })?;
+    Ok(ws.registry)
 }
 
 impl RunArgs {

@@ -9,3 +9,4 @@ pub mod contract;
 pub mod manifest;
 pub mod registry;
 pub mod runtime;
+pub mod trust;

@@ -100,33 +100,73 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Result<Reply, ProviderError>>;
 }
 
-/// Pick and build the provider from merged config (already overridden by flags) and the
-/// environment: `COVE_PROVIDER`, `COVE_MODEL`, `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`,
-/// `OPENAI_API_KEY`, `OPENAI_BASE_URL`. Returns the provider and the model name.
+/// How far a setting is trusted: the user's own (flags, environment, `~/.config/cove`) or a
+/// trusted project's `.cove/config.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Trust {
+    Project,
+    User,
+}
+
+/// The chosen provider, its model, and what the user should know about the choice.
+pub struct Selection {
+    pub provider: std::sync::Arc<dyn Provider>,
+    pub model: String,
+    /// E.g. a key that was not sent to a project's endpoint.
+    pub warnings: Vec<String>,
+}
+
+/// Pick and build the provider. Where requests go (kind, base URL, script) is decided by, most
+/// trusted first: `flags`, the environment (`COVE_PROVIDER`, `ANTHROPIC_BASE_URL`,
+/// `OPENAI_BASE_URL`), the user's config, then a trusted project's `config.project_endpoint`; the
+/// rest (model, limits) by flags, then `COVE_MODEL`, then the config. An API key (from the
+/// environment) is sent only to a base URL from the user's own settings or the provider's default,
+/// never to one a project chose.
 ///
 /// # Errors
 /// [`ProviderError::Config`] saying exactly how to configure one when none is.
 pub fn select(
-    cfg: &crate::config::ProviderConfig,
+    config: &crate::config::Config,
+    flags: &crate::config::ProviderConfig,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(std::sync::Arc<dyn Provider>, String), ProviderError> {
+) -> Result<Selection, ProviderError> {
+    let mut cfg = config.provider.clone();
+    cfg.merge(flags.clone());
+    let project = config.project_endpoint.clone().unwrap_or_default();
+    let user = |v: Option<String>| v.map(|v| (v, Trust::User));
     let anthropic_key = env("ANTHROPIC_API_KEY");
-    let anthropic_url = env("ANTHROPIC_BASE_URL");
     let openai_key = env("OPENAI_API_KEY");
-    let openai_url = env("OPENAI_BASE_URL");
-    let kind = cfg
-        .kind
-        .clone()
-        .or_else(|| env("COVE_PROVIDER"))
-        .or_else(|| {
-            if anthropic_key.is_some() || anthropic_url.is_some() {
-                Some("anthropic".into())
-            } else if openai_key.is_some() || openai_url.is_some() {
-                Some("openai".into())
-            } else {
-                None
-            }
-        });
+    let inferred = if anthropic_key.is_some() || env("ANTHROPIC_BASE_URL").is_some() {
+        Some("anthropic".to_string())
+    } else if openai_key.is_some() || env("OPENAI_BASE_URL").is_some() {
+        Some("openai".to_string())
+    } else {
+        None
+    };
+    let kind = user(flags.kind.clone())
+        .or_else(|| user(env("COVE_PROVIDER")))
+        .or_else(|| user(config.provider.kind.clone()))
+        .or_else(|| project.kind.clone().map(|k| (k, Trust::Project)))
+        .or_else(|| user(inferred))
+        .map(|(k, _)| k);
+    let base_url = |env_var: &str| {
+        user(flags.base_url.clone())
+            .or_else(|| user(env(env_var)))
+            .or_else(|| user(config.provider.base_url.clone()))
+            .or_else(|| project.base_url.clone().map(|u| (u, Trust::Project)))
+    };
+    let mut warnings = Vec::new();
+    // A key goes only where the user's own settings (or the provider's default) point.
+    let mut key_for = |key: Option<String>, key_var: &str, url: &Option<(String, Trust)>| match url
+    {
+        Some((u, Trust::Project)) if key.is_some() => {
+            warnings.push(format!(
+                "{key_var} is not sent to {u}: that URL comes from the project's .cove/config.toml, and a key goes only to a URL from your own settings (set it with --base-url, the environment or ~/.config/cove/config.toml to send the key there)"
+            ));
+            None
+        }
+        _ => key,
+    };
     let mut retry = RetryPolicy::default();
     if let Some(n) = cfg.max_attempts {
         retry.max_attempts = n.max(1);
@@ -135,9 +175,11 @@ pub fn select(
         retry.base = Duration::from_millis(ms);
     }
     let model = |default: &str| {
-        cfg.model
+        flags
+            .model
             .clone()
             .or_else(|| env("COVE_MODEL"))
+            .or_else(|| cfg.model.clone())
             .unwrap_or_else(|| default.to_string())
     };
     let client = || {
@@ -147,39 +189,55 @@ pub fn select(
             .build()
             .map_err(|e| ProviderError::Config(format!("cannot set up HTTP: {e}")))
     };
-    match kind.as_deref() {
+    let (provider, model): (std::sync::Arc<dyn Provider>, String) = match kind.as_deref() {
         Some("anthropic") => {
-            let base = cfg.base_url.clone().or(anthropic_url);
-            if anthropic_key.is_none() && base.is_none() {
+            let url = base_url("ANTHROPIC_BASE_URL");
+            let key = key_for(anthropic_key, "ANTHROPIC_API_KEY", &url);
+            let base = url.map(|(u, _)| u);
+            if key.is_none() && base.is_none() {
                 return Err(ProviderError::Config("provider `anthropic` needs ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a compatible server)".into()));
             }
-            let mut p = anthropic::Anthropic::new(client()?, base, anthropic_key);
+            let mut p = anthropic::Anthropic::new(client()?, base, key);
             p.retry = retry;
-            Ok((std::sync::Arc::new(p), model("claude-sonnet-4-5")))
+            (std::sync::Arc::new(p), model("claude-sonnet-4-5"))
         }
         Some("openai") => {
-            let base = cfg.base_url.clone().or(openai_url);
-            if openai_key.is_none() && base.is_none() {
+            let url = base_url("OPENAI_BASE_URL");
+            let key = key_for(openai_key, "OPENAI_API_KEY", &url);
+            let base = url.map(|(u, _)| u);
+            if key.is_none() && base.is_none() {
                 return Err(ProviderError::Config("provider `openai` needs OPENAI_API_KEY, or OPENAI_BASE_URL for a local server (e.g. http://localhost:11434/v1 for Ollama)".into()));
             }
-            let mut p = openai::OpenAi::new(client()?, base, openai_key);
+            let mut p = openai::OpenAi::new(client()?, base, key);
             p.text_tool_calls = cfg.text_tool_calls.unwrap_or(true);
             p.constrained = cfg.constrained.unwrap_or(false);
             p.retry = retry;
-            Ok((std::sync::Arc::new(p), model("gpt-4o")))
+            (std::sync::Arc::new(p), model("gpt-4o"))
         }
         Some("scripted") => {
-            let path = cfg.script.clone().ok_or_else(|| ProviderError::Config("provider `scripted` needs a script: --script FILE or [provider] script = \"FILE\"".into()))?;
-            Ok((
+            let path = flags
+                .script
+                .clone()
+                .or_else(|| config.provider.script.clone())
+                .or_else(|| project.script.clone())
+                .ok_or_else(|| ProviderError::Config("provider `scripted` needs a script: --script FILE or [provider] script = \"FILE\"".into()))?;
+            (
                 std::sync::Arc::new(scripted::Scripted::from_file(&path)?),
                 model("scripted"),
-            ))
+            )
         }
-        Some(other) => Err(ProviderError::Config(format!(
-            "unknown provider `{other}`; use anthropic, openai or scripted"
-        ))),
-        None => Err(ProviderError::Config(NOT_CONFIGURED.into())),
-    }
+        Some(other) => {
+            return Err(ProviderError::Config(format!(
+                "unknown provider `{other}`; use anthropic, openai or scripted"
+            )));
+        }
+        None => return Err(ProviderError::Config(NOT_CONFIGURED.into())),
+    };
+    Ok(Selection {
+        provider,
+        model,
+        warnings,
+    })
 }
 
 /// What to do when no provider is configured.

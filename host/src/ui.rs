@@ -146,28 +146,39 @@ impl Observer for Terminal {
     }
 
     fn ask(&mut self, question: &str) -> Option<bool> {
-        use std::io::BufRead;
         if !self.can_ask {
             return None;
         }
         self.end_line();
-        // The terminal itself, not stdin: stdin may be a pipe of prompts.
-        let tty = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .ok()?;
-        let mut out = tty.try_clone().ok()?;
-        let _ = write!(out, "{} [y/N] ", self.paint("33", &format!("? {question}")));
-        let mut line = String::new();
-        std::io::BufReader::new(tty).read_line(&mut line).ok()?;
-        Some(matches!(line.trim(), "y" | "Y" | "yes"))
+        confirm(&self.paint("33", &format!("? {question}")))
     }
 
     fn warning(&mut self, message: &str) {
         self.end_line();
         eprintln!("{}", self.paint("33", &format!("warning: {message}")));
     }
+}
+
+/// Ask `question` on the terminal itself, not stdin (which may be a pipe of prompts), and read
+/// one line. `None` when there is no terminal to ask on.
+pub fn prompt_line(question: &str) -> Option<String> {
+    use std::io::BufRead;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    let mut out = tty.try_clone().ok()?;
+    let _ = write!(out, "{question} ");
+    let _ = out.flush();
+    let mut line = String::new();
+    std::io::BufReader::new(tty).read_line(&mut line).ok()?;
+    Some(line.trim().to_string())
+}
+
+/// A yes/no question on the terminal; anything but yes is no. `None` without a terminal.
+pub fn confirm(question: &str) -> Option<bool> {
+    prompt_line(&format!("{question} [y/N]")).map(|a| matches!(a.as_str(), "y" | "Y" | "yes"))
 }
 
 /// Collects a run for one JSON object at the end.

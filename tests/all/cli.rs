@@ -81,6 +81,7 @@ fn a_project_adds_its_own_plugin_and_switches_a_builtin_off() -> TestResult {
         &guest("evil"),
     )?;
     sb.config("[plugins.search]\nenabled = false\n")?;
+    sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(out.contains("project:evil"), "{out}");
     assert!(!out.lines().any(|l| l.starts_with("grep ")), "{out}");
@@ -102,6 +103,7 @@ fn a_project_plugin_replaces_a_builtin_of_the_same_name() -> TestResult {
         &evil_manifest("search", "fs = \"read\""),
         &guest("evil"),
     )?;
+    sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(!out.lines().any(|l| l.starts_with("grep ")), "{out}");
     assert!(out.contains("project:search"), "{out}");
@@ -125,6 +127,7 @@ fn user_layer_plugins_load_and_project_overrides_them() -> TestResult {
         &evil_manifest("evil", "fs = \"read\""),
         &guest("evil"),
     )?;
+    sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(
         out.contains("project:evil") && !out.contains("user:evil"),
@@ -141,13 +144,16 @@ fn withheld_grants_are_shown_with_the_line_that_grants_them() -> TestResult {
         &evil_manifest("evil", "fs = \"read-write\"\nnet = [\"example.com\"]"),
         &guest("evil"),
     )?;
+    sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(out.contains("[plugins.evil] fs = \"read-write\""), "{out}");
+    // A host list is never granted: nothing could hold the plugin to it.
     assert!(
-        out.contains("[plugins.evil] net = [\"example.com\"]"),
+        out.contains("net host `example.com` (this cove cannot hold a plugin to a list of hosts"),
         "{out}"
     );
     sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
+    sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(!out.contains("fs = \"read-write\""), "{out}");
     Ok(())
@@ -281,6 +287,7 @@ fn a_plugin_built_for_another_contract_version_is_refused_by_name() -> TestResul
     let manifest = evil_manifest("future", "fs = \"read\"")
         .replace("contract = \"0.1.0\"", "contract = \"0.9.0\"");
     sb.add_plugin("future", &manifest, &guest("evil"))?;
+    sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(
         out.contains("plugin `future` 0.1.0 is built for contract 0.9.0; this cove supports 0.1.0"),

@@ -144,6 +144,7 @@ fn the_network_is_closed_unless_granted() -> TestResult {
     );
 
     sb.config("[plugins.shell]\nnet = [\"*\"]\n")?;
+    sb.trust()?;
     listener.set_nonblocking(false)?;
     // Accept whatever arrives (three clients at most) and keep what each sent.
     let server = std::thread::spawn(move || {
@@ -285,10 +286,15 @@ fn the_working_directory_persists_but_never_leaves_the_worktree() -> TestResult 
     let root = sb.repo().canonicalize()?;
     // One registry for several calls, as a session has: the host keeps the directory.
     cove::sandbox::set_helper_exe(env!("CARGO_BIN_EXE_cove").into());
-    let wt = std::sync::Arc::new(cove::worktree::Worktree::open(&sb.repo())?);
-    let config = cove::config::Config::load(None, wt.root())?;
     let cache = Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cove-cache"));
-    let registry = cove::plugins::registry::Registry::discover(wt, &config, None, cache);
+    // The test wrote this repository's .cove/ itself: trust it without recording anything.
+    let ws = cove::agent::workspace::Workspace::open(
+        cove::worktree::Worktree::open(&sb.repo())?,
+        None,
+        cache,
+        &mut |_| cove::agent::workspace::Choice::Trust,
+    )?;
+    let registry = ws.registry;
     let run = |command: &str| {
         let input = serde_json::json!({ "command": command }).to_string();
         cove::agent::dispatch::call(
@@ -350,6 +356,7 @@ fn doctor_reports_every_wall_active_here() -> TestResult {
 fn the_project_config_passes_environment_to_commands() -> TestResult {
     let sb = Sandbox::new()?;
     sb.config("[plugins.shell]\nenv = { GREETING = \"hello from config\" }\n")?;
+    sb.trust()?;
     let out = bash_env(
         &sb,
         "echo \"$GREETING\"; echo \"${SECRET_TOKEN:-unset}\"",

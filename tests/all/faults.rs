@@ -4,10 +4,6 @@
 
 use crate::support::{Sandbox, TestResult, evil_manifest, guest};
 use cove::agent::dispatch::{self, ToolCall};
-use cove::config::Config;
-use cove::plugins::registry::Registry;
-use cove::worktree::Worktree;
-use std::sync::Arc;
 
 fn with_evil(config: &str) -> Result<Sandbox, Box<dyn std::error::Error>> {
     let sb = Sandbox::new()?;
@@ -18,6 +14,7 @@ fn with_evil(config: &str) -> Result<Sandbox, Box<dyn std::error::Error>> {
     )?;
     sb.config(config)?;
     sb.write("hello.txt", "hello\n")?;
+    sb.trust()?;
     Ok(sb)
 }
 
@@ -74,10 +71,15 @@ fn huge_output_is_capped_with_a_note() -> TestResult {
 fn the_host_goes_on_after_traps_timeouts_and_memory_caps() -> TestResult {
     let sb = with_evil("[plugins.evil]\ntimeout_ms = 200\nmemory_mb = 32\n")?;
     // In one process, one registry: the failures must not poison anything else.
-    let wt = Arc::new(Worktree::open(&sb.repo())?);
-    let config = Config::load(None, wt.root())?;
     let cache = Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cove-cache"));
-    let registry = Registry::discover(wt, &config, None, cache);
+    // The test wrote this repository's .cove/ itself: trust it without recording anything.
+    let ws = cove::agent::workspace::Workspace::open(
+        cove::worktree::Worktree::open(&sb.repo())?,
+        None,
+        cache,
+        &mut |_| cove::agent::workspace::Choice::Trust,
+    )?;
+    let registry = ws.registry;
     let call = |tool: &str, input: &str| {
         dispatch::call(
             &registry,
@@ -116,6 +118,7 @@ fn a_malformed_manifest_is_reported_and_the_rest_still_load() -> TestResult {
     let dir = sb.repo().join(".cove/plugins/nowasm");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("plugin.toml"), evil_manifest("nowasm", ""))?;
+    sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(out.contains(".cove/plugins/broken/plugin.toml"), "{out}");
     assert!(
@@ -136,6 +139,7 @@ fn a_malformed_schema_from_describe_is_refused() -> TestResult {
     let sb = Sandbox::new()?;
     let manifest = "name = \"bad\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n[[tool]]\nname = \"broken\"\ndescription = \"d\"\nread_only = true\n";
     sb.add_plugin("bad", manifest, &guest("badschema"))?;
+    sb.trust()?;
     let err = sb.call("broken", "{}")?.err().to_string();
     assert!(
         err.contains("plugin `bad`") && err.contains("input schema that is not JSON"),
@@ -152,6 +156,7 @@ fn a_manifest_that_disagrees_with_its_component_is_refused() -> TestResult {
     let manifest = evil_manifest("liar", "")
         + "[[tool]]\nname = \"ghost\"\ndescription = \"d\"\nread_only = true\n";
     sb.add_plugin("liar", &manifest, &guest("evil"))?;
+    sb.trust()?;
     let err = sb.call("ghost", "{}")?.err().to_string();
     assert!(
         err.contains("plugin.toml lists tool `ghost` but the component does not offer it"),
@@ -164,6 +169,7 @@ fn a_manifest_that_disagrees_with_its_component_is_refused() -> TestResult {
         "name = \"probe\"\ndescription = \"probe\"\nread_only = true",
     );
     sb.add_plugin("liar", &manifest, &guest("evil"))?;
+    sb.trust()?;
     let err = sb.call("flood", r#"{"bytes":1}"#)?.err().to_string();
     assert!(
         err.contains(
@@ -175,6 +181,7 @@ fn a_manifest_that_disagrees_with_its_component_is_refused() -> TestResult {
     let sb = Sandbox::new()?;
     let manifest = evil_manifest("liar", "").replace("kind = \"tool\"", "kind = \"policy\"");
     sb.add_plugin("liar", &manifest, &guest("evil"))?;
+    sb.trust()?;
     // A policy plugin offers no tools; it is listed as a plugin, not a tool.
     let out = sb.cove(&["tools", "list", "--json"])?.out().to_string();
     assert!(!out.contains("\"spin\""), "{out}");
@@ -187,6 +194,7 @@ fn a_file_that_is_not_a_component_is_refused_by_name() -> TestResult {
     let junk = sb.tmp.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm\x01\0\0\0")?;
     sb.add_plugin("junk", &evil_manifest("junk", ""), &junk)?;
+    sb.trust()?;
     let err = sb.call("spin", "{}")?.err().to_string();
     assert!(
         err.contains("plugin `junk`") && err.contains("not a component"),

@@ -11,3 +11,4 @@ mod policy;
 mod sandbox;
 mod search_tools;
 mod support;
+mod trust;

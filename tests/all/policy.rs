@@ -105,18 +105,21 @@ fn deny_beats_ask_beats_allow_across_policies() -> TestResult {
     let sb = Sandbox::new()?;
     sb.write("a.txt", "one\n")?;
     sb.config("policy = [\"trusted\", \"read-only\"]\n")?;
+    sb.trust()?;
     let r = results(&scripted(&sb, &[edit_call()], &["--yes"])?);
     assert!(
         r[0].0 && r[0].1.contains("read-only"),
         "deny must win: {r:?}"
     );
     sb.config("policy = [\"trusted\", \"default\"]\n")?;
+    sb.trust()?;
     let r = results(&scripted(&sb, &[edit_call()], &[])?);
     assert!(
         r[0].0 && r[0].1.contains("approval"),
         "ask must win over allow: {r:?}"
     );
     sb.config("policy = \"trusted\"\n")?;
+    sb.trust()?;
     let r = results(&scripted(&sb, &[edit_call()], &[])?);
     assert!(!r[0].0, "{r:?}");
     assert_eq!(sb.read("a.txt")?, "two\n");
@@ -129,6 +132,7 @@ fn a_policy_that_traps_or_hangs_denies() -> TestResult {
     sb.write("a.txt", "one\n")?;
     let manifest = "name = \"bad\"\nversion = \"0.1.0\"\nkind = \"policy\"\ncontract = \"0.1.0\"\n[limits]\ntimeout_ms = 300\n";
     sb.add_plugin("bad", manifest, &guest("badpolicy"))?;
+    sb.trust()?;
     let calls = [
         ("read", json!({"file_path": "a.txt"})),
         ("glob", json!({"pattern": "*.txt"})),
@@ -169,6 +173,7 @@ fn an_unknown_policy_is_refused_before_anything_runs() -> TestResult {
 fn the_model_cannot_change_its_policy_or_grants() -> TestResult {
     let sb = Sandbox::new()?;
     sb.config("policy = \"trusted\"\n")?;
+    sb.trust()?;
     let config = sb.repo().join(".cove/config.toml");
     let before = std::fs::read(&config)?;
     let calls = [
@@ -212,6 +217,7 @@ fn a_python_policy_written_by_a_third_party_decides() -> TestResult {
     std::fs::write(dir.join("plugin.toml"), manifest)?;
     std::fs::copy(&wasm, dir.join("no-push.wasm"))?;
     sb.config("policy = [\"trusted\", \"no-push\"]\n")?;
+    sb.trust()?;
     let calls = [
         ("bash", json!({"command": "git push origin main"})),
         ("bash", json!({"command": "rm -rf / --no-preserve-root"})),

@@ -76,6 +76,13 @@ impl Sandbox {
         Ok(())
     }
 
+    /// `cove trust`: the test wrote this repository's `.cove/` itself.
+    pub fn trust(&self) -> TestResult {
+        let run = self.cove(&["trust"])?;
+        assert!(run.ok, "cove trust failed: {run:?}");
+        Ok(())
+    }
+
     pub fn config(&self, text: &str) -> TestResult {
         self.write(".cove/config.toml", text)?;
         Ok(())

@@ -2,8 +2,6 @@
 
 use super::{async_runtime, exit_code};
 use anyhow::{Context, Result};
-use cove::config::Config;
-use cove::plugins::registry::Registry;
 use cove::worktree::Worktree;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -30,15 +28,15 @@ pub(crate) fn run() -> Result<ExitCode> {
         serde_json::from_str(include_str!("../../demo/script.json"))?;
     let provider: Arc<dyn cove::provider::Provider> =
         Arc::new(cove::provider::scripted::Scripted::new(script));
-    let wt = Worktree::open(&dir)?;
-    let config = Config::load(None, wt.root())?;
-    let system = cove::context::system_prompt(wt.root(), wt.root());
-    let registry = Arc::new(Registry::discover(
-        Arc::new(wt),
-        &config,
+    let ws = cove::agent::workspace::Workspace::open(
+        Worktree::open(&dir)?,
         None,
         cove::paths::cache_dir(),
-    ));
+        // The demo's repository is made above and has no .cove/: nothing to decide.
+        &mut |_| cove::agent::workspace::Choice::Refuse,
+    )?;
+    let system = cove::context::system_prompt(ws.worktree.root(), ws.worktree.root());
+    let registry = ws.registry.clone();
     // The demo's script is known in advance, so its calls run without asking.
     let gate = cove::agent::policy::Gate::new(&registry, &["trusted".to_string()])
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -1,24 +1,35 @@
 //! `cove run` and `cove chat`: one task, or an interactive session.
 
-use super::{RunArgs, async_runtime, exit_code, open_worktree, session_store};
+use super::{RunArgs, async_runtime, exit_code, session_store};
 use anyhow::Result;
-use cove::config::Config;
-use cove::plugins::registry::Registry;
+use cove::agent::workspace::Choice;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 pub(crate) fn start(
     worktree: Option<PathBuf>,
     prompt: Option<String>,
     args: RunArgs,
 ) -> Result<ExitCode> {
-    let wt = open_worktree(worktree)?;
-    let user_dir = cove::paths::config_dir();
-    let config = Config::load(user_dir.as_deref(), wt.root())?;
-    let mut pc = config.provider.clone();
-    pc.merge(cove::config::ProviderConfig {
+    let interactive = prompt.is_none();
+    let ws = super::open_workspace(worktree, &mut |u| {
+        if !interactive {
+            return Choice::Refuse;
+        }
+        eprint!("{}", u.describe());
+        match cove::ui::confirm("Trust these settings for this repository?") {
+            Some(true) => Choice::Trust,
+            Some(false) => {
+                eprintln!(
+                    "Going on without them: only settings that narrow apply. `cove trust` changes this."
+                );
+                Choice::Decline
+            }
+            None => Choice::Refuse,
+        }
+    })?;
+    let flags = cove::config::ProviderConfig {
         kind: args.provider.clone(),
         model: args.model.clone(),
         base_url: args.base_url.clone(),
@@ -26,18 +37,21 @@ pub(crate) fn start(
         token_budget: args.token_budget,
         script: args.script.clone(),
         ..Default::default()
-    });
-    let (provider, model) =
-        cove::provider::select(&pc, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| wt.root().to_path_buf());
-    let system = cove::context::system_prompt(wt.root(), &cwd);
-    let root = wt.root().to_path_buf();
-    let registry = Arc::new(Registry::discover(
-        Arc::new(wt),
-        &config,
-        user_dir.as_deref(),
-        cove::paths::cache_dir(),
-    ));
+    };
+    let selection = cove::provider::select(&ws.config, &flags, &|k| {
+        std::env::var(k).ok().filter(|v| !v.is_empty())
+    })?;
+    for w in &selection.warnings {
+        eprintln!("warning: {w}");
+    }
+    let (provider, model) = (selection.provider, selection.model);
+    let mut pc = ws.config.provider.clone();
+    pc.merge(flags);
+    let root = ws.worktree.root().to_path_buf();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
+    let system = cove::context::system_prompt(&root, &cwd);
+    let config = &ws.config;
+    let registry = ws.registry.clone();
     let policies = if args.policy.is_empty() {
         config.policy.clone()
     } else {
@@ -48,7 +62,7 @@ pub(crate) fn start(
     let settings = cove::agent::Settings {
         model: model.clone(),
         max_tokens: pc.max_tokens.unwrap_or(8192),
-        max_turns: pc.max_turns.unwrap_or(50),
+        max_turns: pc.max_turns.unwrap_or(cove::config::DEFAULT_MAX_TURNS),
         token_budget: pc.token_budget,
         gate,
         assume_yes: args.yes,

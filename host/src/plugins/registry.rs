@@ -13,6 +13,7 @@ use crate::conversation::ToolDef;
 use crate::plugins::contract;
 use crate::plugins::manifest::{FsAccess, Kind, Manifest, ManifestError, ToolEntry};
 use crate::plugins::runtime::{CallEnv, Grants, Limits, Loaded, LoadedPolicy, Runtime, ToolSpec};
+use crate::plugins::trust::ProjectPlugin;
 use crate::worktree::Worktree;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -43,6 +44,11 @@ impl fmt::Display for Layer {
 enum Source {
     Embedded(&'static [u8]),
     File(PathBuf),
+    /// A project component: loaded only if it still has the bytes the user trusted.
+    Pinned {
+        path: PathBuf,
+        hash: String,
+    },
 }
 
 /// A plugin the registry knows, loaded or not.
@@ -110,11 +116,16 @@ pub struct Registry {
 
 impl Registry {
     /// Read every layer's manifests and the config. Compiles nothing.
+    ///
+    /// Project plugins come from `project` (what `plugins::trust` read and the user trusted);
+    /// `None` leaves them out. A plugin outside the built-in layer may never take the name of a
+    /// built-in policy: a repository must not be able to decide its own calls.
     pub fn discover(
         worktree: Arc<Worktree>,
         config: &Config,
         user_dir: Option<&Path>,
         cache_dir: Option<PathBuf>,
+        project: Option<&[ProjectPlugin]>,
     ) -> Self {
         let mut problems = Vec::new();
         let mut by_name: BTreeMap<String, Plugin> = BTreeMap::new();
@@ -132,6 +143,16 @@ impl Registry {
                     manifest.version,
                     manifest.contract,
                     contract::SUPPORTED.join(", ")
+                ));
+            }
+            if layer != Layer::BuiltIn
+                && by_name
+                    .get(&manifest.name)
+                    .is_some_and(|p| p.layer == Layer::BuiltIn && p.manifest.kind == Kind::Policy)
+            {
+                return problems.push(format!(
+                    "{origin}: plugin `{}` has the name of a built-in policy, which no {layer} plugin may replace; it is not loaded (give it another name and list it in `policy`)",
+                    manifest.name
                 ));
             }
             let cfg = config.plugin(&manifest.name);
@@ -163,18 +184,31 @@ impl Registry {
                 &mut problems,
             );
         }
-        let layers = [
-            (user_dir.map(|d| d.join("plugins")), Layer::User),
-            (
-                Some(worktree.root().join(".cove").join("plugins")),
-                Layer::Project,
-            ),
-        ];
-        for (dir, layer) in layers {
-            let Some(dir) = dir else { continue };
+        if let Some(dir) = user_dir.map(|d| d.join("plugins")) {
             for candidate in read_layer(&dir, &mut problems) {
-                add(candidate, layer, &mut problems);
+                add(candidate, Layer::User, &mut problems);
             }
+        }
+        for p in project.unwrap_or_default() {
+            let origin = p.dir.join("plugin.toml").display().to_string();
+            let candidate = p.manifest.clone().and_then(|m| match &p.component {
+                Some((path, hash)) => Ok((
+                    m,
+                    Source::Pinned {
+                        path: path.clone(),
+                        hash: hash.clone(),
+                    },
+                    origin.clone(),
+                )),
+                None => Err(ManifestError {
+                    file: p.dir.join("plugin.toml"),
+                    message: format!(
+                        "field `component`: {} does not exist; put the built .wasm beside plugin.toml",
+                        p.dir.join(m.component_file()).display()
+                    ),
+                }),
+            });
+            add(candidate, Layer::Project, &mut problems);
         }
 
         let plugins: Vec<Plugin> = by_name.into_values().collect();
@@ -367,6 +401,17 @@ impl Registry {
                 std::fs::read(path)
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?,
             ),
+            Source::Pinned { path, hash } => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                if blake3::hash(&bytes).to_hex().as_str() != hash {
+                    return Err(err(format!(
+                        "{} changed after this session checked it; it is not loaded (restart cove; it will ask about the change)",
+                        path.display()
+                    )));
+                }
+                std::borrow::Cow::Owned(bytes)
+            }
         };
         let info = contract::inspect(&bytes).map_err(|e| err(e.to_string()))?;
         let built_for = info.contract.clone().unwrap_or_else(|| "none".into());
@@ -524,21 +569,22 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
     let search = flag(ask.search, cfg.search, true, "search");
     let ast = flag(ask.ast, cfg.ast, true, "ast");
     let exec = flag(ask.exec, cfg.exec, builtin, "exec");
-    // `*` (any host: commands with the network) always needs the config's word, built in or not.
-    let allowed_hosts = cfg.net.clone().unwrap_or_else(|| {
-        if builtin {
-            ask.net.iter().filter(|h| *h != "*").cloned().collect()
-        } else {
-            Vec::new()
-        }
-    });
+    // The network is all or nothing: `*` (commands with the network) needs the config's word,
+    // built in or not. A list of hosts is never granted: nothing in this cove could hold a plugin
+    // to it (no wasi:http, and commands get a whole network namespace or none).
     let mut net = Vec::new();
     for host in &ask.net {
-        if allowed_hosts.contains(host) {
-            net.push(host.clone());
+        if host == "*" {
+            if cfg.net.as_ref().is_some_and(|n| n.iter().any(|h| h == "*")) {
+                net.push(host.clone());
+            } else {
+                withheld.push(format!(
+                    "the network (grant: [plugins.{name}] net = [\"*\"])"
+                ));
+            }
         } else {
             withheld.push(format!(
-                "net host `{host}` (grant: [plugins.{name}] net = [\"{host}\"])"
+                "net host `{host}` (this cove cannot hold a plugin to a list of hosts, so it grants none)"
             ));
         }
     }
@@ -561,20 +607,41 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
 
 fn limits(m: &Manifest, cfg: &PluginConfig, config: &Config) -> Limits {
     let d = Limits::default();
-    let pick = |plugin: Option<u64>, manifest: Option<u64>, global: Option<u64>| {
-        plugin.or(manifest).or(global)
+    let cap = config.cap(&m.name);
+    // The plugin's own setting, else its manifest's, else the global one; then an untrusted
+    // project's cap, which only ever lowers it.
+    let pick = |plugin: Option<u64>,
+                manifest: Option<u64>,
+                global: Option<u64>,
+                cap: Option<u64>,
+                default: u64| {
+        let v = plugin.or(manifest).or(global).unwrap_or(default);
+        cap.map_or(v, |c| v.min(c))
     };
     Limits {
-        timeout: pick(
+        timeout: Duration::from_millis(pick(
             cfg.timeout_ms,
             m.limits.timeout_ms,
             config.limits.timeout_ms,
-        )
-        .map_or(d.timeout, Duration::from_millis),
-        memory_bytes: pick(cfg.memory_mb, m.limits.memory_mb, config.limits.memory_mb)
-            .map_or(d.memory_bytes, |mb| (mb as usize).saturating_mul(1 << 20)),
-        output_bytes: pick(cfg.output_kb, m.limits.output_kb, config.limits.output_kb)
-            .map_or(d.output_bytes, |kb| (kb as usize).saturating_mul(1 << 10)),
+            cap.timeout_ms,
+            d.timeout.as_millis() as u64,
+        )),
+        memory_bytes: (pick(
+            cfg.memory_mb,
+            m.limits.memory_mb,
+            config.limits.memory_mb,
+            cap.memory_mb,
+            (d.memory_bytes >> 20) as u64,
+        ) as usize)
+            .saturating_mul(1 << 20),
+        output_bytes: (pick(
+            cfg.output_kb,
+            m.limits.output_kb,
+            config.limits.output_kb,
+            cap.output_kb,
+            (d.output_bytes >> 10) as u64,
+        ) as usize)
+            .saturating_mul(1 << 10),
     }
 }
 
@@ -641,18 +708,23 @@ mod tests {
 
     #[test]
     fn net_and_exec_need_the_config() {
-        let m = manifest("read", "exec = true\nnet = [\"a.com\", \"b.com\"]");
+        let m = manifest("read", "exec = true\nnet = [\"*\", \"b.com\"]");
         let (g, withheld) = grant(&m, &PluginConfig::default(), Layer::User);
         assert!(!g.exec && g.net.is_empty());
         assert_eq!(withheld.len(), 3);
         let cfg = PluginConfig {
             exec: Some(true),
-            net: Some(vec!["a.com".into()]),
+            net: Some(vec!["*".into()]),
             ..Default::default()
         };
         let (g, withheld) = grant(&m, &cfg, Layer::User);
         assert!(g.exec);
-        assert_eq!(g.net, vec!["a.com".to_string()]);
-        assert!(withheld[0].contains("b.com"));
+        assert_eq!(g.net, vec!["*".to_string()]);
+        // A host list is never granted: nothing could enforce it.
+        assert_eq!(withheld.len(), 1);
+        assert!(withheld[0].contains("b.com") && withheld[0].contains("grants none"));
+        // Built in or not, the network needs the config's word.
+        let (g, _) = grant(&m, &PluginConfig::default(), Layer::BuiltIn);
+        assert!(g.net.is_empty() && g.exec);
     }
 }

@@ -1,0 +1,373 @@
+//! Workspace trust: a repository is not trusted because it is checked out.
+//!
+//! Owns reading what a repository's `.cove/` holds (its `config.toml` and its plugins) once, through
+//! the worktree's capability handle (no link leaves the worktree), hashing exactly what was read,
+//! and the user's decisions about it: `trust.json` in the user's config directory, keyed by the
+//! repository's path and that hash, so a changed `.cove/` is asked about again. What the project
+//! asks that widens permissions or changes where requests go is listed by `config` (settings) and
+//! here (project plugins); a project plugin is loaded only when trusted, and then only if its
+//! component still has the bytes that were trusted.
+//!
+//! Must not prompt the user (the CLI does) or apply settings (`config` and the registry do).
+
+use crate::config::{Config, ConfigError, ConfigFile};
+use crate::plugins::manifest::{Manifest, ManifestError};
+use crate::worktree::Worktree;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest file read from `.cove/` (a component can be large; anything bigger is refused).
+const MAX_FILE: u64 = 256 << 20;
+
+/// A project plugin folder as it was read for the trust decision.
+#[derive(Debug, Clone)]
+pub struct ProjectPlugin {
+    /// `.cove/plugins/<folder>`, absolute.
+    pub dir: PathBuf,
+    /// The parsed manifest, or why it is unusable.
+    pub manifest: Result<Manifest, ManifestError>,
+    /// The component file and the blake3 hash of the bytes that were trusted.
+    pub component: Option<(PathBuf, String)>,
+}
+
+/// What a repository's `.cove/` holds.
+#[derive(Debug, Clone, Default)]
+pub struct Project {
+    /// `.cove/config.toml`, parsed, and its path.
+    pub config: Option<(ConfigFile, PathBuf)>,
+    pub plugins: Vec<ProjectPlugin>,
+    /// blake3 over everything above, as read.
+    pub hash: String,
+}
+
+/// Reading `.cove/` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot record the trust decision in {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn read_capped(dir: &cap_std::fs::Dir, rel: &Path) -> std::io::Result<Vec<u8>> {
+    let file = dir.open(rel)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+impl Project {
+    /// Read `.cove/config.toml` and `.cove/plugins/*` of `worktree`. Nothing is compiled or run.
+    ///
+    /// # Errors
+    /// A [`TrustError`] when the project's config does not parse or a file cannot be read.
+    pub fn read(worktree: &Worktree) -> Result<Self, TrustError> {
+        let dir = worktree.dir();
+        let root = worktree.root();
+        let mut hasher = blake3::Hasher::new();
+        let mut out = Project::default();
+        let read_err = |rel: &Path, e: std::io::Error| TrustError::Read {
+            path: root.join(rel),
+            message: e.to_string(),
+        };
+        let config_rel = Path::new(".cove/config.toml");
+        match read_capped(dir, config_rel) {
+            Ok(bytes) => {
+                hasher.update(b"config.toml\0");
+                hasher.update(&(bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+                let path = root.join(config_rel);
+                let text = String::from_utf8(bytes).map_err(|_| ConfigError {
+                    file: path.clone(),
+                    message: "not UTF-8 text".into(),
+                })?;
+                out.config = Some((ConfigFile::parse(&text, &path)?, path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_err(config_rel, e)),
+        }
+        let plugins_rel = Path::new(".cove/plugins");
+        let entries = match dir.read_dir(plugins_rel) {
+            Ok(e) => Some(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(read_err(plugins_rel, e)),
+        };
+        let mut folders: Vec<String> = entries
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        folders.sort();
+        for folder in folders {
+            let rel = plugins_rel.join(&folder);
+            let manifest_rel = rel.join("plugin.toml");
+            let bytes = match read_capped(dir, &manifest_rel) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(read_err(&manifest_rel, e)),
+            };
+            hasher.update(format!("plugin {folder}\0").as_bytes());
+            hasher.update(&(bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+            let manifest_path = root.join(&manifest_rel);
+            let manifest = String::from_utf8(bytes)
+                .map_err(|_| ManifestError {
+                    file: manifest_path.clone(),
+                    message: "not UTF-8 text".into(),
+                })
+                .and_then(|text| Manifest::parse(&text, &manifest_path));
+            let mut component = None;
+            if let Ok(m) = &manifest {
+                let wasm_rel = rel.join(m.component_file());
+                match read_capped(dir, &wasm_rel) {
+                    Ok(bytes) => {
+                        let h = blake3::hash(&bytes).to_hex().to_string();
+                        hasher.update(format!("component {h}\0").as_bytes());
+                        component = Some((root.join(&wasm_rel), h));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(read_err(&wasm_rel, e)),
+                }
+            }
+            out.plugins.push(ProjectPlugin {
+                dir: root.join(&rel),
+                manifest,
+                component,
+            });
+        }
+        out.hash = hasher.finalize().to_hex().to_string();
+        Ok(out)
+    }
+
+    /// Whether there is anything in `.cove/` at all.
+    pub fn is_empty(&self) -> bool {
+        self.config.is_none() && self.plugins.is_empty()
+    }
+
+    /// Everything the project asks for that widens what cove may do or changes where requests
+    /// go, over the user's own `config`, one line each. Empty: nothing needs trust.
+    pub fn asks(&self, user: &Config, builtin: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((file, _)) = &self.config {
+            let mut c = user.clone();
+            c.apply_project(file.clone(), false);
+            out = c.widening;
+        }
+        for p in &self.plugins {
+            let folder = p.dir.file_name().unwrap_or_default().to_string_lossy();
+            let what = match &p.manifest {
+                Ok(m) if builtin.contains(&m.name) => {
+                    format!("replaces the built-in plugin `{}`", m.name)
+                }
+                Ok(m) => format!("{} plugin `{}` (code from the repository)", m.kind, m.name),
+                Err(_) => "a plugin whose manifest does not parse".into(),
+            };
+            out.push(format!(".cove/plugins/{folder}: {what}"));
+        }
+        out
+    }
+}
+
+/// A decision the user made about one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Trusted,
+    /// Declined (or revoked): the project's settings apply only where they narrow.
+    Declined,
+}
+
+/// One repository's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub decision: Decision,
+    /// The hash of `.cove/` the decision was made about.
+    pub hash: String,
+    /// Seconds since the epoch.
+    pub at: u64,
+    /// What the project asked for then.
+    pub asks: Vec<String>,
+}
+
+/// Where a repository stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Its `.cove/` asks for nothing that needs trust.
+    NotNeeded,
+    /// The user trusted exactly this `.cove/`.
+    Trusted,
+    /// The user declined exactly this `.cove/`.
+    Declined,
+    /// Never decided, or decided about a `.cove/` that has changed since (`changed`).
+    Undecided { changed: bool },
+}
+
+/// The user's decisions: `trust.json` in the user's config directory.
+pub struct Store {
+    path: PathBuf,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoreFile {
+    #[serde(default)]
+    repos: BTreeMap<PathBuf, Entry>,
+}
+
+impl Store {
+    pub fn new(config_dir: &Path) -> Self {
+        Self {
+            path: config_dir.join("trust.json"),
+        }
+    }
+
+    fn load(&self) -> StoreFile {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "{} is damaged ({e}); every repository counts as undecided",
+                    self.path.display()
+                );
+                StoreFile::default()
+            }),
+            Err(_) => StoreFile::default(),
+        }
+    }
+
+    /// Where the repository at `root`, whose `.cove/` hashes to `hash` and asks for `asks`, stands.
+    pub fn state(&self, root: &Path, hash: &str, asks: &[String]) -> State {
+        if asks.is_empty() {
+            return State::NotNeeded;
+        }
+        match self.load().repos.get(root) {
+            Some(e) if e.hash == hash => match e.decision {
+                Decision::Trusted => State::Trusted,
+                Decision::Declined => State::Declined,
+            },
+            Some(_) => State::Undecided { changed: true },
+            None => State::Undecided { changed: false },
+        }
+    }
+
+    /// Record `decision` about `root` as it is now. Written whole to a new file, then renamed.
+    ///
+    /// # Errors
+    /// [`TrustError::Store`] when the file cannot be written.
+    pub fn record(
+        &self,
+        root: &Path,
+        hash: &str,
+        asks: &[String],
+        decision: Decision,
+    ) -> Result<(), TrustError> {
+        let mut file = self.load();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        file.repos.insert(
+            root.to_path_buf(),
+            Entry {
+                decision,
+                hash: hash.to_string(),
+                at,
+                asks: asks.to_vec(),
+            },
+        );
+        self.write(&file)
+    }
+
+    /// Every decision, by repository path.
+    pub fn list(&self) -> BTreeMap<PathBuf, Entry> {
+        self.load().repos
+    }
+
+    fn write(&self, file: &StoreFile) -> Result<(), TrustError> {
+        let err = |source| TrustError::Store {
+            path: self.path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(file).map_err(|e| err(std::io::Error::other(e)))?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = dir.join(format!(".trust.json.{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)
+    }
+}
+
+/// The message `cove run` refuses with, and the chat prompt's preamble.
+pub fn describe(root: &Path, asks: &[String], changed: bool) -> String {
+    let mut s = format!(
+        "{} {}/.cove asks for settings that widen what cove may do or change where requests go{}:\n",
+        if changed {
+            "Since you last decided,"
+        } else {
+            "This repository's"
+        },
+        root.display(),
+        if changed { " (it changed)" } else { "" }
+    );
+    for a in asks {
+        s.push_str(&format!("  - {a}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_cove_dir_is_undecided_again() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join(".cove"))?;
+        std::fs::write(
+            repo.join(".cove/config.toml"),
+            "[provider]\nbase_url = \"http://a\"\n",
+        )?;
+        let wt = Worktree::open(&repo)?;
+        let store = Store::new(&tmp.path().join("config"));
+        let p = Project::read(&wt)?;
+        let asks = p.asks(&Config::default(), &[]);
+        assert_eq!(asks.len(), 1, "{asks:?}");
+        let root = wt.root();
+        assert_eq!(
+            store.state(root, &p.hash, &asks),
+            State::Undecided { changed: false }
+        );
+        store.record(root, &p.hash, &asks, Decision::Trusted)?;
+        assert_eq!(store.state(root, &p.hash, &asks), State::Trusted);
+        std::fs::write(
+            repo.join(".cove/config.toml"),
+            "[provider]\nbase_url = \"http://b\"\n",
+        )?;
+        let p2 = Project::read(&wt)?;
+        assert_ne!(p.hash, p2.hash);
+        assert_eq!(
+            store.state(root, &p2.hash, &asks),
+            State::Undecided { changed: true }
+        );
+        store.record(root, &p2.hash, &asks, Decision::Declined)?;
+        assert_eq!(store.state(root, &p2.hash, &asks), State::Declined);
+        assert_eq!(store.list().len(), 1);
+        Ok(())
+    }
+}
