@@ -206,8 +206,8 @@ struct HostState {
     /// Set when the call is cancelled; long host work (a command) checks it.
     cancel: Option<Arc<AtomicBool>>,
     session_cwd: Arc<std::sync::Mutex<PathBuf>>,
-    /// Descriptors whose paths lie inside `.git` (see `guarded_fs`).
-    protected: guarded_fs::Protected,
+    /// What `.git` and `.cove` are, so no write reaches them (see `guarded_fs`).
+    guard: guarded_fs::Guard,
 }
 
 impl HostState {
@@ -493,7 +493,11 @@ impl Runtime {
                 grants: env.grants.clone(),
                 cancel: env.cancel.clone(),
                 session_cwd: env.session_cwd.clone(),
-                protected: guarded_fs::Protected::default(),
+                guard: env
+                    .worktree
+                    .as_ref()
+                    .map(|w| guarded_fs::Guard::new(w.root()))
+                    .unwrap_or_default(),
             },
         };
         let mut store = Store::new(&self.engine, state);

@@ -1,55 +1,313 @@
-//! WASI for plugins, with everything inside `.git` read-only.
+//! WASI for plugins, with `.git` and `.cove` read-only wherever a path really leads.
 //!
-//! A plugin with read-write access to the worktree must still not plant `.git/hooks/pre-commit` or
-//! rewrite `.git/config`: git would run that outside any sandbox on the user's next command. WASI
-//! cannot leave a subdirectory out of a preopen, so this module links standard wasmtime-wasi and
-//! then shadows the path-taking `wasi:filesystem/types` functions with checks that run first:
-//! a path with a `.git` component, or any path under a descriptor opened inside `.git`, may be
-//! read but not created, written, truncated, renamed, linked, removed or re-timed.
+//! A plugin with read-write access to the worktree must still not plant `.git/hooks/pre-commit`,
+//! rewrite `.git/config` (or a linked worktree's `.git` pointer file), or grant itself capabilities
+//! in `.cove/`. WASI cannot leave a subdirectory out of a preopen, so this module links standard
+//! wasmtime-wasi and then shadows the `wasi:filesystem/types` functions that change something.
 //!
-//! Owns only that check. Must not relax any wasmtime-wasi confinement: every call that passes the
-//! check goes to wasmtime-wasi's own implementation unchanged.
+//! The decision is made on the resolved location, not on the path string: each mutating call
+//! opens the parent directory of its path beneath the caller's descriptor (following links the way
+//! the kernel would, and never out of the preopen, through cap-std), checks that directory and its
+//! ancestors by identity (device and inode) against the protected directories, checks the final
+//! entry too (a hard link to a protected file, the `.git` pointer file), and then performs the call
+//! on that very directory handle with the final link not followed. A link swapped in between the
+//! check and the call therefore cannot redirect it: the call fails instead.
+//!
+//! Owns only that check. Must not relax any wasmtime-wasi confinement: every call that passes goes
+//! to wasmtime-wasi's own implementation.
 
 use super::StoreState;
-use std::collections::HashSet;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
-use wasmtime_wasi::filesystem::WasiFilesystemView;
+use wasmtime_wasi::filesystem::{Descriptor, Dir, WasiFilesystemView};
 use wasmtime_wasi::p2::FsError;
-use wasmtime_wasi::p2::bindings::sync::filesystem::preopens::Host as _;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
-    Descriptor, DescriptorFlags, ErrorCode, HostDescriptor, NewTimestamp, OpenFlags, PathFlags,
+    DescriptorFlags, ErrorCode, HostDescriptor, NewTimestamp, OpenFlags, PathFlags,
 };
 
-/// The WASI filesystem interfaces as wasmtime-wasi 48 names them.
+/// The WASI filesystem interface as wasmtime-wasi 48 names it.
 const TYPES: &str = "wasi:filesystem/types@0.2.12";
-const PREOPENS: &str = "wasi:filesystem/preopens@0.2.12";
-
-/// Descriptors (by resource index) that were opened inside `.git`.
-#[derive(Debug, Default)]
-pub struct Protected(HashSet<u32>);
 
 /// Directories no plugin may change: git's (a planted hook runs outside every sandbox) and
 /// cove's own (a plugin must not grant itself capabilities or switch its policy).
-const PROTECTED: &[&str] = &[".git", ".cove"];
+pub const PROTECTED: &[&str] = &[".git", ".cove"];
 
-fn names_git(path: &str) -> bool {
-    path.split('/').any(|c| PROTECTED.contains(&c))
+/// Most links followed while resolving one path (the kernel's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+/// A file's identity: device and inode.
+type Id = (u64, u64);
+
+fn id_of(fd: impl AsFd) -> std::io::Result<Id> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// What one store protects: the identities of the worktree's `.git` and `.cove`, taken when the
+/// store is made.
+#[derive(Debug, Default)]
+pub struct Guard {
+    root: Option<Id>,
+    protected: Vec<(Id, PathBuf)>,
+}
+
+impl Guard {
+    /// The guard for a worktree at `root`.
+    pub fn new(root: &Path) -> Self {
+        let root_id = std::fs::metadata(root).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        let protected = PROTECTED
+            .iter()
+            .filter_map(|name| {
+                let path = root.join(name);
+                // Followed: a `.git` that is a link protects what it points at.
+                let m = std::fs::metadata(&path).ok()?;
+                use std::os::unix::fs::MetadataExt;
+                Some(((m.dev(), m.ino()), path))
+            })
+            .collect();
+        Self {
+            root: root_id,
+            protected,
+        }
+    }
+
+    fn is_protected(&self, id: Id) -> bool {
+        self.protected.iter().any(|(p, _)| *p == id)
+    }
+
+    /// Whether `dir`, or a directory above it, is a protected one.
+    fn inside(&self, dir: &File) -> std::io::Result<bool> {
+        use rustix::fs::{Mode, OFlags, openat};
+        let mut here = id_of(dir)?;
+        let mut cur = rustix::io::dup(dir)?;
+        for _ in 0..4096 {
+            if self.is_protected(here) {
+                return Ok(true);
+            }
+            if Some(here) == self.root {
+                return Ok(false);
+            }
+            let up = openat(
+                &cur,
+                "..",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let up_id = id_of(&up)?;
+            if up_id == here {
+                return Ok(false);
+            }
+            here = up_id;
+            cur = up;
+        }
+        Ok(true)
+    }
+
+    /// Whether an existing file with more than one link is one of the protected files, reached
+    /// through a hard link made elsewhere.
+    fn hard_link_into(&self, id: Id) -> bool {
+        fn walk(dir: &Path, id: Id, depth: usize) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return false;
+            };
+            for e in entries.flatten() {
+                let Ok(m) = e.metadata() else { continue };
+                use std::os::unix::fs::MetadataExt;
+                if (m.dev(), m.ino()) == id {
+                    return true;
+                }
+                if m.is_dir() && depth < 64 && walk(&e.path(), id, depth + 1) {
+                    return true;
+                }
+            }
+            false
+        }
+        self.protected.iter().any(|(_, path)| walk(path, id, 0))
+    }
+}
+
+/// A path resolved for a mutating call: the directory it lands in and the entry's name there.
+struct Resolved {
+    parent: File,
+    name: String,
+}
+
+/// Split `path` into its parent and last component; `.`-only or empty paths name the directory.
+fn split(path: &str) -> (&str, &str) {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((parent, name)) => (if parent.is_empty() { "/" } else { parent }, name),
+        None => (".", trimmed),
+    }
+}
+
+fn io_code(e: &std::io::Error) -> ErrorCode {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorCode::NoEntry,
+        std::io::ErrorKind::PermissionDenied => ErrorCode::NotPermitted,
+        std::io::ErrorKind::NotADirectory => ErrorCode::NotDirectory,
+        _ => match e.raw_os_error() {
+            Some(libc::ELOOP) => ErrorCode::Loop,
+            Some(libc::EXDEV) | Some(libc::EPERM) => ErrorCode::NotPermitted,
+            Some(libc::EACCES) => ErrorCode::Access,
+            _ => ErrorCode::Io,
+        },
+    }
+}
+
+/// Resolve `path` beneath `base` the way the kernel would (links followed, `..` applied to the
+/// real directory), never leaving `base`. With `follow`, a link in the last component is followed
+/// too, so the result names the file a write would reach.
+fn resolve(base: &File, path: &str, follow: bool) -> Result<Resolved, ErrorCode> {
+    let base = cap_std::fs::Dir::from_std_file(base.try_clone().map_err(|e| io_code(&e))?);
+    let mut path = path.to_string();
+    for _ in 0..MAX_LINKS {
+        let (parent_rel, name) = split(&path);
+        if parent_rel.starts_with('/') {
+            // Absolute paths are refused by WASI itself; keep that answer.
+            return Err(ErrorCode::NotPermitted);
+        }
+        let parent = base.open_dir(parent_rel).map_err(|e| io_code(&e))?;
+        if follow && !name.is_empty() && name != "." && name != ".." {
+            // Not a link (EINVAL) or not there (ENOENT): the name is final.
+            if let Ok(target) = rustix::fs::readlinkat(&parent, name, Vec::new()) {
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    return Err(ErrorCode::NotPermitted);
+                }
+                path = if parent_rel == "." {
+                    target
+                } else {
+                    format!("{parent_rel}/{target}")
+                };
+                continue;
+            }
+        }
+        return Ok(Resolved {
+            parent: parent.into_std_file(),
+            name: name.to_string(),
+        });
+    }
+    Err(ErrorCode::Loop)
 }
 
 impl StoreState {
-    fn guarded(&self, fd: &Resource<Descriptor>, path: &str) -> bool {
-        names_git(path) || self.host.protected.0.contains(&fd.rep())
-    }
-
     fn refuse(&self, op: &str, path: &str) -> ErrorCode {
         tracing::warn!(
             plugin = &*self.host.plugin,
             op,
             path,
-            "refused: .git is read-only for plugins"
+            "refused: .git and .cove are read-only for plugins"
         );
         ErrorCode::NotPermitted
+    }
+
+    fn base_dir(&self, fd: &Resource<Descriptor>) -> Result<(File, Dir), ErrorCode> {
+        match self.table.get(fd) {
+            Ok(Descriptor::Dir(d)) => {
+                let file = d.dir.try_clone().map_err(|e| io_code(&e))?;
+                let template = Dir::new(
+                    d.dir.try_clone().map_err(|e| io_code(&e))?,
+                    d.perms,
+                    d.open_mode,
+                    true,
+                );
+                Ok((file, template))
+            }
+            Ok(Descriptor::File(_)) => Err(ErrorCode::NotDirectory),
+            Err(_) => Err(ErrorCode::BadDescriptor),
+        }
+    }
+
+    /// Resolve `path` under `fd` for a call that changes something, refusing anything inside a
+    /// protected directory or naming a protected entry. Returns a descriptor for the directory
+    /// the call must act on (the caller removes it from the table) and the entry's name there.
+    fn guard(
+        &mut self,
+        op: &str,
+        fd: &Resource<Descriptor>,
+        path: &str,
+        follow: bool,
+        writes_existing: bool,
+    ) -> Result<(Resource<Descriptor>, String), ErrorCode> {
+        let (base, template) = self.base_dir(fd)?;
+        let r = resolve(&base, path, follow)?;
+        let guard = &self.host.guard;
+        if path.split('/').any(|c| PROTECTED.contains(&c))
+            || guard.inside(&r.parent).unwrap_or(true)
+        {
+            return Err(self.refuse(op, path));
+        }
+        let parent_id = id_of(&r.parent).map_err(|e| io_code(&e))?;
+        if Some(parent_id) == guard.root && PROTECTED.contains(&r.name.as_str()) {
+            return Err(self.refuse(op, path));
+        }
+        if !r.name.is_empty()
+            && let Ok(st) = rustix::fs::statat(
+                &r.parent,
+                r.name.as_str(),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+        {
+            let id = (st.st_dev, st.st_ino);
+            if guard.is_protected(id)
+                || (writes_existing
+                    && st.st_nlink > 1
+                    && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+                    && guard.hard_link_into(id))
+            {
+                return Err(self.refuse(op, path));
+            }
+        }
+        let dir = Descriptor::Dir(Dir::new(r.parent, template.perms, template.open_mode, true));
+        let res = self.table.push(dir).map_err(|_| ErrorCode::Io)?;
+        Ok((res, r.name))
+    }
+
+    /// Whether a link at `path` (beneath `fd`) with this `target` would point into a protected
+    /// directory: by name, with `..` applied, and by identity where the target exists.
+    fn leads_into_protected(&self, fd: &Resource<Descriptor>, path: &str, target: &str) -> bool {
+        let (parent_rel, _) = split(path);
+        let joined = if parent_rel == "." {
+            target.to_string()
+        } else {
+            format!("{parent_rel}/{target}")
+        };
+        let mut parts: Vec<&str> = Vec::new();
+        for c in joined.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                c => parts.push(c),
+            }
+        }
+        if parts.first().is_some_and(|c| PROTECTED.contains(c)) {
+            return true;
+        }
+        let Ok((base, _)) = self.base_dir(fd) else {
+            return true;
+        };
+        let Ok(r) = resolve(&base, &joined, true) else {
+            return false;
+        };
+        let guard = &self.host.guard;
+        if guard.inside(&r.parent).unwrap_or(true) {
+            return true;
+        }
+        rustix::fs::statat(&r.parent, r.name.as_str(), rustix::fs::AtFlags::empty())
+            .is_ok_and(|st| guard.is_protected((st.st_dev, st.st_ino)))
+    }
+
+    fn release(&mut self, res: Resource<Descriptor>) {
+        let _ = self.table.delete(res);
     }
 }
 
@@ -63,7 +321,12 @@ fn lower<T>(r: Result<T, FsError>) -> wasmtime::Result<(Result<T, ErrorCode>,)> 
 
 type Ctx<'a> = StoreContextMut<'a, StoreState>;
 
-/// Link WASI 0.2 (sync) with the `.git` guard in front of the filesystem's mutating calls.
+/// The temporary directory descriptor made by `guard`, as the borrow wasmtime-wasi takes.
+fn borrow(res: &Resource<Descriptor>) -> Resource<Descriptor> {
+    Resource::new_borrow(res.rep())
+}
+
+/// Link WASI 0.2 (sync) with the guard in front of every filesystem call that changes something.
 ///
 /// # Errors
 /// When wasmtime-wasi's interfaces cannot be linked or shadowed (a version mismatch).
@@ -83,21 +346,33 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
             DescriptorFlags,
         )| {
             let s = cx.data_mut();
-            let inside = s.guarded(&fd, &path);
             let writes = of.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE)
                 || df.intersects(DescriptorFlags::WRITE | DescriptorFlags::MUTATE_DIRECTORY);
-            if inside && writes {
-                return Ok((Err(s.refuse("open for writing", &path)),));
+            if !writes {
+                return lower(HostDescriptor::open_at(
+                    &mut s.filesystem(),
+                    fd,
+                    pf,
+                    path,
+                    of,
+                    df,
+                ));
             }
-            let r = HostDescriptor::open_at(&mut s.filesystem(), fd, pf, path, of, df);
-            if let Ok(new) = &r {
-                // Resource indices are reused: record the answer for this index either way.
-                if inside {
-                    s.host.protected.0.insert(new.rep());
-                } else {
-                    s.host.protected.0.remove(&new.rep());
-                }
-            }
+            let follow = pf.contains(PathFlags::SYMLINK_FOLLOW);
+            let (dir, name) = match s.guard("open for writing", &fd, &path, follow, true) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            // The last link was followed by the check; a link appearing there now fails.
+            let r = HostDescriptor::open_at(
+                &mut s.filesystem(),
+                borrow(&dir),
+                pf & !PathFlags::SYMLINK_FOLLOW,
+                name,
+                of,
+                df,
+            );
+            s.release(dir);
             lower(r)
         },
     )?;
@@ -105,67 +380,94 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
         "[method]descriptor.create-directory-at",
         |mut cx: Ctx<'_>, (fd, path): (Resource<Descriptor>, String)| {
             let s = cx.data_mut();
-            if s.guarded(&fd, &path) {
-                return Ok((Err(s.refuse("create directory", &path)),));
-            }
-            lower(HostDescriptor::create_directory_at(
-                &mut s.filesystem(),
-                fd,
-                path,
-            ))
+            let (dir, name) = match s.guard("create directory", &fd, &path, false, false) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            let r = HostDescriptor::create_directory_at(&mut s.filesystem(), borrow(&dir), name);
+            s.release(dir);
+            lower(r)
         },
     )?;
     types.func_wrap(
         "[method]descriptor.unlink-file-at",
         |mut cx: Ctx<'_>, (fd, path): (Resource<Descriptor>, String)| {
             let s = cx.data_mut();
-            if s.guarded(&fd, &path) {
-                return Ok((Err(s.refuse("unlink", &path)),));
-            }
-            lower(HostDescriptor::unlink_file_at(
-                &mut s.filesystem(),
-                fd,
-                path,
-            ))
+            let (dir, name) = match s.guard("unlink", &fd, &path, false, false) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            let r = HostDescriptor::unlink_file_at(&mut s.filesystem(), borrow(&dir), name);
+            s.release(dir);
+            lower(r)
         },
     )?;
     types.func_wrap(
         "[method]descriptor.remove-directory-at",
         |mut cx: Ctx<'_>, (fd, path): (Resource<Descriptor>, String)| {
             let s = cx.data_mut();
-            if s.guarded(&fd, &path) {
-                return Ok((Err(s.refuse("remove directory", &path)),));
-            }
-            lower(HostDescriptor::remove_directory_at(
-                &mut s.filesystem(),
-                fd,
-                path,
-            ))
+            let (dir, name) = match s.guard("remove directory", &fd, &path, false, false) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            let r = HostDescriptor::remove_directory_at(&mut s.filesystem(), borrow(&dir), name);
+            s.release(dir);
+            lower(r)
         },
     )?;
     types.func_wrap(
         "[method]descriptor.symlink-at",
         |mut cx: Ctx<'_>, (fd, target, path): (Resource<Descriptor>, String, String)| {
             let s = cx.data_mut();
-            if s.guarded(&fd, &path) || names_git(&target) {
-                return Ok((Err(s.refuse("symlink", &path)),));
+            let (dir, name) = match s.guard("symlink", &fd, &path, false, false) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            // A link is harmless to the guard itself (writes through it are resolved), but one
+            // aimed at `.git` or `.cove` is only ever a way in for something less careful.
+            if s.leads_into_protected(&fd, &path, &target) {
+                s.release(dir);
+                return Ok((Err(s.refuse("symlink to", &target)),));
             }
-            lower(HostDescriptor::symlink_at(
-                &mut s.filesystem(),
-                fd,
-                target,
-                path,
-            ))
+            let r = HostDescriptor::symlink_at(&mut s.filesystem(), borrow(&dir), target, name);
+            s.release(dir);
+            lower(r)
         },
     )?;
     types.func_wrap(
         "[method]descriptor.rename-at",
-        |mut cx: Ctx<'_>, (fd, old, new_fd, new): (Resource<Descriptor>, String, Resource<Descriptor>, String)| {
+        |mut cx: Ctx<'_>,
+         (fd, old, new_fd, new): (
+            Resource<Descriptor>,
+            String,
+            Resource<Descriptor>,
+            String,
+        )| {
             let s = cx.data_mut();
-            if s.guarded(&fd, &old) || s.guarded(&new_fd, &new) {
-                return Ok((Err(s.refuse("rename", &old)),));
-            }
-            lower(HostDescriptor::rename_at(&mut s.filesystem(), fd, old, new_fd, new))
+            let (from, old_name) = match s.guard("rename", &fd, &old, false, false) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            let (to, new_name) = match s.guard("rename onto", &new_fd, &new, false, false) {
+                Ok(g) => g,
+                Err(code) => {
+                    s.release(from);
+                    return Ok((Err(code),));
+                }
+            };
+            // Replacing a file keeps its permission bits: WASI has no chmod, so a plugin that
+            // writes a new version beside a script and renames it over must not lose `x`.
+            keep_mode(s, &from, &old_name, &to, &new_name);
+            let r = HostDescriptor::rename_at(
+                &mut s.filesystem(),
+                borrow(&from),
+                old_name,
+                borrow(&to),
+                new_name,
+            );
+            s.release(from);
+            s.release(to);
+            lower(r)
         },
     )?;
     types.func_wrap(
@@ -179,17 +481,30 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
             String,
         )| {
             let s = cx.data_mut();
-            if s.guarded(&fd, &old) || s.guarded(&new_fd, &new) {
-                return Ok((Err(s.refuse("link", &old)),));
-            }
-            lower(HostDescriptor::link_at(
+            let follow = pf.contains(PathFlags::SYMLINK_FOLLOW);
+            // Linking a protected file elsewhere would make it writable there.
+            let (from, old_name) = match s.guard("link from", &fd, &old, follow, false) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            let (to, new_name) = match s.guard("link", &new_fd, &new, false, false) {
+                Ok(g) => g,
+                Err(code) => {
+                    s.release(from);
+                    return Ok((Err(code),));
+                }
+            };
+            let r = HostDescriptor::link_at(
                 &mut s.filesystem(),
-                fd,
-                pf,
-                old,
-                new_fd,
-                new,
-            ))
+                borrow(&from),
+                pf & !PathFlags::SYMLINK_FOLLOW,
+                old_name,
+                borrow(&to),
+                new_name,
+            );
+            s.release(from);
+            s.release(to);
+            lower(r)
         },
     )?;
     types.func_wrap(
@@ -203,47 +518,73 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
             NewTimestamp,
         )| {
             let s = cx.data_mut();
-            if s.guarded(&fd, &path) {
-                return Ok((Err(s.refuse("set times", &path)),));
-            }
-            lower(HostDescriptor::set_times_at(
+            let follow = pf.contains(PathFlags::SYMLINK_FOLLOW);
+            let (dir, name) = match s.guard("set times", &fd, &path, follow, false) {
+                Ok(g) => g,
+                Err(code) => return Ok((Err(code),)),
+            };
+            let r = HostDescriptor::set_times_at(
                 &mut s.filesystem(),
-                fd,
-                pf,
-                path,
+                borrow(&dir),
+                pf & !PathFlags::SYMLINK_FOLLOW,
+                name,
                 atime,
                 mtime,
-            ))
+            );
+            s.release(dir);
+            lower(r)
         },
     )?;
-
-    let mut preopens = linker.instance(PREOPENS)?;
-    preopens.func_wrap("get-directories", |mut cx: Ctx<'_>, (): ()| {
-        let s = cx.data_mut();
-        let dirs = s.filesystem().get_directories()?;
-        for (fd, _) in &dirs {
-            s.host.protected.0.remove(&fd.rep());
-        }
-        Ok((dirs,))
-    })?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
+/// Give the file `from/old` the permission bits of the regular file it is about to replace at
+/// `to/new` (nothing when there is none). Set-id bits are never carried over.
+fn keep_mode(
+    s: &StoreState,
+    from: &Resource<Descriptor>,
+    old: &str,
+    to: &Resource<Descriptor>,
+    new: &str,
+) {
+    let dir_of = |r: &Resource<Descriptor>| match s.table.get(r) {
+        Ok(Descriptor::Dir(d)) => Some(d.dir.clone()),
+        _ => None,
+    };
+    let (Some(from), Some(to)) = (dir_of(from), dir_of(to)) else {
+        return;
+    };
+    use rustix::fs::{AtFlags, Mode, statat};
+    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+    let (Ok(target), Ok(source)) = (statat(&*to, new, nofollow), statat(&*from, old, nofollow))
+    else {
+        return;
+    };
+    let regular = |m: u32| (m & libc::S_IFMT) == libc::S_IFREG;
+    if !(regular(target.st_mode) && regular(source.st_mode)) {
+        return;
+    }
+    // Opened without following a link, so a swap cannot aim the chmod elsewhere.
+    use rustix::fs::{OFlags, openat};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    if let Ok(file) = openat(&*from, old, flags, Mode::empty())
+        && rustix::fs::fstat(&file).is_ok_and(|st| regular(st.st_mode))
+    {
+        let _ = rustix::fs::fchmod(&file, Mode::from_raw_mode(target.st_mode & 0o777));
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::names_git;
+    use super::split;
 
     #[test]
-    fn finds_git_components() {
-        assert!(names_git(".git"));
-        assert!(names_git(".git/hooks/pre-commit"));
-        assert!(names_git("src/../.git/config"));
-        assert!(names_git("sub/.git"));
-        assert!(!names_git(".github/workflows/ci.yml"));
-        assert!(!names_git("x.git"));
-        assert!(!names_git("src/git/x"));
-        assert!(names_git(".cove/config.toml"));
-        assert!(!names_git(".cover"));
+    fn splits_paths_into_parent_and_name() {
+        assert_eq!(split("a/b/c"), ("a/b", "c"));
+        assert_eq!(split("c"), (".", "c"));
+        assert_eq!(split("a/b/"), ("a", "b"));
+        assert_eq!(split("/abs"), ("/", "abs"));
+        assert_eq!(split("."), (".", "."));
     }
 }
