@@ -1,20 +1,24 @@
 //! The OS sandbox for commands: what a process started through the `exec` capability may do.
 //!
-//! Owns both halves. The parent half ([`run`]) starts `cove __sandbox-exec` with an allow-listed
-//! environment, feeds stdin, caps stdout and stderr (draining the rest so the child never blocks
-//! and host memory stays bounded), and kills the whole process group at the deadline, on
-//! cancellation, and when the command ends. The child half ([`enter_and_exec`]) runs in that fresh,
-//! single-threaded helper process and builds the walls before `execvp`:
-//! a new session; mount, PID and (unless the network is granted) network namespaces; `.git`
-//! bind-mounted read-only; secrets hidden under empty tmpfs; a fresh `/proc`; rlimits and a cgroup
-//! `pids` limit (RLIMIT_NPROC does not bind root); every capability dropped; no new privileges;
-//! and Landlock: read everywhere, write only the worktree and a private tmp.
+//! Owns both halves. The parent half ([`run`], here) refuses outright where a wall cannot be built
+//! (`walls`), starts `cove __sandbox-exec` with an allow-listed environment, feeds stdin, caps
+//! stdout and stderr (draining the rest so the child never blocks and host memory stays bounded),
+//! watches how much the command adds to the disk, and kills the whole process group at the
+//! deadline, on cancellation, past the disk bound, and when the command ends. The child half
+//! (`helper`) builds the walls before `execvp`; `cgroup` holds the pids and memory caps.
 //!
 //! Must not decide what may run (policies do) or which plugin may use it (grants do).
 
+mod cgroup;
+mod helper;
+pub mod walls;
+
+pub use helper::enter_and_exec;
+pub use walls::{Wall, doctor, landlock_abi};
+
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +41,15 @@ pub fn set_helper_exe(exe: PathBuf) {
 /// Most bytes kept of stdout and of stderr.
 pub const OUTPUT_CAP: usize = 512 * 1024;
 
+/// The bounds on what one command may take, from `[sandbox]` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resources {
+    /// The memory cap of the whole command (0: none).
+    pub memory_bytes: u64,
+    /// Most bytes one command may add to the disk (0: none).
+    pub disk_bytes: u64,
+}
+
 /// Everything the helper needs, passed as JSON in its argv.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Spec {
@@ -52,6 +65,12 @@ pub struct Spec {
     pub max_procs: u64,
     pub max_file_bytes: u64,
     pub cpu_secs: u64,
+    /// The memory cap of the whole command (0: none).
+    #[serde(default)]
+    pub memory_bytes: u64,
+    /// Most bytes the command may add to the disk holding the worktree and its tmp (0: none).
+    #[serde(default)]
+    pub disk_bytes: u64,
     /// Environment on top of the allow-list (from the project's config).
     #[serde(default)]
     pub env: Vec<(String, String)>,
@@ -102,6 +121,8 @@ pub struct Outcome {
     pub stderr: String,
     pub timed_out: bool,
     pub truncated: bool,
+    /// Why cove stopped the command early, besides the deadline (the memory or disk bound).
+    pub stopped: Option<String>,
 }
 
 /// A command that could not be run.
@@ -113,6 +134,9 @@ pub enum SandboxError {
     Cancelled,
     #[error("{0}")]
     Setup(String),
+    /// A wall this machine cannot build: the words `cove doctor` uses.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Run `spec` in the sandbox with `stdin`, stopping it at `timeout` or when `cancel` is set.
@@ -130,6 +154,9 @@ pub fn run(
         Some(exe) => exe.clone(),
         None => std::env::current_exe().map_err(SandboxError::Spawn)?,
     };
+    if !spec.unsandboxed {
+        walls::preflight().map_err(SandboxError::Refused)?;
+    }
     let json = serde_json::to_string(spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
     // `.cove` is mounted read-only in the sandbox; it must exist so a command cannot create it.
     std::fs::create_dir_all(spec.worktree.join(".cove")).map_err(SandboxError::Spawn)?;
@@ -168,6 +195,9 @@ pub fn run(
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
     let mut cancelled = false;
+    let mut disk = DiskWatch::new(spec);
+    let mut over_disk = false;
+    let mut polls = 0u32;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -178,19 +208,20 @@ pub fn run(
             cancelled = true;
         } else if Instant::now() >= deadline {
             timed_out = true;
+        } else if polls.is_multiple_of(8) && disk.exceeded() {
+            over_disk = true;
         }
-        if cancelled || timed_out {
+        polls = polls.wrapping_add(1);
+        if cancelled || timed_out || over_disk {
             kill_group(pgid);
             break child.wait().ok();
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     // Whatever the command left behind in its group goes too (its PID namespace already died
-    // with its first process), and so does its pids cgroup.
+    // with its first process), and so do its cgroups.
     kill_group(pgid);
-    for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
-        let _ = std::fs::remove_dir(Path::new(base).join(format!("cove-{pgid}")));
-    }
+    let oom = cgroup::finish(child.id());
     let (stdout, cut_out) = out.and_then(|h| h.join().ok()).unwrap_or_default();
     let (stderr, cut_err) = err.and_then(|h| h.join().ok()).unwrap_or_default();
     if cancelled {
@@ -202,13 +233,66 @@ pub fn run(
     {
         return Err(SandboxError::Setup(stderr.trim().to_string()));
     }
+    let stopped = if over_disk {
+        Some(format!(
+            "cove stopped the command: it added more than {} MB to the disk ([sandbox] disk_mb); the files it wrote are still there, nothing that existed before was removed",
+            spec.disk_bytes >> 20
+        ))
+    } else if oom {
+        Some(format!(
+            "cove stopped the command: it went past the memory cap of {} MB ([sandbox] memory_mb)",
+            spec.memory_bytes >> 20
+        ))
+    } else {
+        None
+    };
     Ok(Outcome {
         exit_code: if timed_out { None } else { exit_code },
         stdout,
         stderr,
         timed_out,
         truncated: cut_out || cut_err,
+        stopped,
     })
+}
+
+/// How much a command has added to the filesystems of the worktree and its tmp: their free space
+/// when it started against now. Writes by other programs count too; the bound is generous.
+struct DiskWatch {
+    limit: u64,
+    /// (path, fsid, free bytes at the start), one per filesystem.
+    start: Vec<(PathBuf, u64, u64)>,
+}
+
+impl DiskWatch {
+    fn new(spec: &Spec) -> Self {
+        let mut start: Vec<(PathBuf, u64, u64)> = Vec::new();
+        if spec.disk_bytes > 0 {
+            for p in [&spec.worktree, &spec.tmp] {
+                if let Ok(st) = rustix::fs::statvfs(p.as_path())
+                    && !start.iter().any(|(_, id, _)| *id == st.f_fsid)
+                {
+                    start.push((p.clone(), st.f_fsid, st.f_bfree * st.f_frsize));
+                }
+            }
+        }
+        Self {
+            limit: spec.disk_bytes,
+            start,
+        }
+    }
+
+    fn exceeded(&mut self) -> bool {
+        let added: u64 = self
+            .start
+            .iter()
+            .filter_map(|(p, _, before)| {
+                let st = rustix::fs::statvfs(p.as_path()).ok()?;
+                Some(before.saturating_sub(st.f_bfree * st.f_frsize))
+            })
+            .sum();
+        self.limit > 0 && added > self.limit
+    }
 }
 
 fn kill_group(pgid: libc::pid_t) {
@@ -238,412 +322,3 @@ fn capped(mut pipe: impl Read) -> (String, bool) {
 
 /// The exit code the helper uses when it could not build the sandbox.
 pub const HELPER_FAILED: i32 = 125;
-
-fn fail(what: &str) -> ! {
-    let err = std::io::Error::last_os_error();
-    let _ = writeln!(std::io::stderr(), "cove sandbox: {what}: {err}");
-    std::process::exit(HELPER_FAILED)
-}
-
-fn cstr(p: &Path) -> std::ffi::CString {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
-}
-
-fn mount(src: &Path, target: &Path, fstype: &str, flags: libc::c_ulong, data: &str) -> bool {
-    let fstype = std::ffi::CString::new(fstype).unwrap_or_default();
-    let data = std::ffi::CString::new(data).unwrap_or_default();
-    // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
-    unsafe {
-        libc::mount(
-            cstr(src).as_ptr(),
-            cstr(target).as_ptr(),
-            if fstype.is_empty() {
-                std::ptr::null()
-            } else {
-                fstype.as_ptr()
-            },
-            flags,
-            if data.is_empty() {
-                std::ptr::null()
-            } else {
-                data.as_ptr().cast()
-            },
-        ) == 0
-    }
-}
-
-/// The helper: build every wall, then become the command. Never returns.
-pub fn enter_and_exec(spec_json: &str) -> ! {
-    let spec: Spec = match serde_json::from_str(spec_json) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "cove sandbox: bad spec: {e}");
-            std::process::exit(HELPER_FAILED)
-        }
-    };
-    // SAFETY (whole block): plain syscalls in a fresh single-threaded process, before exec.
-    unsafe {
-        if libc::setsid() < 0 {
-            fail("setsid");
-        }
-        // A pids cgroup bounds the process count even for root, which RLIMIT_NPROC does not.
-        limit_pids(spec.max_procs);
-        if spec.unsandboxed {
-            let r = libc::rlimit {
-                rlim_cur: spec.cpu_secs,
-                rlim_max: spec.cpu_secs,
-            };
-            libc::setrlimit(libc::RLIMIT_CPU, &r);
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-            exec_now(&spec);
-        }
-        let root = libc::geteuid() == 0;
-        let (uid, gid) = (libc::getuid(), libc::getgid());
-        let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-        if !spec.net {
-            flags |= libc::CLONE_NEWNET;
-        }
-        if !root {
-            flags |= libc::CLONE_NEWUSER;
-        }
-        if libc::unshare(flags) != 0 {
-            fail("unshare (namespaces unavailable; run `cove doctor`)");
-        }
-        if !root {
-            let _ = std::fs::write("/proc/self/setgroups", "deny");
-            if std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).is_err()
-                || std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).is_err()
-            {
-                fail("user namespace id maps");
-            }
-        }
-        // The first child is PID 1 of the new namespace: when it ends, everything it left ends.
-        let pid = libc::fork();
-        if pid < 0 {
-            fail("fork");
-        }
-        if pid > 0 {
-            let mut status = 0;
-            libc::waitpid(pid, &mut status, 0);
-            if libc::WIFEXITED(status) {
-                std::process::exit(libc::WEXITSTATUS(status));
-            }
-            std::process::exit(128 + libc::WTERMSIG(status));
-        }
-        let none = Path::new("");
-        if !mount(
-            none,
-            Path::new("/"),
-            "",
-            libc::MS_REC | libc::MS_PRIVATE,
-            "",
-        ) {
-            fail("make mounts private");
-        }
-        let _ = mount(
-            Path::new("proc"),
-            Path::new("/proc"),
-            "proc",
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            "",
-        );
-        // git's directory (a planted hook runs outside every sandbox) and cove's own (grants and
-        // policies) are read-only; the parent made sure `.cove` exists so it cannot be created.
-        for name in [".git", ".cove"] {
-            let dir = spec.worktree.join(name);
-            if !dir.exists() {
-                continue;
-            }
-            if !mount(&dir, &dir, "", libc::MS_BIND | libc::MS_REC, "") {
-                fail("bind a protected directory");
-            }
-            if !mount(
-                none,
-                &dir,
-                "",
-                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                "",
-            ) {
-                fail("make a protected directory read-only");
-            }
-        }
-        for p in &spec.deny {
-            match std::fs::symlink_metadata(p) {
-                Ok(m) if m.is_dir() => {
-                    if !mount(
-                        Path::new("tmpfs"),
-                        p,
-                        "tmpfs",
-                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
-                        "size=4k,mode=000",
-                    ) {
-                        fail("hide a secret directory");
-                    }
-                }
-                Ok(_) => {
-                    if !mount(Path::new("/dev/null"), p, "", libc::MS_BIND, "") {
-                        fail("hide a secret file");
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-        let limit = |res, v: u64| {
-            let r = libc::rlimit {
-                rlim_cur: v,
-                rlim_max: v,
-            };
-            libc::setrlimit(res, &r);
-        };
-        limit(libc::RLIMIT_NPROC, spec.max_procs);
-        limit(libc::RLIMIT_FSIZE, spec.max_file_bytes);
-        limit(libc::RLIMIT_CPU, spec.cpu_secs);
-        limit(libc::RLIMIT_CORE, 0);
-        drop_capabilities();
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            fail("no_new_privs");
-        }
-        if let Err(e) = landlock(&spec) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "cove sandbox: Landlock: {e} (run `cove doctor`)"
-            );
-            std::process::exit(HELPER_FAILED);
-        }
-        exec_now(&spec)
-    }
-}
-
-/// Change to the working directory and become the command.
-fn exec_now(spec: &Spec) -> ! {
-    // SAFETY: chdir/execvp with valid NUL-terminated strings and a NULL-terminated argv.
-    unsafe {
-        if libc::chdir(cstr(&spec.cwd).as_ptr()) != 0 {
-            fail("chdir to the working directory");
-        }
-        let args: Vec<std::ffi::CString> = spec
-            .argv
-            .iter()
-            .map(|a| std::ffi::CString::new(a.as_str()).unwrap_or_default())
-            .collect();
-        let Some(prog) = args.first() else {
-            let _ = writeln!(std::io::stderr(), "cove sandbox: empty command");
-            std::process::exit(HELPER_FAILED)
-        };
-        let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        ptrs.push(std::ptr::null());
-        libc::execvp(prog.as_ptr(), ptrs.as_ptr());
-        let err = std::io::Error::last_os_error();
-        let _ = writeln!(std::io::stderr(), "{}: {err}", spec.argv[0]);
-        std::process::exit(127)
-    }
-}
-
-/// Put this process in a fresh `pids` cgroup capped at `max` (cgroup v1 or v2, where writable).
-fn limit_pids(max: u64) {
-    let name = format!("cove-{}", std::process::id());
-    for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
-        let dir = Path::new(base).join(&name);
-        if std::fs::create_dir(&dir).is_err() {
-            continue;
-        }
-        if std::fs::write(dir.join("pids.max"), max.to_string()).is_ok()
-            && std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string()).is_ok()
-        {
-            return;
-        }
-        let _ = std::fs::remove_dir(&dir);
-    }
-}
-
-/// Drop every capability: effective, permitted, inheritable, ambient and the bounding set.
-unsafe fn drop_capabilities() {
-    // SAFETY: prctl/capset with valid arguments in this process only.
-    unsafe {
-        for cap in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
-        }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let header = Header {
-            version: 0x2008_0522,
-            pid: 0,
-        };
-        let data = [Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        }; 2];
-        libc::syscall(libc::SYS_capset, &header, data.as_ptr());
-    }
-}
-
-fn landlock(spec: &Spec) -> Result<(), landlock::RulesetError> {
-    use landlock::{
-        ABI, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr,
-        path_beneath_rules,
-    };
-    let abi = ABI::V5;
-    let mut ruleset = Ruleset::default().handle_access(AccessFs::from_all(abi))?;
-    if !spec.net {
-        ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
-    }
-    let writable = [spec.worktree.as_path(), spec.tmp.as_path()];
-    let devices = [
-        "/dev/null",
-        "/dev/zero",
-        "/dev/full",
-        "/dev/tty",
-        "/dev/pts",
-        "/dev/ptmx",
-    ];
-    ruleset
-        .create()?
-        .add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi)))?
-        .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))?
-        .add_rules(path_beneath_rules(devices, AccessFs::from_all(abi)))?
-        .restrict_self()?;
-    Ok(())
-}
-
-/// One wall, as `cove doctor` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Wall {
-    pub name: &'static str,
-    pub active: bool,
-    pub detail: String,
-}
-
-/// The Landlock ABI version this kernel offers, or why there is none.
-pub fn landlock_abi() -> Result<i64, String> {
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-    // SAFETY: the documented way to ask for the ABI version: null attr, size 0, VERSION flag.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    if v < 0 {
-        Err(format!(
-            "not available: {}",
-            std::io::Error::last_os_error()
-        ))
-    } else {
-        Ok(v)
-    }
-}
-
-/// Check every wall on this machine, the last one by running `true` in a real sandbox.
-pub fn doctor(scratch: &Path) -> Vec<Wall> {
-    let mut walls = Vec::new();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    walls.push(match landlock_abi() {
-        Ok(v) if v >= 4 => Wall { name: "Landlock", active: true, detail: format!("ABI {v}: writes only to the worktree and a private tmp; TCP closed unless granted") },
-        Ok(v) => Wall { name: "Landlock", active: true, detail: format!("ABI {v}: filesystem rules only (TCP rules need ABI 4; the network namespace still closes it)") },
-        Err(e) => Wall { name: "Landlock", active: false, detail: format!("{e}: needs Linux 5.13+ with landlock in the lsm= boot list") },
-    });
-    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    walls.push(if root {
-        Wall { name: "namespaces", active: true, detail: "running as root: mount, PID and network namespaces without a user namespace; every capability is dropped before the command runs".into() }
-    } else {
-        match userns {
-            Some(n) if n > 0 => Wall { name: "namespaces", active: true, detail: "unprivileged user namespaces are enabled".into() },
-            _ => Wall { name: "namespaces", active: false, detail: "unprivileged user namespaces are off (sysctl user.max_user_namespaces / kernel.unprivileged_userns_clone)".into() },
-        }
-    });
-    let cgroup = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"].iter().find(|b| {
-        let probe = Path::new(b).join(format!("cove-doctor-{}", std::process::id()));
-        let ok = std::fs::create_dir(&probe).is_ok() && probe.join("pids.max").exists();
-        let _ = std::fs::remove_dir(&probe);
-        ok
-    });
-    walls.push(match cgroup {
-        Some(b) => Wall {
-            name: "process limit",
-            active: true,
-            detail: format!("pids cgroup at {b}, plus RLIMIT_NPROC"),
-        },
-        None if !root => Wall {
-            name: "process limit",
-            active: true,
-            detail: "RLIMIT_NPROC (no writable pids cgroup)".into(),
-        },
-        None => Wall {
-            name: "process limit",
-            active: false,
-            detail:
-                "running as root, where RLIMIT_NPROC does not bind, and no writable pids cgroup"
-                    .into(),
-        },
-    });
-    let tmp = scratch.join("tmp");
-    let _ = std::fs::create_dir_all(&tmp);
-    let spec = Spec {
-        argv: vec![
-            "sh".into(),
-            "-c".into(),
-            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status".into(),
-        ],
-        cwd: scratch.to_path_buf(),
-        worktree: scratch.to_path_buf(),
-        tmp,
-        net: false,
-        deny: Vec::new(),
-        max_procs: 64,
-        max_file_bytes: 1 << 20,
-        cpu_secs: 10,
-        env: Vec::new(),
-        unsandboxed: false,
-    };
-    walls.push(match run(&spec, None, Duration::from_secs(20), None) {
-        Ok(o)
-            if o.exit_code == Some(0)
-                && o.stdout.contains("CapEff:\t0000000000000000")
-                && o.stdout.contains("NoNewPrivs:\t1") =>
-        {
-            Wall {
-                name: "sandboxed command",
-                active: true,
-                detail: "a test command ran with no capabilities and no_new_privs".into(),
-            }
-        }
-        Ok(o) => Wall {
-            name: "sandboxed command",
-            active: false,
-            detail: format!(
-                "the test command did not run as expected: {}{}",
-                o.stdout, o.stderr
-            ),
-        },
-        Err(e) => Wall {
-            name: "sandboxed command",
-            active: false,
-            detail: e.to_string(),
-        },
-    });
-    walls
-}

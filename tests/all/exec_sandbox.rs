@@ -210,34 +210,30 @@ fn runaway_processes_are_stopped() -> TestResult {
 #[test]
 fn huge_output_is_capped_and_the_host_stays_bounded() -> TestResult {
     let sb = Sandbox::new()?;
-    let mut child = sb
-        .command(
-            &sb.repo(),
-            &[
-                "tools",
-                "call",
-                "bash",
-                r#"{"command":"head -c 200000000 /dev/zero | tr '\\0' a; echo; echo end"}"#,
-            ],
-            &[],
-        )
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .ok_or("stdout")?
-        .read_to_string(&mut out)?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: reaps this child, which nothing else waits for, into our own structs.
-    let rss_kib = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::wait4(pid, &mut status, 0, &mut u), pid);
-        u.ru_maxrss
-    };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // Measured from a small Python parent: a child forked from this (large) test process would
+    // carry the test's own peak into its ru_maxrss.
+    let wrapper = "import resource, subprocess, sys\nr = subprocess.run(sys.argv[1:])\nprint(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\nsys.exit(r.returncode)";
+    let mut c = std::process::Command::new("python3");
+    c.args([
+        "-c",
+        wrapper,
+        env!("CARGO_BIN_EXE_cove"),
+        "tools",
+        "call",
+        "bash",
+        r#"{"command":"head -c 200000000 /dev/zero | tr '\\0' a; echo; echo end"}"#,
+    ])
+    .current_dir(sb.repo());
+    sb.isolate(&mut c);
+    let run = Run::from(c.output()?);
+    assert!(run.ok, "{run:?}");
+    let out = run.stdout.clone();
+    let rss_kib: u64 = run
+        .stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or("no peak RSS reported")?;
     // 200 MB went through the pipes; cove itself stayed small.
     assert!(rss_kib < 150 * 1024, "cove peaked at {rss_kib} KiB");
     assert!(out.len() < 2 << 20, "{} bytes came back", out.len());
@@ -343,6 +339,7 @@ fn doctor_reports_every_wall_active_here() -> TestResult {
             "Landlock",
             "namespaces",
             "process limit",
+            "memory cap",
             "sandboxed command"
         ]
     );
@@ -389,5 +386,256 @@ fn unsandboxed_is_an_explicit_loud_choice() -> TestResult {
         outside > inside,
         "the host's processes are visible only unsandboxed: {inside} vs {outside}"
     );
+    Ok(())
+}
+
+/// `cove ARGS` with a hook run in the child before it execs cove (a descriptor left open, a
+/// seccomp filter), as whatever launched cove might.
+fn cove_with(
+    sb: &Sandbox,
+    args: &[&str],
+    hook: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+) -> Result<Run, std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    let mut c = sb.command(&sb.repo(), args, &[]);
+    // SAFETY: the hook only makes async-signal-safe syscalls (dup2, prctl, seccomp).
+    unsafe {
+        c.pre_exec(hook);
+    }
+    Ok(Run::from(c.output()?))
+}
+
+#[test]
+fn descriptors_inherited_by_cove_are_closed_before_a_command() -> TestResult {
+    let sb = Sandbox::new()?;
+    let secret = std::fs::File::open(sb.outside().join("secret.txt"))?;
+    use std::os::fd::AsRawFd;
+    let fd = secret.as_raw_fd();
+    let input =
+        serde_json::json!({"command": "cat <&7; cat /proc/self/fd/7; ls /proc/self/fd; echo end"})
+            .to_string();
+    let run = cove_with(&sb, &["tools", "call", "bash", &input], move || {
+        // SAFETY: dup2 onto descriptor 7, without close-on-exec, as a careless launcher would.
+        if unsafe { libc::dup2(fd, 7) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    })?;
+    let out = run.out();
+    assert!(out.contains("end"), "{out}");
+    assert!(!out.contains("top secret"), "{out}");
+    drop(secret);
+    Ok(())
+}
+
+#[test]
+fn a_command_past_the_memory_cap_is_stopped_and_the_user_told() -> TestResult {
+    let sb = Sandbox::new()?;
+    // Lowering a limit narrows: no trust needed.
+    sb.config("[sandbox]\nmemory_mb = 64\n")?;
+    let run = bash(
+        &sb,
+        "python3 -c \"x = bytearray(400 * 1024 * 1024); print('allocated', len(x))\"; echo after",
+    )?;
+    let out = run.out();
+    assert!(!out.contains("allocated 419430400"), "{out}");
+    assert!(
+        out.contains("memory cap of 64 MB") || out.contains("MemoryError"),
+        "{out}"
+    );
+    // An ordinary command still runs under the same cap.
+    assert!(
+        bash(&sb, "python3 -c \"print(6 * 7)\"")?
+            .out()
+            .contains("42")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_command_filling_the_disk_is_stopped_and_nothing_old_is_lost() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("keep.txt", "precious\n")?;
+    sb.config("[sandbox]\ndisk_mb = 32\n")?;
+    let run = bash(
+        &sb,
+        "for i in $(seq 1 60); do head -c 4000000 /dev/zero > f$i || exit 9; sleep 0.05; done; echo finished",
+    )?;
+    let out = run.out();
+    assert!(!out.contains("finished"), "{out}");
+    assert!(
+        out.contains("added more than 32 MB to the disk ([sandbox] disk_mb)"),
+        "{out}"
+    );
+    assert_eq!(sb.read("keep.txt")?, "precious\n");
+    // One file past the bound is stopped by the kernel (RLIMIT_FSIZE) before it is written.
+    let run = bash(&sb, "head -c 40000000 /dev/zero > big; echo status=$?")?;
+    assert!(!run.out().contains("status=0"), "{run:?}");
+    assert!(std::fs::metadata(sb.repo().join("big"))?.len() <= 32 << 20);
+    Ok(())
+}
+
+#[test]
+fn host_unix_sockets_are_closed_unless_the_network_is_granted() -> TestResult {
+    let sb = Sandbox::new()?;
+    let path = sb.outside().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path)?;
+    listener.set_nonblocking(true)?;
+    let probe = format!(
+        "python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}'); s.sendall(b'hi'); print('connected')\"; echo end",
+        path.display()
+    );
+    let out = bash(&sb, &probe)?.out().to_string();
+    assert!(out.contains("end") && !out.contains("connected"), "{out}");
+    assert!(listener.accept().is_err(), "a connection got through");
+    // A socket inside the worktree is the command's own business.
+    let inside = sb.repo().join("own.sock");
+    let own = std::os::unix::net::UnixListener::bind(&inside)?;
+    own.set_nonblocking(true)?;
+    let probe_inside = format!(
+        "python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}'); print('connected')\"",
+        inside.display()
+    );
+    assert!(bash(&sb, &probe_inside)?.out().contains("connected"));
+    // Granted the network, the host's sockets are reachable like the rest of it.
+    sb.config("[plugins.shell]\nnet = [\"*\"]\n")?;
+    sb.trust()?;
+    assert!(bash(&sb, &probe)?.out().contains("connected"));
+    Ok(())
+}
+
+#[test]
+fn coves_own_config_and_transcripts_are_hidden_from_commands() -> TestResult {
+    let sb = Sandbox::new()?;
+    let config = sb.tmp.path().join("config");
+    std::fs::write(config.join("config.toml"), "# sk-user-secret\n")?;
+    let data = sb.tmp.path().join("data");
+    std::fs::create_dir_all(data.join("sessions"))?;
+    std::fs::write(
+        data.join("sessions/s.jsonl"),
+        "{\"secret\":\"transcript\"}\n",
+    )?;
+    let out = bash(
+        &sb,
+        &format!(
+            "cat {0}/config.toml; cat {1}/sessions/s.jsonl; ls {0} {1}; echo end",
+            config.display(),
+            data.display()
+        ),
+    )?
+    .out()
+    .to_string();
+    assert!(out.contains("end"), "{out}");
+    assert!(
+        !out.contains("sk-user-secret") && !out.contains("transcript"),
+        "{out}"
+    );
+    Ok(())
+}
+
+/// A seccomp filter that makes the Landlock syscalls fail with ENOSYS, as on a kernel without it.
+fn no_landlock() -> std::io::Result<()> {
+    const ENOSYS: u32 = libc::ENOSYS as u32;
+    let ld_nr = libc::sock_filter {
+        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    };
+    let jeq = |nr: i64, jt: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf: 0,
+        k: nr as u32,
+    };
+    let ret = |k: u32| libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let prog = [
+        ld_nr,
+        jeq(libc::SYS_landlock_create_ruleset, 3),
+        jeq(libc::SYS_landlock_add_rule, 2),
+        jeq(libc::SYS_landlock_restrict_self, 1),
+        ret(libc::SECCOMP_RET_ALLOW),
+        ret(libc::SECCOMP_RET_ERRNO | ENOSYS),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with a valid filter program that outlives the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn without_landlock_commands_are_refused_in_the_doctors_words() -> TestResult {
+    let sb = Sandbox::new()?;
+    let doctor = cove_with(&sb, &["doctor"], no_landlock)?;
+    assert!(!doctor.ok, "{doctor:?}");
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("✗ Landlock: "))
+        .ok_or("doctor does not report Landlock missing")?;
+    let detail = line.trim_start_matches("✗ Landlock: ");
+    let input = r#"{"command":"echo ran > ran.txt"}"#;
+    let run = cove_with(&sb, &["tools", "call", "bash", input], no_landlock)?;
+    let err = run.err();
+    assert!(
+        err.contains(&format!("Landlock: {detail}")) && err.contains("--unsandboxed"),
+        "{err}"
+    );
+    assert!(!sb.repo().join("ran.txt").exists());
+    // --unsandboxed is the explicit way past it.
+    let run = cove_with(
+        &sb,
+        &["--unsandboxed", "tools", "call", "bash", input],
+        no_landlock,
+    )?;
+    assert!(run.ok, "{run:?}");
+    Ok(())
+}
+
+#[test]
+fn as_root_without_a_pids_cgroup_commands_are_refused() -> TestResult {
+    let sb = Sandbox::new()?;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let cove = env!("CARGO_BIN_EXE_cove");
+    let input = r#"{"command":"echo ran > ran.txt"}"#;
+    // A private mount namespace where the cgroup filesystem is an empty tmpfs.
+    let script = format!(
+        "mount -t tmpfs tmpfs /sys/fs/cgroup || exit 99; exec {cove} tools call bash '{input}'"
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "sh", "-c", &script]);
+    sb.isolate(&mut c);
+    let run = Run::from(c.current_dir(sb.repo()).output()?);
+    if root {
+        let err = run.err();
+        assert!(
+            err.contains("process limit: running as root, where RLIMIT_NPROC does not bind"),
+            "{err}"
+        );
+        assert!(!sb.repo().join("ran.txt").exists());
+    } else {
+        // Not root: unshare -m itself is refused, and RLIMIT_NPROC binds anyway.
+        let doctor = sb.cove(&["doctor"])?;
+        assert!(doctor.stdout.contains("✓ process limit"), "{doctor:?}");
+    }
     Ok(())
 }

@@ -105,9 +105,18 @@ impl Sandbox {
     /// The command, isolated from the user's own config, sessions and keys.
     pub fn command(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cove"));
-        c.args(args)
-            .current_dir(dir)
-            .env("COVE_CONFIG_DIR", self.tmp.path().join("config"))
+        c.args(args).current_dir(dir);
+        self.isolate(&mut c);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Give `c` (cove, or whatever starts it) this sandbox's directories and none of the user's
+    /// config, sessions or keys.
+    pub fn isolate(&self, c: &mut Command) {
+        c.env("COVE_CONFIG_DIR", self.tmp.path().join("config"))
             .env("COVE_CACHE_DIR", shared_cache())
             .env("COVE_DATA_DIR", self.tmp.path().join("data"))
             .env("RUST_LOG", "warn");
@@ -121,10 +130,6 @@ impl Sandbox {
         ] {
             c.env_remove(k);
         }
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c
     }
 
     /// Every transcript line of every session.

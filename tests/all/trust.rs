@@ -297,12 +297,7 @@ fn chat_asks_once_on_the_terminal_and_remembers() -> TestResult {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        for (k, v) in sb.command(&sb.repo(), &[], &[]).get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
+        sb.isolate(&mut c);
         let mut child = c.spawn()?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin.write_all(input.as_bytes())?;

@@ -112,6 +112,8 @@ pub struct Registry {
     worktree: Arc<Worktree>,
     cache_dir: Option<PathBuf>,
     runtime: OnceLock<Result<Runtime, String>>,
+    /// What each command may take (`[sandbox]`).
+    commands: crate::sandbox::Resources,
 }
 
 impl Registry {
@@ -239,6 +241,10 @@ impl Registry {
             worktree,
             cache_dir,
             runtime: OnceLock::new(),
+            commands: crate::sandbox::Resources {
+                memory_bytes: config.sandbox.memory_mb().saturating_mul(1 << 20),
+                disk_bytes: config.sandbox.disk_mb().saturating_mul(1 << 20),
+            },
         }
     }
 
@@ -302,6 +308,7 @@ impl Registry {
             limits: plugin.limits,
             session_cwd: plugin.session_cwd.clone(),
             cancel: None,
+            commands: self.commands,
         }
     }
 

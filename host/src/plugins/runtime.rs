@@ -70,6 +70,8 @@ pub struct CallEnv {
     pub session_cwd: Arc<std::sync::Mutex<PathBuf>>,
     /// Set to stop the call early (Ctrl-C); checked every epoch tick.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// What each command the plugin runs may take (`[sandbox]`).
+    pub commands: crate::sandbox::Resources,
 }
 
 /// One tool as the component describes it.
@@ -206,6 +208,7 @@ struct HostState {
     /// Set when the call is cancelled; long host work (a command) checks it.
     cancel: Option<Arc<AtomicBool>>,
     session_cwd: Arc<std::sync::Mutex<PathBuf>>,
+    commands: crate::sandbox::Resources,
     /// What `.git` and `.cove` are, so no write reaches them (see `guarded_fs`).
     guard: guarded_fs::Guard,
 }
@@ -493,6 +496,7 @@ impl Runtime {
                 grants: env.grants.clone(),
                 cancel: env.cancel.clone(),
                 session_cwd: env.session_cwd.clone(),
+                commands: env.commands,
                 guard: env
                     .worktree
                     .as_ref()

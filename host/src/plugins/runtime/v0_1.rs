@@ -133,7 +133,7 @@ impl exec::Host for StoreState {
         let tmp =
             tempfile_dir().map_err(|e| format!("cannot make a private tmp directory: {e}"))?;
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        let deny = home
+        let mut deny: Vec<std::path::PathBuf> = home
             .map(|h| {
                 crate::sandbox::DEFAULT_DENY
                     .iter()
@@ -141,6 +141,9 @@ impl exec::Host for StoreState {
                     .collect()
             })
             .unwrap_or_default();
+        // cove's own config (keys, trust decisions) and data (transcripts), wherever they are.
+        deny.extend(crate::paths::config_dir());
+        deny.extend(crate::paths::data_dir());
         let timeout = std::time::Duration::from_millis(u64::from(cmd.timeout_ms)).min(MAX_EXEC);
         let spec = crate::sandbox::Spec {
             argv: cmd.argv,
@@ -152,6 +155,8 @@ impl exec::Host for StoreState {
             max_procs: 512,
             max_file_bytes: 1 << 30,
             cpu_secs: timeout.as_secs() + 5,
+            memory_bytes: self.host.commands.memory_bytes,
+            disk_bytes: self.host.commands.disk_bytes,
             env: self.host.grants.env.clone(),
             unsandboxed: crate::sandbox::unsandboxed(),
         };
@@ -171,7 +176,14 @@ impl exec::Host for StoreState {
             self.host.cancel.as_ref(),
         );
         let _ = std::fs::remove_dir_all(&tmp);
-        let out = result.map_err(|e| e.to_string())?;
+        let mut out = result.map_err(|e| e.to_string())?;
+        // Contract 0.1.0 has no field for it: the reason goes at the end of stderr.
+        if let Some(why) = out.stopped.take() {
+            if !out.stderr.is_empty() && !out.stderr.ends_with('\n') {
+                out.stderr.push('\n');
+            }
+            out.stderr.push_str(&why);
+        }
         Ok(exec::Outcome {
             exit_code: out.exit_code,
             stdout: out.stdout,
