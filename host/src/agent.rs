@@ -17,7 +17,7 @@ use crate::plugins::registry::Registry;
 use crate::provider::{Event, Provider, Reply, Request};
 use crate::session::{Record, Transcript};
 use dispatch::{ToolCall, ToolResult};
-use policy::{Decision, Gate, Permitted};
+use policy::{Answer, Approvals, Decision, Gate, Pending, Permitted};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,7 +92,7 @@ pub trait Observer: Send {
     fn turn_end(&mut self, _usage: &Usage, _ledger: &Ledger) {}
     fn warning(&mut self, _message: &str) {}
     /// A policy asks the user about a call. `None`: there is nobody to ask (headless).
-    fn ask(&mut self, _question: &str) -> Option<bool> {
+    fn ask(&mut self, _pending: &Pending) -> Option<Answer> {
         None
     }
 }
@@ -119,6 +119,8 @@ pub struct Agent {
     system: String,
     tools: Vec<ToolDef>,
     read_only: HashMap<String, bool>,
+    /// What the user approved for the rest of this session.
+    approvals: Approvals,
     /// Harness time per turn: from a reply being whole to the next request going out, less the
     /// time spent in tools.
     pub harness: Vec<Duration>,
@@ -150,6 +152,7 @@ impl Agent {
                 system,
                 tools,
                 read_only,
+                approvals: Approvals::default(),
                 harness: Vec::new(),
             },
             problems,
@@ -411,15 +414,20 @@ impl Agent {
             Decision::Allow(p) => Ok(p),
             Decision::Deny(why) => Err(denied(format!("denied by policy: {why}"))),
             Decision::Ask(pending) if self.settings.assume_yes => Ok(pending.approve()),
-            Decision::Ask(pending) => match observer.ask(&pending.question) {
-                Some(true) => Ok(pending.approve()),
-                Some(false) => Err(denied(format!("the user declined: {}", pending.question))),
-                None => Err(denied(format!(
-                    "this call needs the user's approval ({}) and nobody can answer in a headless run; \
-                     the user can rerun with --yes or choose another policy (--policy trusted)",
-                    pending.question
-                ))),
-            },
+            Decision::Ask(pending) => {
+                let pending = match pending.approved_before(&self.approvals) {
+                    Ok(p) => return Ok(p),
+                    Err(pending) => pending,
+                };
+                match observer.ask(&pending) {
+                    Some(answer) => pending.answer(answer, &self.approvals).map_err(denied),
+                    None => Err(denied(format!(
+                        "this call needs the user's approval ({}) and nobody can answer in a headless run; \
+                         the user can rerun with --yes or choose another policy (--policy trusted)",
+                        pending.question
+                    ))),
+                }
+            }
         }
     }
 
@@ -474,7 +482,7 @@ impl Agent {
                 let registry = self.registry.clone();
                 let flag = flag.clone();
                 running.push(Some(tokio::task::spawn_blocking(move || {
-                    dispatch::call_cancellable(&registry, &permitted, Some(flag))
+                    dispatch::call_cancellable(&registry, permitted, Some(flag))
                 })));
             }
             // Results are reported in the model's order, denials included.

@@ -206,14 +206,19 @@ pub(crate) fn open_workspace(
 /// For commands where the user acts by hand (`cove tools …`): an undecided `.cove/` applies only
 /// where it narrows, and the user is told what was left out.
 pub(crate) fn open_registry(worktree: Option<PathBuf>) -> Result<Arc<Registry>> {
-    let ws = open_workspace(worktree, &mut |u| {
+    Ok(open_narrowed(worktree)?.registry)
+}
+
+/// The workspace for a command the user runs by hand: an undecided `.cove/` applies only where
+/// it narrows, and the user is told what was left out.
+pub(crate) fn open_narrowed(worktree: Option<PathBuf>) -> Result<Workspace> {
+    open_workspace(worktree, &mut |u| {
         eprintln!(
             "note: {}These are not applied until you run `cove trust`.",
             u.describe()
         );
         Choice::NarrowOnce
-    })?;
-    Ok(ws.registry)
+    })
 }
 
 impl RunArgs {

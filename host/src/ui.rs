@@ -5,6 +5,7 @@
 //! Owns output formats only. Must not decide anything about the run.
 
 use crate::agent::dispatch::ToolResult;
+use crate::agent::policy::{Answer, Pending};
 use crate::agent::{Observer, Outcome};
 use crate::context::cache::{self, Ledger};
 use crate::conversation::Usage;
@@ -60,6 +61,28 @@ impl Terminal {
     }
 }
 
+/// `s` made safe to print on a terminal: control characters (escape sequences, carriage returns,
+/// C1 controls) and bidirectional overrides from the model, a tool or a server are shown as
+/// `\x1b`-style escapes instead of acting on the terminal. Newlines and tabs stay.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&c.escape_unicode().to_string().replace("\\u{", "\\x{"));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The one argument worth showing for a call.
 fn call_summary(name: &str, input: &Value) -> String {
     let key = ["file_path", "pattern", "path", "command"]
@@ -93,7 +116,7 @@ impl Observer for Terminal {
     }
 
     fn text(&mut self, text: &str) {
-        print!("{text}");
+        print!("{}", printable(text));
         let _ = std::io::stdout().flush();
         self.text.push_str(text);
         self.at_line_start = text.ends_with('\n');
@@ -105,7 +128,11 @@ impl Observer for Terminal {
             "{}",
             self.paint(
                 "33",
-                &format!("↻ {reason}; retry {attempt} in {:.1}s", wait.as_secs_f64())
+                &format!(
+                    "↻ {}; retry {attempt} in {:.1}s",
+                    printable(reason),
+                    wait.as_secs_f64()
+                )
             )
         );
     }
@@ -114,17 +141,20 @@ impl Observer for Terminal {
         self.end_line();
         eprintln!(
             "{}",
-            self.paint("36", &format!("● {}", call_summary(name, input)))
+            self.paint(
+                "36",
+                &format!("● {}", printable(&call_summary(name, input)))
+            )
         );
         if name == "edit"
             && let (Some(old), Some(new)) =
                 (input["old_string"].as_str(), input["new_string"].as_str())
         {
             for l in old.lines() {
-                eprintln!("  {}", self.paint("31", &format!("- {l}")));
+                eprintln!("  {}", self.paint("31", &format!("- {}", printable(l))));
             }
             for l in new.lines() {
-                eprintln!("  {}", self.paint("32", &format!("+ {l}")));
+                eprintln!("  {}", self.paint("32", &format!("+ {}", printable(l))));
             }
         }
     }
@@ -137,7 +167,10 @@ impl Observer for Terminal {
                 "  {}",
                 self.paint(
                     "31",
-                    &format!("⎿ error: {}", crate::plugins::runtime::cut(first, 300))
+                    &format!(
+                        "⎿ error: {}",
+                        printable(&crate::plugins::runtime::cut(first, 300))
+                    )
                 )
             );
         } else {
@@ -145,17 +178,42 @@ impl Observer for Terminal {
         }
     }
 
-    fn ask(&mut self, question: &str) -> Option<bool> {
+    fn ask(&mut self, pending: &Pending) -> Option<Answer> {
         if !self.can_ask {
             return None;
         }
         self.end_line();
-        confirm(&self.paint("33", &format!("? {question}")))
+        let always = match &pending.scope {
+            Some(scope) => format!(
+                "[a] yes, and for {} this session   ",
+                printable(&scope.describe())
+            ),
+            None => String::new(),
+        };
+        let options = format!("[y] yes, once   {always}[n] no   [r] no, and tell the model why");
+        let question = format!(
+            "? {}\n  {}\n ",
+            printable(&pending.question),
+            self.paint("2", &options)
+        );
+        let answer = prompt_line(&self.paint("33", &question))?;
+        Some(match answer.trim() {
+            "y" | "Y" | "yes" => Answer::Once,
+            "a" | "A" if pending.scope.is_some() => Answer::Always,
+            "r" | "R" => match prompt_line("  what should the model do instead?") {
+                Some(why) if !why.trim().is_empty() => Answer::NoBecause(why.trim().to_string()),
+                _ => Answer::No,
+            },
+            _ => Answer::No,
+        })
     }
 
     fn warning(&mut self, message: &str) {
         self.end_line();
-        eprintln!("{}", self.paint("33", &format!("warning: {message}")));
+        eprintln!(
+            "{}",
+            self.paint("33", &format!("warning: {}", printable(message)))
+        );
     }
 }
 
@@ -265,4 +323,23 @@ pub fn end_json(
         "cache_read_share": ledger.total.cache_read_share(),
         "cost_usd": cache::cost(model, &ledger.total),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_and_escape_sequences_are_shown_not_obeyed() {
+        assert_eq!(printable("plain\ttext\n"), "plain\ttext\n");
+        let hostile = "ok\x1b]0;pwned\x07\x1b[2J\rhidden\u{9b}31m\u{202e}txt";
+        let shown = printable(hostile);
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        );
+        assert!(!shown.contains('\u{202e}'));
+        assert!(shown.contains("\\x{1b}]0;pwned") && shown.contains("\\x{d}hidden"));
+    }
 }

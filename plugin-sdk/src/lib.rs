@@ -192,6 +192,71 @@ pub fn resolve_path(path: &str) -> Result<String, ToolError> {
     )))
 }
 
+/// Replace the file at `path` with `bytes` atomically: written to a new file beside it, flushed
+/// to disk, then renamed over it, so a crash or a full disk leaves the old file or the new one,
+/// never half of either. A link is followed to the file it names (the link stays a link); the
+/// host keeps the replaced file's permission bits.
+///
+/// # Errors
+/// The I/O error of the step that failed; the file at `path` is then untouched.
+pub fn write_atomic(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    let mut target = PathBuf::from(path);
+    for _ in 0..40 {
+        if !std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+            break;
+        }
+        // A link the sandbox will not read (it leaves the worktree) is refused, not replaced.
+        let next = std::fs::read_link(&target)?;
+        target = match target.parent() {
+            Some(dir) if next.is_relative() => dir.join(next),
+            _ => next,
+        };
+    }
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut attempt = 0;
+    let (tmp, mut file) = loop {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            ^ (COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u32);
+        let tmp = dir.join(format!(".{name}.{nonce:08x}.tmp"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &target));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename itself on disk too, where the host lets a directory be synced.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 #[doc(hidden)]
 pub fn spec<T: Tool>() -> ToolSpec {
     ToolSpec {

@@ -293,13 +293,13 @@ fn the_working_directory_persists_but_never_leaves_the_worktree() -> TestResult 
     let registry = ws.registry;
     let run = |command: &str| {
         let input = serde_json::json!({ "command": command }).to_string();
-        cove::agent::dispatch::call(
-            &registry,
-            &cove::agent::policy::Permitted::by_user(cove::agent::dispatch::ToolCall {
-                tool: "bash".into(),
-                input,
-            }),
-        )
+        match crate::support::permit(&registry, "bash", &input) {
+            Ok(p) => cove::agent::dispatch::call(&registry, p),
+            Err(e) => cove::agent::dispatch::ToolResult {
+                text: e,
+                is_error: true,
+            },
+        }
     };
     let r = run("cd src/deep && pwd");
     assert!(

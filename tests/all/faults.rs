@@ -3,7 +3,7 @@
 //! other tools carry on.
 
 use crate::support::{Sandbox, TestResult, evil_manifest, guest};
-use cove::agent::dispatch::{self, ToolCall};
+use cove::agent::dispatch;
 
 fn with_evil(config: &str) -> Result<Sandbox, Box<dyn std::error::Error>> {
     let sb = Sandbox::new()?;
@@ -80,14 +80,12 @@ fn the_host_goes_on_after_traps_timeouts_and_memory_caps() -> TestResult {
         &mut |_| cove::agent::workspace::Choice::Trust,
     )?;
     let registry = ws.registry;
-    let call = |tool: &str, input: &str| {
-        dispatch::call(
-            &registry,
-            &cove::agent::policy::Permitted::by_user(ToolCall {
-                tool: tool.into(),
-                input: input.into(),
-            }),
-        )
+    let call = |tool: &str, input: &str| match crate::support::permit(&registry, tool, input) {
+        Ok(p) => dispatch::call(&registry, p),
+        Err(e) => dispatch::ToolResult {
+            text: e,
+            is_error: true,
+        },
     };
     for (tool, needle) in [
         ("boom", "trap"),
@@ -226,8 +224,10 @@ fn a_corrupt_cache_entry_is_recompiled() -> TestResult {
     let entries: Vec<_> = std::fs::read_dir(cache.join("components"))?
         .filter_map(Result::ok)
         .collect();
-    assert_eq!(entries.len(), 1, "one compiled component cached");
-    std::fs::write(entries[0].path(), b"garbage")?;
+    assert!(!entries.is_empty(), "nothing compiled was cached");
+    for e in &entries {
+        std::fs::write(e.path(), b"garbage")?;
+    }
     assert!(run(&sb)?.contains("cached"));
     Ok(())
 }

@@ -232,3 +232,62 @@ fn ls_lists_directories_first_with_sizes() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn write_and_edit_replace_files_whole_keeping_mode_and_links() -> TestResult {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let sb = Sandbox::new()?;
+    let script = sb.write("run.sh", "#!/bin/sh\necho one\n")?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    let before = std::fs::metadata(&script)?.ino();
+    let run = sb.call(
+        "edit",
+        r#"{"file_path":"run.sh","old_string":"one","new_string":"two"}"#,
+    )?;
+    assert!(run.ok, "{run:?}");
+    let after = std::fs::metadata(&script)?;
+    // A new file was renamed over the old one (never truncated in place), with the old mode.
+    assert_ne!(after.ino(), before, "edited in place");
+    assert_eq!(after.permissions().mode() & 0o777, 0o755);
+    assert_eq!(sb.read("run.sh")?, "#!/bin/sh\necho two\n");
+    // Through a link: the file it names changes, and the link stays a link.
+    std::os::unix::fs::symlink("run.sh", sb.repo().join("link.sh"))?;
+    let run = sb.call(
+        "write",
+        r##"{"file_path":"link.sh","content":"#!/bin/sh\necho three\n"}"##,
+    )?;
+    assert!(run.ok, "{run:?}");
+    assert!(
+        std::fs::symlink_metadata(sb.repo().join("link.sh"))?
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(sb.read("run.sh")?, "#!/bin/sh\necho three\n");
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(sb.repo())?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    Ok(())
+}
+
+#[test]
+fn a_read_only_tool_runs_without_its_plugins_write_access() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("keep.txt", "original")?;
+    // The plugin is granted read-write, but `sneak` declares itself read-only: it gets a
+    // read-only view of the worktree, whatever it tries.
+    let manifest = crate::support::evil_manifest("evil", "fs = \"read-write\"");
+    sb.add_plugin("evil", &manifest, &crate::support::guest("evil"))?;
+    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
+    sb.trust()?;
+    let run = sb.call("sneak", r#"{"path":"keep.txt","content":"changed"}"#)?;
+    assert!(run.err().contains("keep.txt"), "{run:?}");
+    assert_eq!(sb.read("keep.txt")?, "original");
+    // The plugin's mutating tool still has the write access it was granted.
+    let write = crate::support::probe("write", "keep.txt", None, Some("changed"));
+    assert!(sb.call("probe", &write)?.ok);
+    assert_eq!(sb.read("keep.txt")?, "changed");
+    Ok(())
+}

@@ -243,3 +243,61 @@ fn a_python_policy_written_by_a_third_party_decides() -> TestResult {
     assert_eq!(sb.read("src/ok.txt")?, "fine");
     Ok(())
 }
+
+#[test]
+fn chat_asks_with_once_session_no_and_no_with_a_reason() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "one\n")?;
+    let edit = |from: &str, to: &str| json!({"name": "edit", "input": {"file_path": "a.txt", "old_string": from, "new_string": to}});
+    let script = json!({"turns": [
+        {"text": "", "tool_calls": [edit("one", "two")]},
+        {"text": "", "tool_calls": [edit("two", "three")]},
+        {"text": "", "tool_calls": [{"name": "bash", "input": {"command": "git status; rm -rf src"}}]},
+        {"text": "", "tool_calls": [{"name": "bash", "input": {"command": "git status"}}]},
+        {"text": "All done."}
+    ]});
+    let path = sb.tmp.path().join("script.json");
+    std::fs::write(&path, script.to_string())?;
+    let cmd = format!(
+        "{} chat --provider scripted --script {}",
+        env!("CARGO_BIN_EXE_cove"),
+        path.display()
+    );
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"])
+        .current_dir(sb.repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    sb.isolate(&mut c);
+    let mut child = c.spawn()?;
+    // The prompt; `a` for the first edit (not asked again for the second); the compound
+    // command is offered no session-wide yes, and gets `n`; `r` and a reason for the last.
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(b"go\na\nn\nr\nuse the read tool instead\n\x04")?;
+    }
+    let run = Run::from(child.wait_with_output()?);
+    let out = &run.stdout;
+    assert_eq!(sb.read("a.txt")?, "three\n", "{out}");
+    assert_eq!(
+        out.matches("[a] yes, and for `edit` this session").count(),
+        1,
+        "asked once for edit: {out}"
+    );
+    let compound = out
+        .find("git status; rm -rf src")
+        .ok_or("the compound command was not shown")?;
+    let options = &out[compound..];
+    let line_end = options.find("[r] no").ok_or("no options shown")?;
+    assert!(
+        !options[..line_end].contains("[a] yes"),
+        "a compound command must not be approvable for the session: {out}"
+    );
+    assert!(
+        out.contains("the user declined: ") && out.contains("and said: use the read tool instead"),
+        "{out}"
+    );
+    assert!(out.contains("All done."), "{out}");
+    Ok(())
+}

@@ -394,10 +394,25 @@ fn hard_links_to_git_files_are_refused() -> TestResult {
     // One made from outside (no command could) is still recognised as .git's file.
     std::fs::hard_link(git_dir.join("config"), sb.repo().join("cfg"))?;
     let before = snapshot(&git_dir)?;
-    let run = sb.call("edit", &edit_config("cfg"))?;
-    assert!(run.err().contains("denied"), "{run:?}");
-    let run = sb.call("write", r#"{"file_path":"cfg","content":"x"}"#)?;
-    assert!(run.err().contains("denied"), "{run:?}");
+    // Writing into it in place is refused.
+    sb.add_plugin(
+        "evil",
+        &evil_manifest("evil", "fs = \"read-write\""),
+        &guest("evil"),
+    )?;
+    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
+    sb.trust()?;
+    for op in ["write", "append"] {
+        let run = sb.call(
+            "probe",
+            &probe(op, "cfg", None, Some("[core]\n\thooksPath = /tmp\n")),
+        )?;
+        assert!(run.err().contains("denied"), "{op}: {run:?}");
+    }
+    // The built-in tools replace a file whole (a new file renamed over the name), which
+    // leaves the other link, .git's file, as it was.
+    let _ = sb.call("edit", &edit_config("cfg"))?;
+    let _ = sb.call("write", r#"{"file_path":"cfg","content":"x"}"#)?;
     assert_eq!(snapshot(&git_dir)?, before, ".git changed");
     Ok(())
 }

@@ -226,7 +226,7 @@ impl Run {
 }
 
 /// The evil guest's tools and their read-only flags.
-pub const EVIL_TOOLS: [(&str, bool); 7] = [
+pub const EVIL_TOOLS: [(&str, bool); 8] = [
     ("spin", true),
     ("hog", true),
     ("boom", true),
@@ -234,6 +234,7 @@ pub const EVIL_TOOLS: [(&str, bool); 7] = [
     ("probe", false),
     ("echo", true),
     ("walkgrep", true),
+    ("sneak", true),
 ];
 
 /// A manifest for the `evil` test guest with the given `[capabilities]` lines.
@@ -252,4 +253,28 @@ pub fn evil_manifest(name: &str, caps: &str) -> String {
 /// JSON for the evil guest's `probe` tool.
 pub fn probe(op: &str, path: &str, target: Option<&str>, content: Option<&str>) -> String {
     serde_json::json!({"op": op, "path": path, "target": target, "content": content}).to_string()
+}
+
+/// A permission for one call, from the built-in `trusted` policy: for tests and benches that
+/// dispatch in-process (dispatch takes nothing else, and each permission runs one call).
+pub fn permit(
+    registry: &cove::plugins::registry::Registry,
+    tool: &str,
+    input: &str,
+) -> Result<cove::agent::policy::Permitted, String> {
+    use cove::agent::policy::{Context, Decision, Gate};
+    let gate = Gate::new(registry, &["trusted".to_string()])?;
+    let cx = Context {
+        role: "test".into(),
+        turns_left: u32::MAX,
+        tokens_left: u64::MAX,
+    };
+    let call = cove::agent::dispatch::ToolCall {
+        tool: tool.into(),
+        input: input.into(),
+    };
+    match gate.decide(registry, call, &cx) {
+        Decision::Allow(p) => Ok(p),
+        other => Err(format!("the trusted policy did not allow it: {other:?}")),
+    }
 }

@@ -47,17 +47,17 @@ impl ToolResult {
 const MAX_SCHEMA_ERRORS: usize = 5;
 
 /// Run `call` against the registry's worktree.
-pub fn call(registry: &Registry, call: &Permitted) -> ToolResult {
+pub fn call(registry: &Registry, call: Permitted) -> ToolResult {
     call_cancellable(registry, call, None)
 }
 
 /// Run a permitted call; setting `cancel` stops the plugin within one epoch tick.
 pub fn call_cancellable(
     registry: &Registry,
-    call: &Permitted,
+    call: Permitted,
     cancel: Option<Arc<AtomicBool>>,
 ) -> ToolResult {
-    let call = call.call();
+    let call = call.into_call();
     let tool = call.tool.as_str();
     let Some(plugin) = registry.provider(tool) else {
         let names: Vec<String> = registry.tools().into_iter().map(|t| t.name).collect();
@@ -113,6 +113,17 @@ pub fn call_cancellable(
     };
     let mut env = registry.env(plugin);
     env.cancel = cancel;
+    // A read-only tool runs with the least of its plugin's privileges: `read` never holds the
+    // write access `fs` has for `write`. Declaring a tool read-only can only narrow.
+    let read_only = spec.spec.read_only
+        || plugin
+            .manifest
+            .tools
+            .iter()
+            .any(|t| t.name == tool && t.read_only);
+    if read_only {
+        env.grants = Arc::new(env.grants.for_read_only_tool());
+    }
     match runtime.call(&loaded.component, &env, tool, &call.input) {
         Ok(Ok(text)) => ToolResult::ok(text),
         Ok(Err(failure)) => ToolResult::error(match failure {

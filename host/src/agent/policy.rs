@@ -1,46 +1,199 @@
 //! Policy: whether a tool call may run, decided by policy components before dispatch.
 //!
 //! Owns the gate between the model's calls and dispatch. A [`Permitted`] call can only be made
-//! here (or by [`Permitted::by_user`] for a call the user typed), and dispatch takes nothing else,
-//! so a call no policy allowed cannot run. Several policies combine: deny beats ask beats allow.
-//! A policy that traps, times out or cannot load denies (fail closed). Must not run tools, and
-//! takes its policy names from config and flags only, never from the model.
+//! here: by the policies' verdict, or by the user's answer to a [`Pending`] question (or a
+//! standing approval they gave in this session, [`Approvals`]). It cannot be cloned and dispatch
+//! consumes it, so one permission runs one call, once. Several policies combine: deny beats ask
+//! beats allow. A policy that traps, times out or cannot load denies (fail closed). Must not run
+//! tools, and takes its policy names from config and flags only, never from the model.
+//!
+//! A permission is made nowhere else:
+//!
+//! ```compile_fail
+//! use cove::agent::{dispatch::ToolCall, policy::Permitted};
+//! let forged = Permitted(ToolCall { tool: "bash".into(), input: "{}".into() });
+//! ```
+//!
+//! and it runs one call, once:
+//!
+//! ```compile_fail
+//! use cove::agent::{dispatch, policy::Permitted};
+//! fn twice(registry: &cove::plugins::registry::Registry, p: Permitted) {
+//!     dispatch::call(registry, p);
+//!     dispatch::call(registry, p);
+//! }
+//! ```
 
 use crate::agent::dispatch::ToolCall;
 use crate::plugins::registry::Registry;
 use crate::plugins::runtime::{PolicyRequest, Verdict};
 
 /// A call some policy allowed (or the user approved): the only thing dispatch runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Permitted(ToolCall);
 
 impl Permitted {
-    /// A call the user typed themselves (`cove tools call`): their word is the permission.
-    pub fn by_user(call: ToolCall) -> Self {
-        Self(call)
-    }
-
     pub fn call(&self) -> &ToolCall {
         &self.0
     }
+
+    /// The call, for dispatch, which consumes the permission with it.
+    pub(crate) fn into_call(self) -> ToolCall {
+        self.0
+    }
+}
+
+/// What a standing approval covers: one tool, or commands that start with a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Tool(String),
+    /// `bash` commands whose first words are these (a simple command: no `;`, `&`, `|`, `` ` ``,
+    /// `$(`, redirections or newlines).
+    CommandPrefix(String),
+}
+
+impl Scope {
+    /// The widest approval the user may give for `call`: the command's first words for `bash`
+    /// (none for a compound command, which only a one-time answer may approve), else the tool.
+    pub fn for_call(call: &ToolCall) -> Option<Self> {
+        if call.tool != "bash" {
+            return Some(Self::Tool(call.tool.clone()));
+        }
+        let command = command_of(call)?;
+        if !is_simple(&command) {
+            return None;
+        }
+        let mut words = command.split_whitespace();
+        let first = words.next()?;
+        let prefix = match words.next() {
+            Some(sub) if !sub.starts_with('-') => format!("{first} {sub}"),
+            _ => first.to_string(),
+        };
+        Some(Self::CommandPrefix(prefix))
+    }
+
+    fn covers(&self, call: &ToolCall) -> bool {
+        match self {
+            Self::Tool(t) => call.tool == *t && call.tool != "bash",
+            Self::CommandPrefix(prefix) => {
+                call.tool == "bash"
+                    && command_of(call).is_some_and(|c| {
+                        let c = c.trim_start();
+                        is_simple(c)
+                            && c.strip_prefix(prefix.as_str())
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+                    })
+            }
+        }
+    }
+
+    /// How the approval reads in the question.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tool(t) => format!("`{t}`"),
+            Self::CommandPrefix(p) => format!("commands starting `{p}`"),
+        }
+    }
+}
+
+fn command_of(call: &ToolCall) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&call.input).ok()?;
+    v.get("command")?.as_str().map(str::to_string)
+}
+
+/// A command with nothing that could chain, substitute or redirect.
+fn is_simple(command: &str) -> bool {
+    !command.contains(['`', ';', '&', '|', '>', '<', '\n', '\r']) && !command.contains("$(")
+}
+
+/// What the user allowed for the rest of this session. Shared by the agent's calls.
+#[derive(Debug, Default)]
+pub struct Approvals(std::sync::Mutex<Vec<Scope>>);
+
+impl Approvals {
+    fn covers(&self, call: &ToolCall) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|list| list.iter().any(|s| s.covers(call)))
+    }
+
+    fn add(&self, scope: Scope) {
+        if let Ok(mut list) = self.0.lock()
+            && !list.contains(&scope)
+        {
+            list.push(scope);
+        }
+    }
+}
+
+/// The user's answer to a question about one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Yes, this once.
+    Once,
+    /// Yes, and for the call's [`Scope`] for the rest of the session.
+    Always,
+    No,
+    /// No, and this goes back to the model.
+    NoBecause(String),
 }
 
 /// A call waiting for the user's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Pending {
     call: ToolCall,
     pub question: String,
+    /// What "yes for the session" would cover; `None` when only a one-time yes is offered.
+    pub scope: Option<Scope>,
 }
 
 impl Pending {
-    /// The user said yes.
+    /// The user said yes (once, or with `--yes`).
     pub fn approve(self) -> Permitted {
         Permitted(self.call)
+    }
+
+    /// The call, as the question shows it.
+    pub fn call(&self) -> &ToolCall {
+        &self.call
+    }
+
+    /// Settle this question with the user's answer: the permission, or the reason the model gets.
+    ///
+    /// # Errors
+    /// The text for the model when the user said no.
+    pub fn answer(self, answer: Answer, approvals: &Approvals) -> Result<Permitted, String> {
+        match answer {
+            Answer::Once => Ok(self.approve()),
+            Answer::Always => {
+                if let Some(scope) = self.scope.clone() {
+                    approvals.add(scope);
+                }
+                Ok(self.approve())
+            }
+            Answer::No => Err(format!("the user declined: {}", self.question)),
+            Answer::NoBecause(why) => Err(format!(
+                "the user declined ({}) and said: {why}",
+                self.question
+            )),
+        }
+    }
+
+    /// Approved already by a standing answer from earlier in the session.
+    ///
+    /// # Errors
+    /// Gives the question back when nothing covers it.
+    pub fn approved_before(self, approvals: &Approvals) -> Result<Permitted, Self> {
+        if approvals.covers(&self.call) {
+            Ok(self.approve())
+        } else {
+            Err(self)
+        }
     }
 }
 
 /// What the gate says about one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     Allow(Permitted),
     /// The reason goes back to the model.
@@ -174,6 +327,7 @@ fn combine(call: ToolCall, verdicts: Vec<(String, Verdict)>) -> Decision {
         .collect();
     if !questions.is_empty() {
         return Decision::Ask(Pending {
+            scope: Scope::for_call(&call),
             call,
             question: questions.join("; "),
         });
@@ -216,5 +370,67 @@ mod tests {
             Verdict::Allow,
         ]);
         assert_eq!(d, Decision::Deny("no (policy `p1`)".into()));
+    }
+
+    fn bash(command: &str) -> ToolCall {
+        ToolCall {
+            tool: "bash".into(),
+            input: serde_json::json!({ "command": command }).to_string(),
+        }
+    }
+
+    #[test]
+    fn a_standing_approval_covers_its_tool_or_simple_commands_with_its_prefix() {
+        assert_eq!(
+            Scope::for_call(&bash("cargo test -p cove")),
+            Some(Scope::CommandPrefix("cargo test".into()))
+        );
+        assert_eq!(
+            Scope::for_call(&bash("ls -la")),
+            Some(Scope::CommandPrefix("ls".into()))
+        );
+        for compound in [
+            "cargo test; rm -rf ~",
+            "cargo test && curl x",
+            "cargo test | sh",
+            "cargo test > /etc/x",
+            "echo $(id)",
+            "echo `id`",
+            "cargo test\nrm x",
+        ] {
+            assert_eq!(Scope::for_call(&bash(compound)), None, "{compound}");
+        }
+        let approvals = Approvals::default();
+        approvals.add(Scope::CommandPrefix("cargo test".into()));
+        approvals.add(Scope::Tool("edit".into()));
+        assert!(approvals.covers(&bash("cargo test --release")));
+        assert!(approvals.covers(&bash("cargo test")));
+        assert!(!approvals.covers(&bash("cargo testx")));
+        assert!(!approvals.covers(&bash("cargo test; rm -rf ~")));
+        assert!(!approvals.covers(&bash("cargo build")));
+        assert!(approvals.covers(&call()));
+        assert!(!approvals.covers(&ToolCall {
+            tool: "write".into(),
+            input: "{}".into()
+        }));
+    }
+
+    #[test]
+    fn an_answer_is_one_permission_or_the_models_reason() {
+        let pending = || Pending {
+            call: bash("cargo test"),
+            question: "run it?".into(),
+            scope: Scope::for_call(&bash("cargo test")),
+        };
+        let approvals = Approvals::default();
+        assert!(pending().answer(Answer::Once, &approvals).is_ok());
+        assert!(pending().approved_before(&approvals).is_err());
+        let why = pending()
+            .answer(Answer::NoBecause("use nextest".into()), &approvals)
+            .err()
+            .unwrap_or_default();
+        assert!(why.contains("use nextest"), "{why}");
+        assert!(pending().answer(Answer::Always, &approvals).is_ok());
+        assert!(pending().approved_before(&approvals).is_ok());
     }
 }

@@ -7,14 +7,16 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `cove tools call TOOL INPUT`: one call the user typed, so the user's word is the permission.
+/// `cove tools call TOOL INPUT`: one call the user typed. It passes the configured policies like
+/// any call; a question they would ask is answered yes (the user typed it), a denial stands.
 pub(crate) fn call(
     worktree: Option<PathBuf>,
     tool: String,
     input: String,
     json: bool,
 ) -> Result<ExitCode> {
-    let registry = super::open_registry(worktree)?;
+    let ws = super::open_narrowed(worktree)?;
+    let registry = ws.registry;
     let input = if input == "-" {
         let mut buf = String::new();
         std::io::stdin()
@@ -24,9 +26,22 @@ pub(crate) fn call(
     } else {
         input
     };
-    // The user typed this call: their word is the permission.
-    let call = cove::agent::policy::Permitted::by_user(ToolCall { tool, input });
-    let result = dispatch::call(&registry, &call);
+    use cove::agent::policy::{Context as PolicyContext, Decision, Gate};
+    let gate = Gate::new(&registry, &ws.config.policy).map_err(anyhow::Error::msg)?;
+    let cx = PolicyContext {
+        role: "user".into(),
+        turns_left: u32::MAX,
+        tokens_left: u64::MAX,
+    };
+    let result = match gate.decide(&registry, ToolCall { tool, input }, &cx) {
+        Decision::Allow(permitted) => dispatch::call(&registry, permitted),
+        // The user typed this call: that is their answer to the policy's question.
+        Decision::Ask(pending) => dispatch::call(&registry, pending.approve()),
+        Decision::Deny(why) => dispatch::ToolResult {
+            text: format!("denied by policy: {why}"),
+            is_error: true,
+        },
+    };
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&result)?)?;

@@ -41,6 +41,22 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
 }
 
+impl Grants {
+    /// What a read-only tool of a plugin holding these grants gets: at most a read-only view of
+    /// the worktree, and no commands.
+    pub fn for_read_only_tool(&self) -> Self {
+        use crate::plugins::manifest::FsAccess;
+        Self {
+            fs: match self.fs {
+                FsAccess::ReadWrite => FsAccess::Read,
+                other => other,
+            },
+            exec: false,
+            ..self.clone()
+        }
+    }
+}
+
 /// Per-call resource limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

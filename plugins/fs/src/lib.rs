@@ -4,7 +4,7 @@
 //! nothing else, so every path here is confined by the runtime, not by checks in this file. This
 //! plugin only decides what the tools do and how their output reads; it must not try to be a wall.
 
-use cove_plugin_sdk::{Tool, ToolError, resolve_path, tools};
+use cove_plugin_sdk::{Tool, ToolError, resolve_path, tools, write_atomic};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -158,7 +158,7 @@ impl Tool for WriteFile {
             fs::create_dir_all(parent).map_err(|e| ToolError::io(&parent.to_string_lossy(), &e))?;
         }
         let existed = fs::metadata(path).is_ok();
-        fs::write(path, input.content.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
+        write_atomic(path, input.content.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
         let lines = input.content.lines().count();
         Ok(format!(
             "{} {path} ({lines} lines, {} bytes)",
@@ -225,7 +225,7 @@ impl Tool for EditFile {
                     "old_string is empty but {path} already has content; give the text to replace"
                 )));
             }
-            fs::write(path, input.new_string.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
+            write_atomic(path, input.new_string.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
             return Ok(format!("Wrote {path} (it was empty)"));
         }
         let found = text.matches(input.old_string.as_str()).count();
@@ -253,7 +253,7 @@ impl Tool for EditFile {
         } else {
             text.replacen(input.old_string.as_str(), &input.new_string, 1)
         };
-        fs::write(path, updated.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
+        write_atomic(path, updated.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
         let mut out = format!(
             "Edited {path}: replaced {found} occurrence{}\n",
             if found == 1 { "" } else { "s" }
