@@ -103,10 +103,12 @@ enum State {
     Perceive,
     /// The model answered: run what it asked for.
     Act(Reply),
-    /// Tools answered: keep the whole turn and go round again.
+    /// Tools answered: keep the whole turn and go round again (or stop, when the turn was
+    /// cancelled: what ran is kept all the same).
     Observe {
         assistant: Message,
         results: Message,
+        cancelled: bool,
     },
     Done(Outcome),
 }
@@ -194,13 +196,27 @@ impl Agent {
                 }
                 State::Act(reply) => {
                     let started = Instant::now();
-                    let (next, tool_time) = self.act(reply, turns, ledger, observer, &cancel).await;
+                    let (next, tool_time) = self
+                        .act(
+                            reply,
+                            turns,
+                            ledger,
+                            observer,
+                            &cancel,
+                            transcript.as_deref_mut(),
+                        )
+                        .await;
                     turn_started = Some((started, tool_time));
                     next
                 }
-                State::Observe { assistant, results } => self.observe(
+                State::Observe {
                     assistant,
                     results,
+                    cancelled,
+                } => self.observe(
+                    assistant,
+                    results,
+                    cancelled,
                     messages,
                     transcript.as_deref_mut(),
                     ledger,
@@ -291,6 +307,7 @@ impl Agent {
         ledger: &mut Ledger,
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
+        mut transcript: Option<&mut Transcript>,
     ) -> (State, Duration) {
         ledger.record(&reply.usage);
         observer.turn_end(&reply.usage, ledger);
@@ -315,10 +332,20 @@ impl Agent {
                 State::Observe {
                     assistant: reply.message,
                     results,
+                    cancelled: false,
                 },
                 Duration::ZERO,
             );
         }
+        // The calls are on disk before any of them runs.
+        record(
+            transcript.as_deref_mut(),
+            &Record::Assistant {
+                message: reply.message.clone(),
+                usage: reply.usage,
+            },
+            observer,
+        );
         let started = Instant::now();
         let cx = policy::Context {
             role: self.settings.role.clone(),
@@ -327,11 +354,10 @@ impl Agent {
                 b.saturating_sub(ledger.total.total_input() + ledger.total.output_tokens)
             }),
         };
-        let results = self.run_tools(&calls, &cx, observer, cancel).await;
+        let results = self
+            .run_tools(&calls, &cx, observer, cancel, transcript)
+            .await;
         let tool_time = started.elapsed();
-        if cancel.is_cancelled() {
-            return (State::Done(Outcome::Cancelled), tool_time);
-        }
         let content = calls
             .iter()
             .zip(results)
@@ -348,37 +374,45 @@ impl Agent {
                     role: Role::User,
                     content,
                 },
+                cancelled: cancel.is_cancelled(),
             },
             tool_time,
         )
     }
 
-    /// Keep the whole turn: transcript first, then the in-memory history.
+    /// Keep the whole turn: transcript first, then the in-memory history. A turn with calls has
+    /// its message on disk already; its results follow it.
+    #[allow(clippy::too_many_arguments)]
     fn observe(
         &self,
         assistant: Message,
         results: Message,
+        cancelled: bool,
         messages: &mut Vec<Message>,
         transcript: Option<&mut Transcript>,
         ledger: &Ledger,
         observer: &mut dyn Observer,
     ) -> State {
         let has_results = !results.content.is_empty();
-        if let Some(t) = transcript {
-            let record = Record::Turn {
-                assistant: assistant.clone(),
-                tool_results: has_results.then(|| results.clone()),
-                usage: ledger.last,
-            };
-            if let Err(e) = t.append(&record) {
-                observer.warning(&format!(
-                    "{e}; the session goes on, but this turn is not saved"
-                ));
+        let rec = if has_results {
+            Record::ToolResults {
+                message: results.clone(),
             }
-        }
+        } else {
+            Record::Turn {
+                assistant: assistant.clone(),
+                tool_results: None,
+                usage: ledger.last,
+            }
+        };
+        record(transcript, &rec, observer);
         messages.push(assistant);
         if has_results {
             messages.push(results);
+        }
+        if cancelled {
+            State::Done(Outcome::Cancelled)
+        } else if has_results {
             State::Perceive
         } else {
             State::Done(Outcome::Finished)
@@ -437,6 +471,7 @@ impl Agent {
         cx: &policy::Context,
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
+        mut transcript: Option<&mut Transcript>,
     ) -> Vec<ToolResult> {
         let flag = Arc::new(AtomicBool::new(false));
         let watcher = {
@@ -479,6 +514,18 @@ impl Agent {
                         continue;
                     }
                 };
+                if !parallel {
+                    // A call that changes something is marked before it starts, so a crash
+                    // leaves a trace that it may have partly happened.
+                    record(
+                        transcript.as_deref_mut(),
+                        &Record::ToolStart {
+                            id: id.clone(),
+                            name: name.clone(),
+                        },
+                        observer,
+                    );
+                }
                 let registry = self.registry.clone();
                 let flag = flag.clone();
                 running.push(Some(tokio::task::spawn_blocking(move || {
@@ -487,6 +534,7 @@ impl Agent {
             }
             // Results are reported in the model's order, denials included.
             for (k, handle) in running.into_iter().enumerate() {
+                let handle_ran = handle.is_some();
                 let r = match handle {
                     Some(h) => h.await.unwrap_or_else(|e| ToolResult {
                         text: format!("the tool call crashed in the host: {e}"),
@@ -498,6 +546,18 @@ impl Agent {
                     }),
                 };
                 let (id, name, _) = &calls[i + k];
+                if !parallel && handle_ran {
+                    record(
+                        transcript.as_deref_mut(),
+                        &Record::ToolDone {
+                            id: id.clone(),
+                            content: crate::plugins::runtime::cut(&r.text, MAX_RESULT_BYTES)
+                                .into_owned(),
+                            is_error: r.is_error,
+                        },
+                        observer,
+                    );
+                }
                 observer.tool_result(id, name, &r);
                 results[i + k] = Some(r);
             }
@@ -516,5 +576,16 @@ impl Agent {
                 })
             })
             .collect()
+    }
+}
+
+/// Append `rec` to the transcript, if there is one; a failure is a warning, and the run goes on.
+fn record(transcript: Option<&mut Transcript>, rec: &Record, observer: &mut dyn Observer) {
+    if let Some(t) = transcript
+        && let Err(e) = t.append(rec)
+    {
+        observer.warning(&format!(
+            "{e}; the session goes on, but this part of it is not saved"
+        ));
     }
 }

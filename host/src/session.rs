@@ -1,9 +1,11 @@
 //! Sessions: one append-only JSONL transcript per session, written turn by turn with fsync.
 //!
 //! Owns the record format, the sessions directory, listing, and rebuilding a conversation for
-//! `--resume` / `--continue`. A record is written only when its turn is whole (the assistant's
-//! message together with every tool result), so Ctrl-C or kill -9 loses at most the turn in
-//! flight; a torn last line is skipped on load. Must not talk to providers or run tools.
+//! `--resume` / `--continue`. The model's message is written before any of its calls runs, each
+//! call that changes something is marked before it starts, and the results follow, so after
+//! Ctrl-C, a crash or kill -9 a resumed session knows which calls ran, which were cut short and
+//! which never started, and neither repeats nor forgets a side effect. A damaged line (a write
+//! torn by a crash) is left out and reported. Must not talk to providers or run tools.
 
 use crate::conversation::{Block, Message, Role, Usage};
 use serde::{Deserialize, Serialize};
@@ -25,7 +27,20 @@ pub enum Record {
     },
     /// The user's words.
     User { message: Message },
-    /// One whole model turn: its message and the results of every tool it called.
+    /// The model's message, kept before any of its tool calls runs.
+    Assistant { message: Message, usage: Usage },
+    /// A call that changes something is about to run.
+    ToolStart { id: String, name: String },
+    /// That call finished with this result (before the turn's other calls may have).
+    ToolDone {
+        id: String,
+        content: String,
+        is_error: bool,
+    },
+    /// The answers to the last `Assistant` message's calls, one per call.
+    ToolResults { message: Message },
+    /// One whole model turn: its message and the results of every tool it called (a turn
+    /// without tool calls, and transcripts written before `Assistant`/`ToolResults` existed).
     Turn {
         assistant: Message,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +68,14 @@ pub enum SessionError {
     NotFound(String),
     #[error("no earlier session for this worktree to continue")]
     NoneToContinue,
+}
+
+/// A transcript reopened to go on with.
+pub struct Resumed {
+    pub transcript: Transcript,
+    pub messages: Vec<Message>,
+    /// Lines left out because they are damaged, one message each, for the user.
+    pub damaged: Vec<String>,
 }
 
 /// A summary for `cove sessions list`.
@@ -150,6 +173,10 @@ impl Store {
             .append(true)
             .open(&path)
             .map_err(werr)?;
+        // The new name itself must survive a crash, not only the lines written to it.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(werr)?;
         let mut t = Transcript {
             id: id.clone(),
             path,
@@ -169,12 +196,12 @@ impl Store {
     ///
     /// # Errors
     /// [`SessionError::NotFound`] or a read error.
-    pub fn resume(&self, id: &str) -> Result<(Transcript, Vec<Message>), SessionError> {
+    pub fn resume(&self, id: &str) -> Result<Resumed, SessionError> {
         let path = self.path(id);
         if !path.is_file() {
             return Err(SessionError::NotFound(id.into()));
         }
-        let records = read_records(&path)?;
+        let (records, damaged) = read_records(&path)?;
         let werr = |source| SessionError::Write {
             path: path.clone(),
             source,
@@ -188,14 +215,15 @@ impl Store {
         if !ends_clean {
             file.write_all(b"\n").map_err(werr)?;
         }
-        Ok((
-            Transcript {
+        Ok(Resumed {
+            transcript: Transcript {
                 id: id.into(),
                 path,
                 file,
             },
-            conversation(&records),
-        ))
+            messages: conversation(&records),
+            damaged,
+        })
     }
 
     /// The most recent session for `worktree`.
@@ -231,7 +259,7 @@ impl Store {
             if path.extension().is_none_or(|e| e != "jsonl") {
                 continue;
             }
-            let Ok(records) = read_records(&path) else {
+            let Ok((records, _)) = read_records(&path) else {
                 continue;
             };
             let Some(Record::Session {
@@ -263,7 +291,7 @@ impl Store {
                 .collect();
             let turns = records
                 .iter()
-                .filter(|r| matches!(r, Record::Turn { .. }))
+                .filter(|r| matches!(r, Record::Turn { .. } | Record::Assistant { .. }))
                 .count();
             let modified = entry
                 .metadata()
@@ -286,13 +314,15 @@ impl Store {
     }
 }
 
-/// Every record of a transcript. A line that does not parse (a write torn by a crash) is skipped.
-fn read_records(path: &Path) -> Result<Vec<Record>, SessionError> {
+/// Every record of a transcript, and a message for each line that does not parse (a write torn
+/// by a crash), which is left out.
+fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>), SessionError> {
     let file = File::open(path).map_err(|source| SessionError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|source| SessionError::Read {
             path: path.to_path_buf(),
@@ -303,14 +333,52 @@ fn read_records(path: &Path) -> Result<Vec<Record>, SessionError> {
         }
         match serde_json::from_str(&line) {
             Ok(r) => out.push(r),
-            Err(e) => tracing::warn!(
-                "{}: line {} is damaged and skipped: {e}",
+            Err(e) => damaged.push(format!(
+                "{} line {} is damaged ({e}) and was left out; the file itself is unchanged",
                 path.display(),
                 n + 1
-            ),
+            )),
         }
     }
-    Ok(out)
+    Ok((out, damaged))
+}
+
+/// What is known of a turn whose results were never written: the calls that started, and the
+/// ones that finished with their results.
+#[derive(Default)]
+struct Progress {
+    started: Vec<String>,
+    done: Vec<(String, String, bool)>,
+}
+
+/// Answers for calls that have none because cove stopped: the result of a call that finished,
+/// "interrupted" for one that had started, "not run" for the rest.
+fn unanswered(assistant: &Message, progress: &Progress) -> Message {
+    let content = assistant
+        .tool_uses()
+        .map(|(id, _, _)| match progress.done.iter().find(|(d, _, _)| d == id) {
+            Some((_, content, is_error)) => Block::ToolResult {
+                tool_use_id: id.to_string(),
+                content: content.clone(),
+                is_error: *is_error,
+            },
+            None => Block::ToolResult {
+            tool_use_id: id.to_string(),
+            content: if progress.started.iter().any(|s| s == id) {
+                "interrupted: cove stopped while this call was running, so it may have partly \
+                 happened; check its effects before running it again"
+                    .into()
+            } else {
+                "not run: cove stopped before this call started".into()
+            },
+            is_error: true,
+        },
+        })
+        .collect();
+    Message {
+        role: Role::User,
+        content,
+    }
 }
 
 /// The conversation a transcript holds, ready to send again. Consecutive user messages are merged
@@ -323,8 +391,42 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
         }
         _ => out.push(m),
     };
+    // The last `Assistant` message still waiting for its results, and which of its calls began.
+    let mut waiting: Option<(Message, Progress)> = None;
     for r in records {
+        if !matches!(
+            r,
+            Record::ToolStart { .. } | Record::ToolDone { .. } | Record::ToolResults { .. }
+        ) && let Some((assistant, progress)) = waiting.take()
+        {
+            push(unanswered(&assistant, &progress), &mut out);
+        }
         match r {
+            Record::Assistant { message, .. } => {
+                push(message.clone(), &mut out);
+                if message.tool_uses().next().is_some() {
+                    waiting = Some((message.clone(), Progress::default()));
+                }
+            }
+            Record::ToolStart { id, .. } => {
+                if let Some((_, progress)) = waiting.as_mut() {
+                    progress.started.push(id.clone());
+                }
+            }
+            Record::ToolDone {
+                id,
+                content,
+                is_error,
+            } => {
+                if let Some((_, progress)) = waiting.as_mut() {
+                    progress.done.push((id.clone(), content.clone(), *is_error));
+                }
+            }
+            Record::ToolResults { message } => {
+                if waiting.take().is_some() {
+                    push(message.clone(), &mut out);
+                }
+            }
             Record::User { message } => push(message.clone(), &mut out),
             Record::Turn {
                 assistant,
@@ -338,6 +440,9 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
             }
             Record::Session { .. } | Record::End { .. } => {}
         }
+    }
+    if let Some((assistant, progress)) = waiting {
+        push(unanswered(&assistant, &progress), &mut out);
     }
     // A conversation must not end on an assistant message that asked for tools nobody answered.
     if let Some(last) = out.last()
@@ -405,12 +510,14 @@ mod tests {
         drop(t);
         let mut f = OpenOptions::new().append(true).open(&path)?;
         f.write_all(b"{\"type\":\"turn\",\"assistant\":{\"role\":\"assis")?;
-        let (mut t, msgs) = store.resume(&id)?;
+        let r = store.resume(&id)?;
+        let (mut t, msgs) = (r.transcript, r.messages);
+        assert_eq!(r.damaged.len(), 1, "{:?}", r.damaged);
         assert_eq!(msgs, vec![Message::user_text("hello"), reply.clone()]);
         t.append(&Record::User {
             message: Message::user_text("again"),
         })?;
-        let (_, msgs) = store.resume(&id)?;
+        let msgs = store.resume(&id)?.messages;
         assert_eq!(
             msgs,
             vec![
@@ -424,6 +531,61 @@ mod tests {
         assert_eq!(list[0].title, "hello");
         assert_eq!(store.latest(Path::new("/w"))?, id);
         assert!(store.list(Some(Path::new("/other")))?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn calls_cut_off_by_a_crash_are_answered_for_what_they_were()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let use_ = |id: &str| Block::ToolUse {
+            id: id.into(),
+            name: "bash".into(),
+            input: serde_json::json!({}),
+        };
+        let assistant = Message {
+            role: Role::Assistant,
+            content: vec![use_("a"), use_("b"), use_("c")],
+        };
+        let records = vec![
+            Record::User {
+                message: Message::user_text("go"),
+            },
+            Record::Assistant {
+                message: assistant.clone(),
+                usage: Usage::default(),
+            },
+            Record::ToolStart {
+                id: "a".into(),
+                name: "bash".into(),
+            },
+            Record::ToolDone {
+                id: "a".into(),
+                content: "ok".into(),
+                is_error: false,
+            },
+            Record::ToolStart {
+                id: "b".into(),
+                name: "bash".into(),
+            },
+        ];
+        let msgs = conversation(&records);
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[1], assistant);
+        let answers: Vec<(&str, &str, bool)> = msgs[2]
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } => Some((tool_use_id.as_str(), content.as_str(), *is_error)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers[0], ("a", "ok", false));
+        assert!(answers[1].1.starts_with("interrupted") && answers[1].2);
+        assert!(answers[2].1.starts_with("not run") && answers[2].2);
         Ok(())
     }
 }

@@ -280,8 +280,11 @@ fn a_stream_cut_mid_message_is_a_clear_error_and_earlier_turns_stay() -> TestRes
     );
     let lines = sb.transcripts()?;
     let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
-    assert_eq!(kinds, ["session", "user", "turn", "end"]);
-    assert_eq!(lines[3]["outcome"], "failed");
+    assert_eq!(
+        kinds,
+        ["session", "user", "assistant", "tool_results", "end"]
+    );
+    assert_eq!(lines[4]["outcome"], "failed");
     Ok(())
 }
 
@@ -530,7 +533,7 @@ fn kill_9_mid_turn_then_resume_keeps_earlier_turns() -> TestResult {
     child.wait()?;
     let lines = sb.transcripts()?;
     let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
-    assert_eq!(kinds, ["session", "user", "turn"]);
+    assert_eq!(kinds, ["session", "user", "assistant", "tool_results"]);
     let id = lines[0]["id"].as_str().ok_or("id")?.to_string();
     let list = sb.cove(&["sessions", "list"])?;
     assert!(
@@ -621,8 +624,186 @@ fn ctrl_c_cancels_the_turn_and_keeps_the_transcript_whole() -> TestResult {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
     let lines = sb.transcripts()?;
     let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
-    assert_eq!(kinds, ["session", "user", "turn", "end"]);
-    assert_eq!(lines[3]["outcome"], "cancelled");
+    assert_eq!(
+        kinds,
+        ["session", "user", "assistant", "tool_results", "end"]
+    );
+    assert_eq!(lines[4]["outcome"], "cancelled");
+    Ok(())
+}
+
+/// A turn that edits a file and then runs a long command, stopped during the command.
+fn edit_then_sleep(sb: &Sandbox) -> Result<MockModel, Box<dyn std::error::Error>> {
+    sb.write("a.txt", "alpha\n")?;
+    Ok(MockModel::start(vec![
+        Reply::Sse(anthropic(
+            "",
+            &[
+                (
+                    "t1",
+                    "edit",
+                    r#"{"file_path":"a.txt","old_string":"alpha","new_string":"beta"}"#,
+                ),
+                ("t2", "bash", r#"{"command":"touch started; sleep 30"}"#),
+                ("t3", "bash", r#"{"command":"touch never"}"#),
+            ],
+            (10, 0, 0),
+        )),
+        Reply::Sse(anthropic("Picked up.", &[], (10, 0, 0))),
+    ])?)
+}
+
+/// Wait until the long command has begun.
+fn wait_for(path: &std::path::Path) {
+    let started = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The tool results the resumed session sent for t1, t2, t3.
+fn resumed_answers(m: &MockModel) -> Result<Vec<(String, bool)>, Box<dyn std::error::Error>> {
+    let last = m.requests().last().cloned().ok_or("no request")?.json();
+    let msgs = last["messages"].as_array().ok_or("messages")?;
+    let results = msgs
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            (
+                b["content"].as_str().unwrap_or_default().to_string(),
+                b["is_error"] == true,
+            )
+        })
+        .collect();
+    Ok(results)
+}
+
+#[test]
+fn after_ctrl_c_mid_tools_the_transcript_says_what_ran() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = edit_then_sleep(&sb)?;
+    let env = anthropic_env(&m);
+    let env = refs(&env);
+    let child = sb
+        .command(&sb.repo(), &["run", "--yes", "go"], &env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    wait_for(&sb.repo().join("started"));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    assert!(status.success());
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(130));
+    let lines = sb.transcripts()?;
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "session",
+            "user",
+            "assistant",
+            "tool_start",
+            "tool_done",
+            "tool_start",
+            "tool_done",
+            "tool_results",
+            "end"
+        ]
+    );
+    assert_eq!(sb.read("a.txt")?, "beta\n");
+    assert!(!sb.repo().join("never").exists());
+    // Resumed, the model learns that the edit happened, the command was cut short and the
+    // last call never ran.
+    let id = lines[0]["id"].as_str().ok_or("id")?.to_string();
+    let out = run(&sb, &m, &["run", "--resume", &id, "go on"])?;
+    assert!(out.ok, "{out:?}");
+    let answers = resumed_answers(&m)?;
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(
+        answers[0].0.contains("Edited a.txt") && !answers[0].1,
+        "{answers:?}"
+    );
+    assert!(answers[1].1 && answers[2].1, "{answers:?}");
+    assert!(answers[2].0.contains("not run"), "{answers:?}");
+    Ok(())
+}
+
+#[test]
+fn after_kill_9_mid_tools_a_resume_neither_repeats_nor_forgets() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = edit_then_sleep(&sb)?;
+    let env = anthropic_env(&m);
+    let env = refs(&env);
+    let mut child = sb
+        .command(&sb.repo(), &["run", "--yes", "go"], &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    wait_for(&sb.repo().join("started"));
+    child.kill()?;
+    child.wait()?;
+    let lines = sb.transcripts()?;
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "session",
+            "user",
+            "assistant",
+            "tool_start",
+            "tool_done",
+            "tool_start"
+        ]
+    );
+    let id = lines[0]["id"].as_str().ok_or("id")?.to_string();
+    let out = run(&sb, &m, &["run", "--resume", &id, "go on"])?;
+    assert!(out.ok, "{out:?}");
+    let answers = resumed_answers(&m)?;
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(
+        answers[0].0.contains("Edited a.txt") && !answers[0].1,
+        "{answers:?}"
+    );
+    assert!(
+        answers[1].0.starts_with("interrupted") && answers[1].1,
+        "{answers:?}"
+    );
+    assert!(
+        answers[2].0.starts_with("not run") && answers[2].1,
+        "{answers:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_damaged_line_in_the_middle_is_reported_on_resume() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![
+        Reply::Sse(anthropic("One.", &[], (10, 0, 0))),
+        Reply::Sse(anthropic("Two.", &[], (10, 0, 0))),
+    ])?;
+    assert!(run(&sb, &m, &["run", "first"])?.ok);
+    let lines = sb.transcripts()?;
+    let id = lines[0]["id"].as_str().ok_or("id")?.to_string();
+    let path = sb.tmp.path().join(format!("data/sessions/{id}.jsonl"));
+    let text = std::fs::read_to_string(&path)?;
+    let mut damaged: Vec<String> = text.lines().map(str::to_string).collect();
+    damaged[1] = damaged[1].replace("\"type\"", "\"typ");
+    std::fs::write(&path, damaged.join("\n") + "\n")?;
+    let out = run(&sb, &m, &["run", "--resume", &id, "second"])?;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stderr.contains("line 2 is damaged") && out.stderr.contains("left out"),
+        "{}",
+        out.stderr
+    );
     Ok(())
 }
 

@@ -69,10 +69,19 @@ pub(crate) fn start(
         role: "main".into(),
     };
     let store = session_store()?;
-    let (mut transcript, mut messages) = match (&args.resume, args.continue_) {
-        (Some(id), _) => store.resume(id)?,
-        (None, true) => store.resume(&store.latest(&root)?)?,
-        (None, false) => (store.create(&root, provider.name(), &model)?, Vec::new()),
+    let resumed = match (&args.resume, args.continue_) {
+        (Some(id), _) => Some(store.resume(id)?),
+        (None, true) => Some(store.resume(&store.latest(&root)?)?),
+        (None, false) => None,
+    };
+    let (mut transcript, mut messages) = match resumed {
+        Some(r) => {
+            for d in &r.damaged {
+                eprintln!("warning: {d}");
+            }
+            (r.transcript, r.messages)
+        }
+        None => (store.create(&root, provider.name(), &model)?, Vec::new()),
     };
     // Loading components runs them (describe): never on the async thread.
     let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
