@@ -55,16 +55,15 @@ fn assert_every_call_answered(reqs: &[crate::mock_model::Seen]) {
     }
 }
 
-/// Request N+1 starts with the same bytes as request N up to N's last cache breakpoint.
+/// Request N+1 starts with the same bytes as request N up to N's last cache breakpoint (the
+/// `cache_control` markers aside: they say where to cache, not what).
 fn assert_prefix_stable(reqs: &[crate::mock_model::Seen]) {
+    use crate::mock_model::unmarked;
     for pair in reqs.windows(2) {
-        let cut = pair[0].body.rfind(",\"cache_control\"").unwrap_or(0);
+        let ((a, marks), (b, _)) = (unmarked(&pair[0].body), unmarked(&pair[1].body));
+        let cut = marks.last().copied().unwrap_or(0);
         assert!(cut > 0, "request has breakpoints");
-        assert_eq!(
-            pair[1].body.as_bytes()[..cut],
-            pair[0].body.as_bytes()[..cut],
-            "prefix changed"
-        );
+        assert!(b.as_bytes()[..cut] == a.as_bytes()[..cut], "prefix changed");
     }
 }
 
@@ -864,5 +863,63 @@ fn a_transcript_that_cannot_be_written_is_a_clear_error_before_anything_runs() -
         m.requests().is_empty(),
         "no model request without a transcript"
     );
+    Ok(())
+}
+
+/// A turn of many parallel calls adds more blocks than Anthropic looks back from one breakpoint
+/// (about 20): the next request must still read the previous one from the cache.
+#[test]
+fn a_wide_turn_of_parallel_calls_still_reads_the_cache() -> TestResult {
+    let sb = Sandbox::new()?;
+    let mut calls = Vec::new();
+    for i in 0..15 {
+        sb.write(&format!("f{i}.txt"), format!("file {i}\n"))?;
+        calls.push((
+            format!("toolu_{i}"),
+            "read".to_string(),
+            format!(r#"{{"file_path":"f{i}.txt"}}"#),
+        ));
+    }
+    let again: Vec<(String, String, String)> = calls
+        .iter()
+        .map(|(id, n, i)| (format!("{id}_again"), n.clone(), i.clone()))
+        .collect();
+    let m = MockModel::start(vec![
+        Reply::AnthropicCached("Reading them all.".into(), calls),
+        Reply::AnthropicCached("Once more.".into(), again),
+        Reply::AnthropicCached("Done.".into(), vec![]),
+    ])?;
+    let out = run(
+        &sb,
+        &m,
+        &["run", "--output-format", "stream-json", "read all"],
+    )?;
+    assert!(out.ok, "{out:?}");
+    let turns: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "usage")
+        .map(|e| e["turn"].clone())
+        .collect();
+    assert_eq!(turns.len(), 3, "{}", out.stdout);
+    let reqs = m.requests();
+    // Each request reads back all of the one before it, up to its last breakpoint, though a
+    // whole wide turn (30 blocks) lies between.
+    for n in 1..3 {
+        let before = crate::mock_model::unmarked(&reqs[n - 1].body)
+            .1
+            .last()
+            .copied()
+            .unwrap_or(0) as u64
+            / 4;
+        let read = turns[n]["cache_read_tokens"].as_u64().unwrap_or(0);
+        assert!(
+            read >= before,
+            "request {} read {read} tokens from the cache; the one before cached {before}",
+            n + 1
+        );
+    }
+    assert_prefix_stable(&reqs);
     Ok(())
 }

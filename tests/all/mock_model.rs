@@ -48,18 +48,46 @@ pub struct MockModel {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
-/// Usage for `body` given the prefixes cached so far; records this body's prefixes.
+/// How far back from a breakpoint the provider looks for an earlier cache entry, in blocks.
+const LOOKBACK_BLOCKS: usize = 20;
+
+/// A request body without its `cache_control` markers (they place breakpoints but are not part
+/// of what is cached), and where each breakpoint falls in that text.
+pub fn unmarked(body: &str) -> (String, Vec<usize>) {
+    const MARK: &str = ",\"cache_control\":{\"type\":\"ephemeral\"}";
+    let mut text = String::with_capacity(body.len());
+    let mut breakpoints = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find(MARK) {
+        text.push_str(&rest[..i]);
+        breakpoints.push(text.len());
+        rest = &rest[i + MARK.len()..];
+    }
+    text.push_str(rest);
+    (text, breakpoints)
+}
+
+/// Usage for `body` given the prefixes cached so far, as Anthropic's cache works: an earlier
+/// prefix is read when it ends at most [`LOOKBACK_BLOCKS`] blocks before one of this request's
+/// breakpoints; the prefix up to each breakpoint is written. About 4 bytes a token.
 fn simulate_cache(body: &str, cached: &mut Vec<String>) -> (u64, u64, u64) {
+    let (body, breakpoints) = unmarked(body);
+    // Blocks start with `{"type":"` (tool definitions with `{"name":"`) outside strings.
+    let blocks_between = |from: usize, to: usize| {
+        let span = &body[from..to];
+        span.matches("{\"type\":\"").count() + span.matches("{\"name\":\"").count()
+    };
     let read = cached
         .iter()
         .filter(|p| body.starts_with(p.as_str()))
+        .filter(|p| {
+            breakpoints
+                .iter()
+                .any(|&b| b >= p.len() && blocks_between(p.len(), b) <= LOOKBACK_BLOCKS)
+        })
         .map(String::len)
         .max()
         .unwrap_or(0);
-    let breakpoints: Vec<usize> = body
-        .match_indices(",\"cache_control\"")
-        .map(|(i, _)| i)
-        .collect();
     let last = breakpoints.last().copied().unwrap_or(0);
     for b in breakpoints {
         cached.push(body[..b].to_string());

@@ -1,8 +1,8 @@
 //! The Anthropic Messages API, streamed over SSE.
 //!
 //! Owns the wire format: the request body (field order fixed so the prefix is byte-stable between
-//! turns, with `cache_control` breakpoints on the last tool, the system prompt and the newest
-//! message) and the event stream (`message_start`, `content_block_*` with `text_delta` and
+//! turns, with `cache_control` breakpoints on the last tool, the system prompt, the end of the
+//! previous request and the newest message) and the event stream (`message_start`, `content_block_*` with `text_delta` and
 //! `input_json_delta`, `message_delta`, `message_stop`, `ping`, `error`; unknown events ignored).
 //! Must not run tools or touch the transcript.
 
@@ -174,6 +174,17 @@ pub fn body(req: &Request<'_>) -> String {
             content: m.content.iter().map(wire_block).collect(),
         })
         .collect();
+    // The newest block, and the last block of the request before this turn: a wide turn (many
+    // parallel calls and their results) adds more blocks than the provider looks back (about
+    // 20) from one breakpoint, so the previous request's end carries one of its own, at
+    // exactly the place the previous request had it.
+    let last_assistant = messages.iter().rposition(|m| m.role == Role::Assistant);
+    if let Some(prev) = last_assistant.and_then(|i| i.checked_sub(1))
+        && prev + 1 < messages.len()
+        && let Some(block) = messages[prev].content.last_mut()
+    {
+        set_cache(block);
+    }
     if let Some(last) = messages.last_mut().and_then(|m| m.content.last_mut()) {
         set_cache(last);
     }
@@ -442,7 +453,13 @@ mod tests {
         let second = body(&req(&tools, &msgs));
         let cut = first.rfind(",\"cache_control\"").unwrap_or(0);
         assert!(cut > 0 && second.as_bytes()[..cut] == first.as_bytes()[..cut]);
-        assert_eq!(second.matches("cache_control").count(), 3);
+        // The previous request's end keeps its breakpoint: four, the most the API takes.
+        assert_eq!(second.matches("cache_control").count(), 4);
+        let end_of_first = first.rfind("}]}]").unwrap_or(0);
+        assert_eq!(
+            second.as_bytes()[..end_of_first],
+            first.as_bytes()[..end_of_first]
+        );
     }
 
     #[test]
