@@ -23,6 +23,15 @@ fn tools_list_shows_every_builtin_tool_with_source_mode_and_capabilities() -> Te
     }
     assert!(out.contains("fs:read-write"), "{out}");
     assert!(out.contains("fs:none search"), "{out}");
+    // Each tool shows what it runs with: `read` holds none of the write access `write` has.
+    let caps = |tool: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(tool))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(caps("read").contains("fs:read ") && !caps("read").contains("read-write"));
+    assert!(caps("write").contains("fs:read-write"));
     Ok(())
 }
 

@@ -276,7 +276,12 @@ impl Registry {
                     read_only: entry.read_only,
                     plugin: p.manifest.name.clone(),
                     source: p.layer,
-                    capabilities: (*p.grants).clone(),
+                    // What the tool runs with: a read-only tool holds no write or exec.
+                    capabilities: if entry.read_only {
+                        p.grants.for_read_only_tool()
+                    } else {
+                        (*p.grants).clone()
+                    },
                     withheld: p.withheld.clone(),
                 })
             })
