@@ -417,7 +417,11 @@ fn a_link_swapped_during_the_call_cannot_redirect_a_write() -> TestResult {
         std::thread::spawn(move || {
             let mut flips = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let target = if flips.is_multiple_of(2) { ".git" } else { "real" };
+                let target = if flips.is_multiple_of(2) {
+                    ".git"
+                } else {
+                    "real"
+                };
                 let tmp = repo.join("d.tmp");
                 let _ = std::fs::remove_file(&tmp);
                 if std::os::unix::fs::symlink(target, &tmp).is_ok()
