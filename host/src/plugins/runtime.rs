@@ -1,14 +1,17 @@
 //! The component runtime: every line of wasmtime glue lives here and in its submodules.
 //!
-//! Owns the one [`Engine`] (pooling allocator, epoch interruption), the on-disk cache of compiled
-//! native code (keyed by content hash and the engine's compatibility hash, deserialised only from
-//! that cache), pre-linked [`InstancePre`]s, and one fresh [`Store`] per call with its WASI context
+//! Owns the one [`Engine`] (configured only by `engine_config`, pooling allocator, epoch
+//! interruption), where native code comes from (a built-in's precompiled code embedded in the
+//! binary when it fits this engine, else the on-disk cache keyed by content hash and the engine's
+//! compatibility hash, else a compile that fills the cache), pre-linked `InstancePre`s, and one
+//! fresh [`Store`] per call with its WASI context
 //! (the worktree as the only preopen, no env, no args, no sockets, stdio captured), deadline and
 //! memory cap. Traps, timeouts and the memory cap become [`CallError`]s naming the plugin.
 //!
 //! Must not decide policy or grants (it is handed [`Grants`]), read manifests, or format output for
 //! the model. A wasmtime upgrade should touch this module only.
 
+mod engine_config;
 mod guarded_fs;
 mod v0_1;
 
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, Precompiled, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -147,18 +150,29 @@ impl std::fmt::Display for Interrupt {
 
 impl std::error::Error for Interrupt {}
 
+/// Where a component's native code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOrigin {
+    /// Precompiled when the binary was built, and carried inside it.
+    Embedded,
+    /// The on-disk cache.
+    Cache,
+    /// Compiled now (and written to the cache, if there is one).
+    Compiled,
+}
+
 /// A compiled, pre-linked component, ready to instantiate many times.
 #[derive(Clone)]
 pub struct Loaded {
     pre: v0_1::ToolPre<StoreState>,
-    /// True when the native code came from the on-disk cache.
-    pub from_cache: bool,
+    pub origin: CodeOrigin,
 }
 
 /// A compiled, pre-linked policy component.
 #[derive(Clone)]
 pub struct LoadedPolicy {
     pre: v0_1::policy_world::PolicyPre<StoreState>,
+    pub origin: CodeOrigin,
 }
 
 /// What a policy is asked about one call.
@@ -300,15 +314,7 @@ impl Runtime {
     /// [`RuntimeError::Engine`] when wasmtime cannot be configured on this machine.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
         let engine_err = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(64)
-            .total_core_instances(640)
-            .total_memories(128)
-            .total_tables(256);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(engine_err)?;
+        let engine = Engine::new(&engine_config::config()).map_err(engine_err)?;
 
         let mut linker = Linker::new(&engine);
         guarded_fs::add_wasi_to_linker(&mut linker).map_err(engine_err)?;
@@ -342,13 +348,20 @@ impl Runtime {
         Some(dir.join("components").join(key))
     }
 
-    /// Compile a component (or load its native code from the cache) and pre-link it.
+    /// Load a component and pre-link it. Its native code comes from `native` (a built-in's code,
+    /// precompiled when cove was built) when that fits this engine, else from the cache, else
+    /// from compiling `bytes`.
     ///
     /// # Errors
     /// [`RuntimeError::Compile`] for a component wasmtime rejects; [`RuntimeError::Link`] when it
     /// imports something this host does not provide.
-    pub fn load(&self, plugin: &str, bytes: &[u8]) -> Result<Loaded, RuntimeError> {
-        let (component, from_cache) = self.component(plugin, bytes)?;
+    pub fn load(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        native: Option<&[u8]>,
+    ) -> Result<Loaded, RuntimeError> {
+        let (component, origin) = self.component(plugin, bytes, native)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -357,15 +370,20 @@ impl Runtime {
                 plugin: plugin.into(),
                 message: link_message(&e),
             })?;
-        Ok(Loaded { pre, from_cache })
+        Ok(Loaded { pre, origin })
     }
 
-    /// Compile a policy component (or fetch it from the cache) and pre-link it.
+    /// Load a policy component (as [`Runtime::load`] does) and pre-link it.
     ///
     /// # Errors
     /// As [`Runtime::load`].
-    pub fn load_policy(&self, plugin: &str, bytes: &[u8]) -> Result<LoadedPolicy, RuntimeError> {
-        let (component, _) = self.component(plugin, bytes)?;
+    pub fn load_policy(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        native: Option<&[u8]>,
+    ) -> Result<LoadedPolicy, RuntimeError> {
+        let (component, origin) = self.component(plugin, bytes, native)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -374,7 +392,7 @@ impl Runtime {
                 plugin: plugin.into(),
                 message: link_message(&e),
             })?;
-        Ok(LoadedPolicy { pre })
+        Ok(LoadedPolicy { pre, origin })
     }
 
     /// Ask a policy about one call, in a fresh instance.
@@ -414,20 +432,30 @@ impl Runtime {
         )
     }
 
-    /// The component for `bytes`: from the disk cache, or compiled (and then cached).
-    fn component(&self, plugin: &str, bytes: &[u8]) -> Result<(Component, bool), RuntimeError> {
+    /// The component for `bytes`: from the embedded native code, from the disk cache, or
+    /// compiled (and then cached).
+    fn component(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        native: Option<&[u8]>,
+    ) -> Result<(Component, CodeOrigin), RuntimeError> {
+        if let Some(native) = native {
+            match self.embedded(native) {
+                Ok(c) => return Ok((c, CodeOrigin::Embedded)),
+                Err(why) => tracing::debug!(
+                    plugin,
+                    "not using the native code built into cove ({why}); using the cache or compiling"
+                ),
+            }
+        }
         let cache = self.cache_path(bytes);
-        let mut from_cache = false;
-        let mut component = None;
         if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
             // SAFETY: the file is in cove's own cache directory, written by `store_in_cache` from
             // `Component::serialize` of this same engine configuration (the name carries the
             // engine's compatibility hash); wasmtime checks that header again on load.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(c) => {
-                    from_cache = true;
-                    component = Some(c);
-                }
+                Ok(c) => return Ok((c, CodeOrigin::Cache)),
                 Err(e) => tracing::warn!(
                     plugin,
                     "ignoring unusable cached code {}: {e:#}",
@@ -435,22 +463,30 @@ impl Runtime {
                 ),
             }
         }
-        let component = match component {
-            Some(c) => c,
-            None => {
-                let started = std::time::Instant::now();
-                let c = Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile {
-                    plugin: plugin.into(),
-                    message: format!("{e:#}"),
-                })?;
-                tracing::debug!(plugin, elapsed = ?started.elapsed(), "compiled component");
-                if let Some(path) = &cache {
-                    store_in_cache(&c, path);
-                }
-                c
-            }
-        };
-        Ok((component, from_cache))
+        let started = std::time::Instant::now();
+        let c = Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile {
+            plugin: plugin.into(),
+            message: format!("{e:#}"),
+        })?;
+        tracing::debug!(plugin, elapsed = ?started.elapsed(), "compiled component");
+        if let Some(path) = &cache {
+            store_in_cache(&c, path);
+        }
+        Ok((c, CodeOrigin::Compiled))
+    }
+
+    /// A built-in's native code, if it was made for an engine like this one.
+    fn embedded(&self, native: &[u8]) -> Result<Component, String> {
+        if Engine::detect_precompiled(native) != Some(Precompiled::Component) {
+            return Err("it is not a precompiled component".into());
+        }
+        // SAFETY: `native` is only ever a built-in's code from `builtin::BUILTIN`: bytes that
+        // host/build.rs produced with `Engine::precompile_component` from the first-party
+        // component it embeds beside them, and that are compiled into this binary's read-only
+        // data, so nothing outside the build can supply or change them. wasmtime checks the
+        // header (its version, the target, the compiler flags, the engine's tunables) against this
+        // engine and refuses a mismatch, which the caller answers by compiling instead.
+        unsafe { Component::deserialize(&self.engine, native) }.map_err(|e| format!("{e:#}"))
     }
 
     fn store(&self, env: &CallEnv) -> Result<(Store<StoreState>, Stdio), CallError> {
@@ -714,7 +750,71 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::cut;
+    use super::*;
+    use crate::plugins::builtin::BUILTIN;
+    use crate::plugins::manifest::{Kind, Manifest};
+
+    type Res = anyhow::Result<()>;
+
+    fn precompile_with(config: &wasmtime::Config, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Engine::new(config)
+            .and_then(|e| e.precompile_component(wasm))
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    #[test]
+    fn every_builtin_runs_from_the_native_code_built_into_the_binary() -> Res {
+        let rt = Runtime::new(None)?;
+        for b in BUILTIN {
+            let m = Manifest::parse(b.manifest, Path::new("built-in"))?;
+            assert!(
+                b.native.is_some(),
+                "build.rs made no native code for `{}`",
+                m.name
+            );
+            let origin = match m.kind {
+                Kind::Policy => rt.load_policy(&m.name, b.wasm, b.native)?.origin,
+                _ => rt.load(&m.name, b.wasm, b.native)?.origin,
+            };
+            assert_eq!(origin, CodeOrigin::Embedded, "`{}`", m.name);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn native_code_from_another_engine_configuration_is_refused_and_compiled_instead() -> Res {
+        let smallest = BUILTIN
+            .iter()
+            .filter(|b| b.manifest.contains("kind = \"policy\""))
+            .min_by_key(|b| b.wasm.len())
+            .ok_or_else(|| anyhow::anyhow!("no built-in policy"))?;
+        let wasm = smallest.wasm;
+        // The same configuration but one setting: code made by it must not run here.
+        let mut other = engine_config::config();
+        other.epoch_interruption(false);
+        let foreign = precompile_with(&other, wasm)?;
+
+        let cache = tempfile::tempdir()?;
+        let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
+        let first = rt.load_policy("p", wasm, Some(&foreign))?;
+        assert_eq!(first.origin, CodeOrigin::Compiled);
+        // The fallback filled the cache, so the next mismatch loads from it.
+        let second = rt.load_policy("p", wasm, Some(&foreign))?;
+        assert_eq!(second.origin, CodeOrigin::Cache);
+        // Bytes that are not native code at all are refused the same way.
+        let rt = Runtime::new(None)?;
+        assert_eq!(
+            rt.load_policy("p", wasm, Some(wasm))?.origin,
+            CodeOrigin::Compiled
+        );
+        // Code this configuration made is used as it is.
+        let own = precompile_with(&engine_config::config(), wasm)?;
+        assert_eq!(
+            rt.load_policy("p", wasm, Some(&own))?.origin,
+            CodeOrigin::Embedded
+        );
+        Ok(())
+    }
 
     #[test]
     fn cut_keeps_head_and_tail() {
