@@ -4,15 +4,17 @@
 //! interruption), where native code comes from (a built-in's precompiled code embedded in the
 //! binary when it fits this engine, else the on-disk cache keyed by content hash and the engine's
 //! compatibility hash, else a compile that fills the cache), pre-linked `InstancePre`s, and one
-//! fresh [`Store`] per call with its WASI context
-//! (the worktree as the only preopen, no env, no args, no sockets, stdio captured), deadline and
-//! memory cap. Traps, timeouts and the memory cap become [`CallError`]s naming the plugin.
+//! fresh [`Store`] per call with its WASI context (the worktree as the only preopen, no env, no
+//! args, no sockets, stdio captured), deadline and memory cap. That store is usually made before
+//! the call arrives (`ready`), and its deadline, cancellation and guard are armed when it starts.
+//! Traps, timeouts and the memory cap become [`CallError`]s naming the plugin.
 //!
 //! Must not decide policy or grants (it is handed [`Grants`]), read manifests, or format output for
 //! the model. A wasmtime upgrade should touch this module only.
 
 mod engine_config;
 mod guarded_fs;
+mod ready;
 mod v0_1;
 
 use crate::plugins::manifest::FsAccess;
@@ -20,7 +22,7 @@ use crate::worktree::Worktree;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Precompiled, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -161,18 +163,44 @@ pub enum CodeOrigin {
     Compiled,
 }
 
-/// A compiled, pre-linked component, ready to instantiate many times.
+/// A compiled, pre-linked component, ready to instantiate many times, with its spare instance.
 #[derive(Clone)]
 pub struct Loaded {
     pre: v0_1::ToolPre<StoreState>,
+    spare: Arc<ready::Spare<v0_1::Tool>>,
     pub origin: CodeOrigin,
 }
 
-/// A compiled, pre-linked policy component.
+impl Loaded {
+    /// Whether an instance is waiting, made ahead of the next call.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_ready()
+    }
+}
+
+/// A compiled, pre-linked policy component, with its spare instance.
 #[derive(Clone)]
 pub struct LoadedPolicy {
     pre: v0_1::policy_world::PolicyPre<StoreState>,
+    spare: Arc<ready::Spare<v0_1::policy_world::Policy>>,
     pub origin: CodeOrigin,
+}
+
+impl ready::Pre for v0_1::ToolPre<StoreState> {
+    type Instance = v0_1::Tool;
+    fn instantiate_into(&self, store: &mut Store<StoreState>) -> wasmtime::Result<v0_1::Tool> {
+        self.instantiate(store)
+    }
+}
+
+impl ready::Pre for v0_1::policy_world::PolicyPre<StoreState> {
+    type Instance = v0_1::policy_world::Policy;
+    fn instantiate_into(
+        &self,
+        store: &mut Store<StoreState>,
+    ) -> wasmtime::Result<v0_1::policy_world::Policy> {
+        self.instantiate(store)
+    }
 }
 
 /// What a policy is asked about one call.
@@ -201,6 +229,8 @@ pub struct StoreState {
     table: ResourceTable,
     limiter: MemoryCap,
     host: HostState,
+    /// When the call must stop; armed when it starts (the store may have been made earlier).
+    deadline: Instant,
 }
 
 impl WasiView for StoreState {
@@ -298,12 +328,14 @@ impl Drop for EpochTicker {
     }
 }
 
-/// The engine, the linker for each contract version, and the compile cache.
+/// The engine, the linker for each contract version, the compile cache, and the thread that
+/// prepares instances ahead of calls.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<StoreState>,
     cache_dir: Option<PathBuf>,
     engine_hash: u64,
+    worker: ready::Worker,
     _ticker: EpochTicker,
 }
 
@@ -334,6 +366,7 @@ impl Runtime {
             linker,
             cache_dir,
             engine_hash,
+            worker: ready::Worker::start(),
             _ticker: ticker,
         })
     }
@@ -370,7 +403,11 @@ impl Runtime {
                 plugin: plugin.into(),
                 message: link_message(&e),
             })?;
-        Ok(Loaded { pre, origin })
+        Ok(Loaded {
+            pre,
+            spare: Arc::default(),
+            origin,
+        })
     }
 
     /// Load a policy component (as [`Runtime::load`] does) and pre-link it.
@@ -392,7 +429,11 @@ impl Runtime {
                 plugin: plugin.into(),
                 message: link_message(&e),
             })?;
-        Ok(LoadedPolicy { pre, origin })
+        Ok(LoadedPolicy {
+            pre,
+            spare: Arc::default(),
+            origin,
+        })
     }
 
     /// Ask a policy about one call, in a fresh instance.
@@ -406,7 +447,7 @@ impl Runtime {
         req: &PolicyRequest,
     ) -> Result<Verdict, CallError> {
         use v0_1::policy_world::exports::cove::plugin::policy_api as api;
-        let (mut store, stdio) = self.store(env)?;
+        let mut ready = self.ready(&policy.pre, &policy.spare, env)?;
         let wit_req = api::Request {
             tool: req.tool.clone(),
             plugin: req.plugin.clone(),
@@ -418,18 +459,16 @@ impl Runtime {
                 tokens_left: req.tokens_left,
             },
         };
-        let result = policy
-            .pre
-            .instantiate(&mut store)
-            .and_then(|p| p.cove_plugin_policy_api().call_decide(&mut store, &wit_req));
-        stdio.log(&env.plugin);
-        Ok(
-            match result.map_err(|e| classify(e, &store, env, &stdio))? {
-                api::Verdict::Allow => Verdict::Allow,
-                api::Verdict::Deny(m) => Verdict::Deny(m),
-                api::Verdict::Ask(m) => Verdict::Ask(m),
-            },
-        )
+        let result = ready
+            .instance
+            .cove_plugin_policy_api()
+            .call_decide(&mut ready.store, &wit_req);
+        let result = self.finish(ready, env, result);
+        Ok(match result? {
+            api::Verdict::Allow => Verdict::Allow,
+            api::Verdict::Deny(m) => Verdict::Deny(m),
+            api::Verdict::Ask(m) => Verdict::Ask(m),
+        })
     }
 
     /// The component for `bytes`: from the embedded native code, from the disk cache, or
@@ -463,7 +502,7 @@ impl Runtime {
                 ),
             }
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let c = Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile {
             plugin: plugin.into(),
             message: format!("{e:#}"),
@@ -489,69 +528,64 @@ impl Runtime {
         unsafe { Component::deserialize(&self.engine, native) }.map_err(|e| format!("{e:#}"))
     }
 
-    fn store(&self, env: &CallEnv) -> Result<(Store<StoreState>, Stdio), CallError> {
-        let setup = |message: String| CallError::Setup {
-            plugin: env.plugin.to_string(),
-            message,
+    /// A store with `pre` instantiated for `env`: the spare made before this call if it fits,
+    /// else one made now. Either way the call's own deadline, cancellation and guard are armed,
+    /// and the next spare is started in the background.
+    fn ready<P: ready::Pre>(
+        &self,
+        pre: &P,
+        spare: &Arc<ready::Spare<P::Instance>>,
+        env: &CallEnv,
+    ) -> Result<ready::Ready<P::Instance>, CallError> {
+        let armed = match spare.take(env) {
+            Some(mut r) => {
+                if arm(&mut r.store, env) {
+                    Some(r)
+                } else {
+                    self.worker.retire(r.store);
+                    None
+                }
+            }
+            None => None,
         };
-        let mut b = WasiCtx::builder();
-        b.allow_blocking_current_thread(true);
-        let stdio = Stdio {
-            out: MemoryOutputPipe::new(STDIO_CAP),
-            err: MemoryOutputPipe::new(STDIO_CAP),
+        let made = match armed {
+            Some(r) => Ok(r),
+            None => self.instantiate_now(pre, env),
         };
-        b.stdout(stdio.out.clone()).stderr(stdio.err.clone());
-        if let Some(wt) = &env.worktree {
-            let perms = match env.grants.fs {
-                FsAccess::None => None,
-                FsAccess::Read => Some(wasmtime_wasi::FsPerms::ReadOnly),
-                FsAccess::ReadWrite => Some(wasmtime_wasi::FsPerms::ReadWrite),
-            };
-            if let Some(perms) = perms {
-                let root = wt.root();
-                let guest = root.to_string_lossy();
-                b.preopened_dir(root, &*guest, perms)
-                    .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
-                b.preopened_dir(root, ".", perms)
-                    .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+        self.worker.refill(&self.engine, pre, spare, env);
+        made
+    }
+
+    /// A store made and instantiated now, for a call that found no spare.
+    fn instantiate_now<P: ready::Pre>(
+        &self,
+        pre: &P,
+        env: &CallEnv,
+    ) -> Result<ready::Ready<P::Instance>, CallError> {
+        let (mut store, stdio) = new_store(&self.engine, env)?;
+        match pre.instantiate_into(&mut store) {
+            Ok(instance) => Ok(ready::Ready::new(store, instance, stdio, env)),
+            Err(e) => {
+                stdio.log(&env.plugin);
+                let err = classify(e, &store, env, &stdio);
+                self.worker.retire(store);
+                Err(err)
             }
         }
-        let state = StoreState {
-            wasi: b.build(),
-            table: ResourceTable::new(),
-            limiter: MemoryCap {
-                limit: env.limits.memory_bytes,
-                exceeded: false,
-            },
-            host: HostState {
-                plugin: env.plugin.clone(),
-                worktree: env.worktree.clone(),
-                grants: env.grants.clone(),
-                cancel: env.cancel.clone(),
-                session_cwd: env.session_cwd.clone(),
-                guard: env
-                    .worktree
-                    .as_ref()
-                    .map(|w| guarded_fs::Guard::new(w.root()))
-                    .unwrap_or_default(),
-            },
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        // Every tick, check for cancellation and the wall-clock deadline.
-        let deadline = std::time::Instant::now() + env.limits.timeout;
-        let cancel = env.cancel.clone();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(wasmtime::Error::new(Interrupt::Cancelled));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(wasmtime::Error::new(Interrupt::Deadline));
-            }
-            Ok(wasmtime::UpdateDeadline::Continue(1))
-        });
-        Ok((store, stdio))
+    }
+
+    /// After a call: log what the plugin printed, classify a failure, and hand the store to the
+    /// background thread to drop.
+    fn finish<T, R>(
+        &self,
+        ready: ready::Ready<T>,
+        env: &CallEnv,
+        result: wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        ready.stdio.log(&env.plugin);
+        let result = result.map_err(|e| classify(e, &ready.store, env, &ready.stdio));
+        self.worker.retire(ready.store);
+        result
     }
 
     /// Instantiate in a fresh store and drop it, calling nothing: the bench times instantiation
@@ -560,7 +594,7 @@ impl Runtime {
     /// # Errors
     /// [`CallError`] when instantiation traps or fails.
     pub fn instantiate(&self, loaded: &Loaded, env: &CallEnv) -> Result<(), CallError> {
-        let (mut store, stdio) = self.store(env)?;
+        let (mut store, stdio) = new_store(&self.engine, env)?;
         let result = loaded.pre.instantiate(&mut store).map(drop);
         result.map_err(|e| classify(e, &store, env, &stdio))
     }
@@ -570,13 +604,12 @@ impl Runtime {
     /// # Errors
     /// [`CallError`] when the component traps, times out or hits its memory cap.
     pub fn describe(&self, loaded: &Loaded, env: &CallEnv) -> Result<Vec<ToolSpec>, CallError> {
-        let (mut store, stdio) = self.store(env)?;
-        let result = loaded
-            .pre
-            .instantiate(&mut store)
-            .and_then(|tool| tool.cove_plugin_tool_api().call_describe(&mut store));
-        stdio.log(&env.plugin);
-        let specs = result.map_err(|e| classify(e, &store, env, &stdio))?;
+        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
+        let result = ready
+            .instance
+            .cove_plugin_tool_api()
+            .call_describe(&mut ready.store);
+        let specs = self.finish(ready, env, result)?;
         Ok(specs
             .into_iter()
             .map(|s| ToolSpec {
@@ -600,13 +633,12 @@ impl Runtime {
         tool: &str,
         input: &str,
     ) -> Result<Result<String, ToolFailure>, CallError> {
-        let (mut store, stdio) = self.store(env)?;
-        let result = loaded
-            .pre
-            .instantiate(&mut store)
-            .and_then(|t| t.cove_plugin_tool_api().call_call(&mut store, tool, input));
-        stdio.log(&env.plugin);
-        let answer = result.map_err(|e| classify(e, &store, env, &stdio))?;
+        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
+        let result = ready
+            .instance
+            .cove_plugin_tool_api()
+            .call_call(&mut ready.store, tool, input);
+        let answer = self.finish(ready, env, result)?;
         use v0_1::cove::plugin::types::ToolError as E;
         Ok(match answer {
             Ok(text) => Ok(cut(&text, env.limits.output_bytes).into_owned()),
@@ -616,6 +648,100 @@ impl Runtime {
             Err(E::Failed(m)) => Err(ToolFailure::Failed(m)),
         })
     }
+}
+
+/// A fresh store for one call of the plugin `env` describes: its WASI context (the worktree
+/// preopened as the grants say, stdio captured), memory cap, guard, and the epoch callback that
+/// stops it at its deadline or when it is cancelled.
+fn new_store(engine: &Engine, env: &CallEnv) -> Result<(Store<StoreState>, Stdio), CallError> {
+    let setup = |message: String| CallError::Setup {
+        plugin: env.plugin.to_string(),
+        message,
+    };
+    let mut b = WasiCtx::builder();
+    b.allow_blocking_current_thread(true);
+    let stdio = Stdio {
+        out: MemoryOutputPipe::new(STDIO_CAP),
+        err: MemoryOutputPipe::new(STDIO_CAP),
+    };
+    b.stdout(stdio.out.clone()).stderr(stdio.err.clone());
+    if let Some(wt) = &env.worktree {
+        let perms = match env.grants.fs {
+            FsAccess::None => None,
+            FsAccess::Read => Some(wasmtime_wasi::FsPerms::ReadOnly),
+            FsAccess::ReadWrite => Some(wasmtime_wasi::FsPerms::ReadWrite),
+        };
+        if let Some(perms) = perms {
+            let root = wt.root();
+            let guest = root.to_string_lossy();
+            b.preopened_dir(root, &*guest, perms)
+                .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+            b.preopened_dir(root, ".", perms)
+                .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+        }
+    }
+    let state = StoreState {
+        wasi: b.build(),
+        table: ResourceTable::new(),
+        limiter: MemoryCap {
+            limit: env.limits.memory_bytes,
+            exceeded: false,
+        },
+        host: HostState {
+            plugin: env.plugin.clone(),
+            worktree: env.worktree.clone(),
+            grants: env.grants.clone(),
+            cancel: env.cancel.clone(),
+            session_cwd: env.session_cwd.clone(),
+            guard: guard_for(env),
+        },
+        deadline: Instant::now() + env.limits.timeout,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Every tick, check for cancellation and the wall-clock deadline of the call under way.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        if state
+            .host
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(wasmtime::Error::new(Interrupt::Cancelled));
+        }
+        if Instant::now() >= state.deadline {
+            return Err(wasmtime::Error::new(Interrupt::Deadline));
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
+    Ok((store, stdio))
+}
+
+/// What `.git` and `.cove` are in `env`'s worktree right now.
+fn guard_for(env: &CallEnv) -> guarded_fs::Guard {
+    env.worktree
+        .as_ref()
+        .map(|w| guarded_fs::Guard::new(w.root()))
+        .unwrap_or_default()
+}
+
+/// Arm a store made before its call for the call now starting: its deadline counts from now, it
+/// answers this call's cancellation, and its guard sees `.git` and `.cove` as they are now (the
+/// model may have made them since). False when the worktree's root is no longer the directory
+/// the store opened: then the store must not be used.
+fn arm(store: &mut Store<StoreState>, env: &CallEnv) -> bool {
+    let guard = guard_for(env);
+    let state = store.data_mut();
+    if !state.host.guard.same_root(&guard) {
+        return false;
+    }
+    state.host.guard = guard;
+    state.host.cancel = env.cancel.clone();
+    state.deadline = Instant::now() + env.limits.timeout;
+    store.set_epoch_deadline(1);
+    true
 }
 
 /// A plugin's captured stdout and stderr.
@@ -756,10 +882,49 @@ mod tests {
 
     type Res = anyhow::Result<()>;
 
+    fn evil() -> anyhow::Result<Vec<u8>> {
+        Ok(std::fs::read(
+            Path::new(env!("COVE_TEST_GUESTS")).join("cove_guest_evil.wasm"),
+        )?)
+    }
+
+    fn worktree(dir: &Path) -> anyhow::Result<Arc<Worktree>> {
+        std::fs::create_dir_all(dir.join(".git"))?;
+        Ok(Arc::new(Worktree::open(dir)?))
+    }
+
+    fn env_for(wt: &Arc<Worktree>, fs: FsAccess, timeout: Duration) -> CallEnv {
+        CallEnv {
+            plugin: "evil".into(),
+            worktree: Some(wt.clone()),
+            grants: Arc::new(Grants {
+                fs,
+                ..Grants::default()
+            }),
+            limits: Limits {
+                timeout,
+                ..Limits::default()
+            },
+            session_cwd: Arc::default(),
+            cancel: None,
+        }
+    }
+
     fn precompile_with(config: &wasmtime::Config, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
         Engine::new(config)
             .and_then(|e| e.precompile_component(wasm))
             .map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    /// Wait for the background thread to make a spare (how long it takes is not the point).
+    fn wait_for_spare(loaded: &Loaded) -> bool {
+        for _ in 0..20_000 {
+            if loaded.has_spare() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
     }
 
     #[test]
@@ -813,6 +978,64 @@ mod tests {
             rt.load_policy("p", wasm, Some(&own))?.origin,
             CodeOrigin::Embedded
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_spare_serves_one_call_with_the_privileges_it_was_made_for() -> Res {
+        let dir = tempfile::tempdir()?;
+        let wt = worktree(dir.path())?;
+        let rt = Runtime::new(None)?;
+        let loaded = rt.load("evil", &evil()?, None)?;
+        let reader = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
+        rt.describe(&loaded, &reader)?;
+        assert!(wait_for_spare(&loaded), "no spare was made after describe");
+
+        // A call with other grants does not get it, and it is dropped rather than kept.
+        let writer = env_for(&wt, FsAccess::ReadWrite, Duration::from_secs(30));
+        assert!(loaded.spare.take(&writer).is_none());
+        assert!(!loaded.has_spare());
+
+        // The same privileges get it, once.
+        rt.worker
+            .refill(&rt.engine, &loaded.pre, &loaded.spare, &reader);
+        assert!(wait_for_spare(&loaded));
+        assert!(loaded.spare.take(&reader).is_some());
+        assert!(loaded.spare.take(&reader).is_none());
+
+        // Another registry's plugin (its own session directory) never gets it either.
+        rt.worker
+            .refill(&rt.engine, &loaded.pre, &loaded.spare, &reader);
+        assert!(wait_for_spare(&loaded));
+        let elsewhere = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
+        assert!(loaded.spare.take(&elsewhere).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_spare_gets_its_deadline_and_cancellation_when_its_call_starts() -> Res {
+        let dir = tempfile::tempdir()?;
+        let wt = worktree(dir.path())?;
+        let rt = Runtime::new(None)?;
+        let loaded = rt.load("evil", &evil()?, None)?;
+        let env = env_for(&wt, FsAccess::Read, Duration::from_millis(50));
+        rt.describe(&loaded, &env)?;
+        assert!(wait_for_spare(&loaded));
+        // Older than its timeout: the deadline counts from the call, not from when it was made.
+        std::thread::sleep(Duration::from_millis(200));
+        let echo = rt.call(&loaded, &env, "echo", r#"{"text":"hi"}"#)?;
+        assert_eq!(echo, Ok("hi".to_string()));
+
+        assert!(wait_for_spare(&loaded));
+        let spin = rt.call(&loaded, &env, "spin", "{}");
+        assert!(matches!(spin, Err(CallError::Timeout { .. })), "{spin:?}");
+
+        assert!(wait_for_spare(&loaded));
+        let mut cancelled = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
+        cancelled.session_cwd = env.session_cwd.clone();
+        cancelled.cancel = Some(Arc::new(AtomicBool::new(true)));
+        let spin = rt.call(&loaded, &cancelled, "spin", "{}");
+        assert!(matches!(spin, Err(CallError::Cancelled { .. })), "{spin:?}");
         Ok(())
     }
 

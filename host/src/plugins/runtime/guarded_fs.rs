@@ -77,6 +77,11 @@ impl Guard {
         }
     }
 
+    /// Whether both guards were taken of the same worktree directory (not one since replaced).
+    pub fn same_root(&self, other: &Guard) -> bool {
+        self.root == other.root
+    }
+
     fn is_protected(&self, id: Id) -> bool {
         self.protected.iter().any(|(p, _)| *p == id)
     }
