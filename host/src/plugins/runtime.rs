@@ -463,7 +463,7 @@ impl Runtime {
             .instance
             .cove_plugin_policy_api()
             .call_decide(&mut ready.store, &wit_req);
-        let result = self.finish(ready, env, result);
+        let result = self.finish((&policy.pre, &policy.spare), ready, env, result);
         Ok(match result? {
             api::Verdict::Allow => Verdict::Allow,
             api::Verdict::Deny(m) => Verdict::Deny(m),
@@ -529,8 +529,7 @@ impl Runtime {
     }
 
     /// A store with `pre` instantiated for `env`: the spare made before this call if it fits,
-    /// else one made now. Either way the call's own deadline, cancellation and guard are armed,
-    /// and the next spare is started in the background.
+    /// else one made now. Either way the call's own deadline, cancellation and guard are armed.
     fn ready<P: ready::Pre>(
         &self,
         pre: &P,
@@ -548,12 +547,10 @@ impl Runtime {
             }
             None => None,
         };
-        let made = match armed {
+        match armed {
             Some(r) => Ok(r),
             None => self.instantiate_now(pre, env),
-        };
-        self.worker.refill(&self.engine, pre, spare, env);
-        made
+        }
     }
 
     /// A store made and instantiated now, for a call that found no spare.
@@ -575,16 +572,19 @@ impl Runtime {
     }
 
     /// After a call: log what the plugin printed, classify a failure, and hand the store to the
-    /// background thread to drop.
-    fn finish<T, R>(
+    /// background thread, which drops it and then makes the next spare. Both wait until the call
+    /// is over, so they never compete with it for the CPU or the address space.
+    fn finish<P: ready::Pre, R>(
         &self,
-        ready: ready::Ready<T>,
+        (pre, spare): (&P, &Arc<ready::Spare<P::Instance>>),
+        ready: ready::Ready<P::Instance>,
         env: &CallEnv,
         result: wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         ready.stdio.log(&env.plugin);
         let result = result.map_err(|e| classify(e, &ready.store, env, &ready.stdio));
-        self.worker.retire(ready.store);
+        self.worker
+            .after_call(ready.store, &self.engine, pre, spare, env);
         result
     }
 
@@ -609,7 +609,7 @@ impl Runtime {
             .instance
             .cove_plugin_tool_api()
             .call_describe(&mut ready.store);
-        let specs = self.finish(ready, env, result)?;
+        let specs = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
         Ok(specs
             .into_iter()
             .map(|s| ToolSpec {
@@ -638,7 +638,7 @@ impl Runtime {
             .instance
             .cove_plugin_tool_api()
             .call_call(&mut ready.store, tool, input);
-        let answer = self.finish(ready, env, result)?;
+        let answer = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
         use v0_1::cove::plugin::types::ToolError as E;
         Ok(match answer {
             Ok(text) => Ok(cut(&text, env.limits.output_bytes).into_owned()),
@@ -997,15 +997,13 @@ mod tests {
         assert!(!loaded.has_spare());
 
         // The same privileges get it, once.
-        rt.worker
-            .refill(&rt.engine, &loaded.pre, &loaded.spare, &reader);
+        rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded));
         assert!(loaded.spare.take(&reader).is_some());
         assert!(loaded.spare.take(&reader).is_none());
 
         // Another registry's plugin (its own session directory) never gets it either.
-        rt.worker
-            .refill(&rt.engine, &loaded.pre, &loaded.spare, &reader);
+        rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded));
         let elsewhere = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
         assert!(loaded.spare.take(&elsewhere).is_none());

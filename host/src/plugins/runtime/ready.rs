@@ -4,15 +4,15 @@
 //! Owns the spare slot of each loaded component (so one per plugin per registry: a spare never
 //! crosses agents), which holds at most one ready instance, made for one privilege set (plugin,
 //! worktree, grants, memory cap, session directory) and handed only to a call with the same one,
-//! exactly once; and the background thread that makes the next spare after each use and drops
-//! used stores, so their teardown is off the call path too.
+//! exactly once; and the background thread that, after each call, drops its store and makes the
+//! next spare, so neither the teardown nor the set-up is on the call path.
 //!
 //! Must not reuse a store or an instance: every call still gets its own, only made earlier. The
 //! per-call limits (deadline, cancellation, the `.git`/`.cove` guard) are armed by the runtime
 //! when the call starts, not here. Must not decide grants or limits: it is handed [`CallEnv`]s.
 
 use super::{CallEnv, Stdio, StoreState, new_store};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use wasmtime::{Engine, Store};
 
@@ -59,16 +59,24 @@ fn same_privileges(a: &CallEnv, b: &CallEnv) -> bool {
 
 /// The spare slot of one loaded component.
 pub(super) struct Spare<T> {
-    slot: Mutex<Option<Ready<T>>>,
+    slot: Mutex<Slot<T>>,
+}
+
+/// What the slot holds, under one lock, so "nothing waiting and nothing being made" is never
+/// misread while the background thread is between putting a spare in and saying it is done.
+struct Slot<T> {
+    ready: Option<Ready<T>>,
     /// A spare is being made in the background: do not queue another.
-    filling: AtomicBool,
+    filling: bool,
 }
 
 impl<T> Default for Spare<T> {
     fn default() -> Self {
         Self {
-            slot: Mutex::new(None),
-            filling: AtomicBool::new(false),
+            slot: Mutex::new(Slot {
+                ready: None,
+                filling: false,
+            }),
         }
     }
 }
@@ -77,7 +85,7 @@ impl<T> Spare<T> {
     /// The spare, if there is one made for `env`'s privileges. It leaves the slot: it is used once.
     /// One made for other privileges is dropped, never handed out.
     pub fn take(&self, env: &CallEnv) -> Option<Ready<T>> {
-        let ready = self.slot.lock().ok()?.take()?;
+        let ready = self.slot.lock().ok()?.ready.take()?;
         if same_privileges(&ready.made_for, env) {
             Some(ready)
         } else {
@@ -91,86 +99,132 @@ impl<T> Spare<T> {
 
     /// Whether a spare is waiting in the slot.
     pub fn is_ready(&self) -> bool {
-        self.slot.lock().is_ok_and(|s| s.is_some())
+        self.slot.lock().is_ok_and(|s| s.ready.is_some())
+    }
+
+    /// Claim the making of the next spare: true when none is waiting or being made.
+    fn claim(&self) -> bool {
+        self.slot.lock().is_ok_and(|mut s| {
+            let claim = s.ready.is_none() && !s.filling;
+            s.filling |= claim;
+            claim
+        })
+    }
+
+    /// End a claim, putting `ready` in the slot if it is still empty.
+    fn release(&self, ready: Option<Ready<T>>) {
+        if let Ok(mut s) = self.slot.lock() {
+            if s.ready.is_none() {
+                s.ready = ready;
+            }
+            s.filling = false;
+        }
     }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The background thread that makes spares and drops used stores.
+/// Most jobs waiting for the background thread. Each may hold a used store, and with it a slot of
+/// the engine's pool: when calls come faster than the thread keeps up, their stores are dropped
+/// where they are instead, so the pool never fills with stores waiting to be dropped.
+const MAX_QUEUED: usize = 4;
+
+/// The background thread that drops used stores and makes spares, and its queue.
 pub(super) struct Worker {
     jobs: Option<mpsc::Sender<Job>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Worker {
     /// Start the thread. Without it (it could not be spawned) every call instantiates on its own.
     pub fn start() -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let count = queued.clone();
         let spawned = std::thread::Builder::new()
             .name("cove-prepare".into())
             .spawn(move || {
                 // Ends when the runtime, the only sender, is dropped.
                 while let Ok(job) = rx.recv() {
                     job();
+                    count.fetch_sub(1, Ordering::AcqRel);
                 }
             });
         match spawned {
-            Ok(_) => Self { jobs: Some(tx) },
+            Ok(_) => Self {
+                jobs: Some(tx),
+                queued,
+            },
             Err(e) => {
                 tracing::warn!(
                     "cannot start the thread that prepares instances ahead of calls: {e}"
                 );
-                Self { jobs: None }
+                Self { jobs: None, queued }
             }
         }
     }
 
-    fn run(&self, job: Job) -> bool {
-        self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+    /// Queue `job`, or give it back when the thread is gone or behind.
+    fn run(&self, job: Job) -> Result<(), Job> {
+        let Some(tx) = &self.jobs else {
+            return Err(job);
+        };
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(job);
+        }
+        tx.send(job).map_err(|e| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            e.0
+        })
     }
 
-    /// Make a spare for `env` in the background, unless one is waiting or being made.
-    pub fn refill<P: Pre>(
+    /// After a call: drop its store and then, unless a spare is waiting or being made, make the
+    /// next one for `env`, both in one job on the background thread. The caller only queues it.
+    pub fn after_call<P: Pre>(
         &self,
+        store: Store<StoreState>,
         engine: &Engine,
         pre: &P,
         spare: &Arc<Spare<P::Instance>>,
         env: &CallEnv,
     ) {
-        if spare.is_ready() || spare.filling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (engine, pre, slot, mut env) =
-            (engine.clone(), pre.clone(), spare.clone(), env.clone());
-        // A spare is never cancelled by the call that asked for it.
-        env.cancel = None;
-        let job = Box::new(move || {
-            let made = new_store(&engine, &env)
-                .ok()
-                .and_then(|(mut store, stdio)| {
-                    match pre.instantiate_into(&mut store) {
-                        Ok(instance) => Some(Ready::new(store, instance, stdio, &env)),
-                        // The call that finds no spare instantiates itself and reports the failure.
-                        Err(_) => None,
-                    }
-                });
-            if let (Some(ready), Ok(mut slot)) = (made, slot.slot.lock())
-                && slot.is_none()
-            {
-                *slot = Some(ready);
-            }
-            slot.filling.store(false, Ordering::Release);
+        let refill = spare.claim();
+        let next = refill.then(|| {
+            let mut env = env.clone();
+            // A spare is never cancelled by the call that asked for it.
+            env.cancel = None;
+            (engine.clone(), pre.clone(), spare.clone(), env)
         });
-        if !self.run(job) {
-            spare.filling.store(false, Ordering::Release);
+        let job: Job = Box::new(move || {
+            drop(store);
+            if let Some((engine, pre, spare, env)) = next {
+                fill(&engine, &pre, &spare, &env);
+            }
+        });
+        if self.run(job).is_err() && refill {
+            // Behind or gone: the store is dropped here (with the job), and no spare is made
+            // this time; the next call makes its own instance and asks again.
+            spare.release(None);
         }
     }
 
-    /// Drop a used store in the background: returning its instance to the pool is not the
-    /// caller's wait.
+    /// Drop a store that served no call (a spare that no longer fits, or a failed
+    /// instantiation), in the background when the thread keeps up.
     pub fn retire(&self, store: Store<StoreState>) {
-        let job: Job = Box::new(move || drop(store));
-        // When the thread is gone, the job (and the store in it) is dropped here instead.
-        let _ = self.run(job);
+        // When it cannot be queued, the job (and the store in it) is dropped here instead.
+        let _ = self.run(Box::new(move || drop(store)));
     }
+}
+
+/// Make a spare for `env` and put it in the slot (on the background thread).
+fn fill<P: Pre>(engine: &Engine, pre: &P, spare: &Spare<P::Instance>, env: &CallEnv) {
+    let made = new_store(engine, env).ok().and_then(|(mut store, stdio)| {
+        match pre.instantiate_into(&mut store) {
+            Ok(instance) => Some(Ready::new(store, instance, stdio, env)),
+            // The call that finds no spare instantiates itself and reports the failure.
+            Err(_) => None,
+        }
+    });
+    spare.release(made);
 }
