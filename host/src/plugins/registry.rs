@@ -84,6 +84,17 @@ impl Plugin {
             _ => None,
         }
     }
+
+    /// Once a built-in is loaded (the runtime holds its own copy of the code), its embedded
+    /// bytes need not stay resident.
+    fn release_embedded(&self) {
+        if let Source::Embedded { wasm, native } = self.source {
+            crate::plugins::builtin::release(wasm);
+            if let Some(native) = native {
+                crate::plugins::builtin::release(native);
+            }
+        }
+    }
 }
 
 /// A plugin whose component is compiled and whose tools are checked.
@@ -397,12 +408,14 @@ impl Registry {
                     plugin: plugin.manifest.name.clone(),
                     message,
                 })?;
-                runtime
+                let loaded = runtime
                     .load_policy(&plugin.manifest.name, &bytes, plugin.native())
                     .map_err(|e| LoadError {
                         plugin: plugin.manifest.name.clone(),
                         message: e.to_string(),
-                    })
+                    })?;
+                plugin.release_embedded();
+                Ok(loaded)
             })
             .clone()
     }
@@ -471,6 +484,7 @@ impl Registry {
         let component = runtime
             .load(&name, bytes, plugin.native())
             .map_err(|e| err(e.to_string()))?;
+        plugin.release_embedded();
         let specs = runtime
             .describe(&component, &self.env(plugin))
             .map_err(|e| err(format!("describe failed: {e}")))?;
