@@ -7,7 +7,7 @@
 //! (default: the cargo registry sources on this machine).
 
 use cove::agent::dispatch;
-use cove::plugins::runtime::Runtime;
+use cove::plugins::runtime::{CodeOrigin, Runtime};
 use cove::worktree::Worktree;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -214,19 +214,19 @@ fn main() -> Res<()> {
     // Cold load of a Rust tool from the on-disk cache: a new engine each time, so nothing is warm.
     let fs_wasm = std::fs::read(first_party("fs"))?;
     let cold_cache = tmp.path().join("cold-cache");
-    Runtime::new(Some(cold_cache.clone()))?.load("fs", &fs_wasm)?;
+    Runtime::new(Some(cold_cache.clone()))?.load("fs", &fs_wasm, None)?;
     let compile = time(5, || {
         let rt = Runtime::new(None)?;
-        rt.load("fs", &fs_wasm)?;
+        rt.load("fs", &fs_wasm, None)?;
         Ok(())
     })?;
     let mut cold = Vec::new();
     for _ in 0..50 {
         let rt = Runtime::new(Some(cold_cache.clone()))?;
         let t = Instant::now();
-        let l = rt.load("fs", &fs_wasm)?;
+        let l = rt.load("fs", &fs_wasm, None)?;
         cold.push(t.elapsed());
-        if !l.from_cache {
+        if l.origin != CodeOrigin::Cache {
             return Err("expected a cache hit".into());
         }
     }

@@ -204,11 +204,13 @@ fn a_file_that_is_not_a_component_is_refused_by_name() -> TestResult {
 #[test]
 fn a_corrupt_cache_entry_is_recompiled() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.write("a.txt", "cached\n")?;
+    // A project plugin: built-ins carry their native code and never use the cache.
+    sb.add_plugin("echoer", &evil_manifest("echoer", ""), &guest("evil"))?;
+    sb.trust()?;
     let cache = sb.tmp.path().join("cache");
     let run = |sb: &Sandbox| -> Result<String, Box<dyn std::error::Error>> {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cove"))
-            .args(["tools", "call", "read", r#"{"file_path":"a.txt"}"#])
+            .args(["tools", "call", "echo", r#"{"text":"cached"}"#])
             .current_dir(sb.repo())
             .env("COVE_CONFIG_DIR", sb.tmp.path().join("config"))
             .env("COVE_CACHE_DIR", &cache)

@@ -3,6 +3,7 @@
 
 mod agent;
 mod cli;
+mod cold_start;
 mod exec_sandbox;
 mod faults;
 mod fs_tools;

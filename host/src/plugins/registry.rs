@@ -2,8 +2,9 @@
 //!
 //! Owns the three layers (built-in ▸ user `~/.config/cove/plugins` ▸ project `.cove/plugins`, later
 //! wins), combining each manifest's asks with the config's grants (two keys), and the lazy load of
-//! a component the first time one of its tools is used: contract check, compile (via the runtime's
-//! cache), `describe`, and checking what the component says against its manifest. Discovery reads
+//! a component the first time one of its tools is used: contract check, load (a built-in's native
+//! code from the binary, else the runtime's cache or a compile), `describe`, and checking what the
+//! component says against its manifest. Discovery reads
 //! manifests only and compiles nothing. A bad plugin is reported and skipped; the others still load.
 //!
 //! Must not run tools (that is `dispatch`) or touch wasmtime (that is `runtime`).
@@ -42,7 +43,11 @@ impl fmt::Display for Layer {
 
 #[derive(Debug, Clone)]
 enum Source {
-    Embedded(&'static [u8]),
+    /// Built in: the component and, when build.rs could make it, its precompiled native code.
+    Embedded {
+        wasm: &'static [u8],
+        native: Option<&'static [u8]>,
+    },
     File(PathBuf),
     /// A project component: loaded only if it still has the bytes the user trusted.
     Pinned {
@@ -69,6 +74,27 @@ pub struct Plugin {
     source: Source,
     loaded: OnceLock<Result<Arc<LoadedPlugin>, LoadError>>,
     policy: OnceLock<Result<LoadedPolicy, LoadError>>,
+}
+
+impl Plugin {
+    /// The native code built into the binary for this plugin, if it is a built-in that has some.
+    fn native(&self) -> Option<&'static [u8]> {
+        match self.source {
+            Source::Embedded { native, .. } => native,
+            _ => None,
+        }
+    }
+
+    /// Once a built-in is loaded (the runtime holds its own copy of the code), its embedded
+    /// bytes need not stay resident.
+    fn release_embedded(&self) {
+        if let Source::Embedded { wasm, native } = self.source {
+            crate::plugins::builtin::release(wasm);
+            if let Some(native) = native {
+                crate::plugins::builtin::release(native);
+            }
+        }
+    }
 }
 
 /// A plugin whose component is compiled and whose tools are checked.
@@ -178,10 +204,14 @@ impl Registry {
             by_name.insert(plugin.manifest.name.clone(), plugin);
         };
 
-        for (text, bytes) in crate::plugins::builtin::BUILTIN {
-            let m = Manifest::parse(text, Path::new("built-in plugin.toml"));
+        for b in crate::plugins::builtin::BUILTIN {
+            let m = Manifest::parse(b.manifest, Path::new("built-in plugin.toml"));
+            let source = Source::Embedded {
+                wasm: b.wasm,
+                native: b.native,
+            };
             add(
-                m.map(|m| (m, Source::Embedded(bytes), "built-in".to_string())),
+                m.map(|m| (m, source, "built-in".to_string())),
                 Layer::BuiltIn,
                 &mut problems,
             );
@@ -390,12 +420,14 @@ impl Registry {
                     plugin: plugin.manifest.name.clone(),
                     message,
                 })?;
-                runtime
-                    .load_policy(&plugin.manifest.name, &bytes)
+                let loaded = runtime
+                    .load_policy(&plugin.manifest.name, &bytes, plugin.native())
                     .map_err(|e| LoadError {
                         plugin: plugin.manifest.name.clone(),
                         message: e.to_string(),
-                    })
+                    })?;
+                plugin.release_embedded();
+                Ok(loaded)
             })
             .clone()
     }
@@ -408,7 +440,7 @@ impl Registry {
             message,
         };
         let bytes: std::borrow::Cow<'static, [u8]> = match &plugin.source {
-            Source::Embedded(b) => std::borrow::Cow::Borrowed(b),
+            Source::Embedded { wasm, .. } => std::borrow::Cow::Borrowed(wasm),
             Source::File(path) => std::borrow::Cow::Owned(
                 std::fs::read(path)
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?,
@@ -461,7 +493,10 @@ impl Registry {
         let bytes = self.checked_bytes(plugin)?;
         let bytes: &[u8] = &bytes;
         let runtime = self.runtime().map_err(&err)?;
-        let component = runtime.load(&name, bytes).map_err(|e| err(e.to_string()))?;
+        let component = runtime
+            .load(&name, bytes, plugin.native())
+            .map_err(|e| err(e.to_string()))?;
+        plugin.release_embedded();
         let specs = runtime
             .describe(&component, &self.env(plugin))
             .map_err(|e| err(format!("describe failed: {e}")))?;

@@ -1,15 +1,20 @@
 //! The component runtime: every line of wasmtime glue lives here and in its submodules.
 //!
-//! Owns the one [`Engine`] (pooling allocator, epoch interruption), the on-disk cache of compiled
-//! native code (keyed by content hash and the engine's compatibility hash, deserialised only from
-//! that cache), pre-linked [`InstancePre`]s, and one fresh [`Store`] per call with its WASI context
-//! (the worktree as the only preopen, no env, no args, no sockets, stdio captured), deadline and
-//! memory cap. Traps, timeouts and the memory cap become [`CallError`]s naming the plugin.
+//! Owns the one [`Engine`] (configured only by `engine_config`, pooling allocator, epoch
+//! interruption), where native code comes from (a built-in's precompiled code embedded in the
+//! binary when it fits this engine, else the on-disk cache keyed by content hash and the engine's
+//! compatibility hash, else a compile that fills the cache), pre-linked `InstancePre`s, and one
+//! fresh [`Store`] per call with its WASI context (the worktree as the only preopen, no env, no
+//! args, no sockets, stdio captured), deadline and memory cap. That store is usually made before
+//! the call arrives (`ready`), and its deadline, cancellation and guard are armed when it starts.
+//! Traps, timeouts and the memory cap become [`CallError`]s naming the plugin.
 //!
 //! Must not decide policy or grants (it is handed [`Grants`]), read manifests, or format output for
 //! the model. A wasmtime upgrade should touch this module only.
 
+mod engine_config;
 mod guarded_fs;
+mod ready;
 mod v0_1;
 
 use crate::plugins::manifest::FsAccess;
@@ -17,9 +22,9 @@ use crate::worktree::Worktree;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, Precompiled, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -165,18 +170,55 @@ impl std::fmt::Display for Interrupt {
 
 impl std::error::Error for Interrupt {}
 
-/// A compiled, pre-linked component, ready to instantiate many times.
+/// Where a component's native code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOrigin {
+    /// Precompiled when the binary was built, and carried inside it.
+    Embedded,
+    /// The on-disk cache.
+    Cache,
+    /// Compiled now (and written to the cache, if there is one).
+    Compiled,
+}
+
+/// A compiled, pre-linked component, ready to instantiate many times, with its spare instance.
 #[derive(Clone)]
 pub struct Loaded {
     pre: v0_1::ToolPre<StoreState>,
-    /// True when the native code came from the on-disk cache.
-    pub from_cache: bool,
+    spare: Arc<ready::Spare<v0_1::Tool>>,
+    pub origin: CodeOrigin,
 }
 
-/// A compiled, pre-linked policy component.
+impl Loaded {
+    /// Whether an instance is waiting, made ahead of the next call.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_ready()
+    }
+}
+
+/// A compiled, pre-linked policy component, with its spare instance.
 #[derive(Clone)]
 pub struct LoadedPolicy {
     pre: v0_1::policy_world::PolicyPre<StoreState>,
+    spare: Arc<ready::Spare<v0_1::policy_world::Policy>>,
+    pub origin: CodeOrigin,
+}
+
+impl ready::Pre for v0_1::ToolPre<StoreState> {
+    type Instance = v0_1::Tool;
+    fn instantiate_into(&self, store: &mut Store<StoreState>) -> wasmtime::Result<v0_1::Tool> {
+        self.instantiate(store)
+    }
+}
+
+impl ready::Pre for v0_1::policy_world::PolicyPre<StoreState> {
+    type Instance = v0_1::policy_world::Policy;
+    fn instantiate_into(
+        &self,
+        store: &mut Store<StoreState>,
+    ) -> wasmtime::Result<v0_1::policy_world::Policy> {
+        self.instantiate(store)
+    }
 }
 
 /// What a policy is asked about one call.
@@ -205,6 +247,8 @@ pub struct StoreState {
     table: ResourceTable,
     limiter: MemoryCap,
     host: HostState,
+    /// When the call must stop; armed when it starts (the store may have been made earlier).
+    deadline: Instant,
 }
 
 impl WasiView for StoreState {
@@ -303,12 +347,14 @@ impl Drop for EpochTicker {
     }
 }
 
-/// The engine, the linker for each contract version, and the compile cache.
+/// The engine, the linker for each contract version, the compile cache, and the thread that
+/// prepares instances ahead of calls.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<StoreState>,
     cache_dir: Option<PathBuf>,
     engine_hash: u64,
+    worker: ready::Worker,
     _ticker: EpochTicker,
 }
 
@@ -319,15 +365,7 @@ impl Runtime {
     /// [`RuntimeError::Engine`] when wasmtime cannot be configured on this machine.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
         let engine_err = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(64)
-            .total_core_instances(640)
-            .total_memories(128)
-            .total_tables(256);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(engine_err)?;
+        let engine = Engine::new(&engine_config::config()).map_err(engine_err)?;
 
         let mut linker = Linker::new(&engine);
         guarded_fs::add_wasi_to_linker(&mut linker).map_err(engine_err)?;
@@ -347,6 +385,7 @@ impl Runtime {
             linker,
             cache_dir,
             engine_hash,
+            worker: ready::Worker::start(),
             _ticker: ticker,
         })
     }
@@ -361,13 +400,20 @@ impl Runtime {
         Some(dir.join("components").join(key))
     }
 
-    /// Compile a component (or load its native code from the cache) and pre-link it.
+    /// Load a component and pre-link it. Its native code comes from `native` (a built-in's code,
+    /// precompiled when cove was built) when that fits this engine, else from the cache, else
+    /// from compiling `bytes`.
     ///
     /// # Errors
     /// [`RuntimeError::Compile`] for a component wasmtime rejects; [`RuntimeError::Link`] when it
     /// imports something this host does not provide.
-    pub fn load(&self, plugin: &str, bytes: &[u8]) -> Result<Loaded, RuntimeError> {
-        let (component, from_cache) = self.component(plugin, bytes)?;
+    pub fn load(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        native: Option<&[u8]>,
+    ) -> Result<Loaded, RuntimeError> {
+        let (component, origin) = self.component(plugin, bytes, native)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -376,15 +422,24 @@ impl Runtime {
                 plugin: plugin.into(),
                 message: link_message(&e),
             })?;
-        Ok(Loaded { pre, from_cache })
+        Ok(Loaded {
+            pre,
+            spare: Arc::default(),
+            origin,
+        })
     }
 
-    /// Compile a policy component (or fetch it from the cache) and pre-link it.
+    /// Load a policy component (as [`Runtime::load`] does) and pre-link it.
     ///
     /// # Errors
     /// As [`Runtime::load`].
-    pub fn load_policy(&self, plugin: &str, bytes: &[u8]) -> Result<LoadedPolicy, RuntimeError> {
-        let (component, _) = self.component(plugin, bytes)?;
+    pub fn load_policy(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        native: Option<&[u8]>,
+    ) -> Result<LoadedPolicy, RuntimeError> {
+        let (component, origin) = self.component(plugin, bytes, native)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -393,7 +448,11 @@ impl Runtime {
                 plugin: plugin.into(),
                 message: link_message(&e),
             })?;
-        Ok(LoadedPolicy { pre })
+        Ok(LoadedPolicy {
+            pre,
+            spare: Arc::default(),
+            origin,
+        })
     }
 
     /// Ask a policy about one call, in a fresh instance.
@@ -407,7 +466,7 @@ impl Runtime {
         req: &PolicyRequest,
     ) -> Result<Verdict, CallError> {
         use v0_1::policy_world::exports::cove::plugin::policy_api as api;
-        let (mut store, stdio) = self.store(env)?;
+        let mut ready = self.ready(&policy.pre, &policy.spare, env)?;
         let wit_req = api::Request {
             tool: req.tool.clone(),
             plugin: req.plugin.clone(),
@@ -419,34 +478,42 @@ impl Runtime {
                 tokens_left: req.tokens_left,
             },
         };
-        let result = policy
-            .pre
-            .instantiate(&mut store)
-            .and_then(|p| p.cove_plugin_policy_api().call_decide(&mut store, &wit_req));
-        stdio.log(&env.plugin);
-        Ok(
-            match result.map_err(|e| classify(e, &store, env, &stdio))? {
-                api::Verdict::Allow => Verdict::Allow,
-                api::Verdict::Deny(m) => Verdict::Deny(m),
-                api::Verdict::Ask(m) => Verdict::Ask(m),
-            },
-        )
+        let result = ready
+            .instance
+            .cove_plugin_policy_api()
+            .call_decide(&mut ready.store, &wit_req);
+        let result = self.finish((&policy.pre, &policy.spare), ready, env, result);
+        Ok(match result? {
+            api::Verdict::Allow => Verdict::Allow,
+            api::Verdict::Deny(m) => Verdict::Deny(m),
+            api::Verdict::Ask(m) => Verdict::Ask(m),
+        })
     }
 
-    /// The component for `bytes`: from the disk cache, or compiled (and then cached).
-    fn component(&self, plugin: &str, bytes: &[u8]) -> Result<(Component, bool), RuntimeError> {
+    /// The component for `bytes`: from the embedded native code, from the disk cache, or
+    /// compiled (and then cached).
+    fn component(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        native: Option<&[u8]>,
+    ) -> Result<(Component, CodeOrigin), RuntimeError> {
+        if let Some(native) = native {
+            match self.embedded(native) {
+                Ok(c) => return Ok((c, CodeOrigin::Embedded)),
+                Err(why) => tracing::debug!(
+                    plugin,
+                    "not using the native code built into cove ({why}); using the cache or compiling"
+                ),
+            }
+        }
         let cache = self.cache_path(bytes);
-        let mut from_cache = false;
-        let mut component = None;
         if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
             // SAFETY: the file is in cove's own cache directory, written by `store_in_cache` from
             // `Component::serialize` of this same engine configuration (the name carries the
             // engine's compatibility hash); wasmtime checks that header again on load.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(c) => {
-                    from_cache = true;
-                    component = Some(c);
-                }
+                Ok(c) => return Ok((c, CodeOrigin::Cache)),
                 Err(e) => tracing::warn!(
                     plugin,
                     "ignoring unusable cached code {}: {e:#}",
@@ -454,88 +521,90 @@ impl Runtime {
                 ),
             }
         }
-        let component = match component {
-            Some(c) => c,
-            None => {
-                let started = std::time::Instant::now();
-                let c = Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile {
-                    plugin: plugin.into(),
-                    message: format!("{e:#}"),
-                })?;
-                tracing::debug!(plugin, elapsed = ?started.elapsed(), "compiled component");
-                if let Some(path) = &cache {
-                    store_in_cache(&c, path);
-                }
-                c
-            }
-        };
-        Ok((component, from_cache))
+        let started = Instant::now();
+        let c = Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile {
+            plugin: plugin.into(),
+            message: format!("{e:#}"),
+        })?;
+        tracing::debug!(plugin, elapsed = ?started.elapsed(), "compiled component");
+        if let Some(path) = &cache {
+            store_in_cache(&c, path);
+        }
+        Ok((c, CodeOrigin::Compiled))
     }
 
-    fn store(&self, env: &CallEnv) -> Result<(Store<StoreState>, Stdio), CallError> {
-        let setup = |message: String| CallError::Setup {
-            plugin: env.plugin.to_string(),
-            message,
+    /// A built-in's native code, if it was made for an engine like this one.
+    fn embedded(&self, native: &[u8]) -> Result<Component, String> {
+        if Engine::detect_precompiled(native) != Some(Precompiled::Component) {
+            return Err("it is not a precompiled component".into());
+        }
+        // SAFETY: `native` is only ever a built-in's code from `builtin::BUILTIN`: bytes that
+        // host/build.rs produced with `Engine::precompile_component` from the first-party
+        // component it embeds beside them, and that are compiled into this binary's read-only
+        // data, so nothing outside the build can supply or change them. wasmtime checks the
+        // header (its version, the target, the compiler flags, the engine's tunables) against this
+        // engine and refuses a mismatch, which the caller answers by compiling instead.
+        unsafe { Component::deserialize(&self.engine, native) }.map_err(|e| format!("{e:#}"))
+    }
+
+    /// A store with `pre` instantiated for `env`: the spare made before this call if it fits,
+    /// else one made now. Either way the call's own deadline, cancellation and guard are armed.
+    fn ready<P: ready::Pre>(
+        &self,
+        pre: &P,
+        spare: &Arc<ready::Spare<P::Instance>>,
+        env: &CallEnv,
+    ) -> Result<ready::Ready<P::Instance>, CallError> {
+        let armed = match spare.take(env) {
+            Some(mut r) => {
+                if arm(&mut r.store, env) {
+                    Some(r)
+                } else {
+                    self.worker.retire(r.store);
+                    None
+                }
+            }
+            None => None,
         };
-        let mut b = WasiCtx::builder();
-        b.allow_blocking_current_thread(true);
-        let stdio = Stdio {
-            out: MemoryOutputPipe::new(STDIO_CAP),
-            err: MemoryOutputPipe::new(STDIO_CAP),
-        };
-        b.stdout(stdio.out.clone()).stderr(stdio.err.clone());
-        if let Some(wt) = &env.worktree {
-            let perms = match env.grants.fs {
-                FsAccess::None => None,
-                FsAccess::Read => Some(wasmtime_wasi::FsPerms::ReadOnly),
-                FsAccess::ReadWrite => Some(wasmtime_wasi::FsPerms::ReadWrite),
-            };
-            if let Some(perms) = perms {
-                let root = wt.root();
-                let guest = root.to_string_lossy();
-                b.preopened_dir(root, &*guest, perms)
-                    .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
-                b.preopened_dir(root, ".", perms)
-                    .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+        match armed {
+            Some(r) => Ok(r),
+            None => self.instantiate_now(pre, env),
+        }
+    }
+
+    /// A store made and instantiated now, for a call that found no spare.
+    fn instantiate_now<P: ready::Pre>(
+        &self,
+        pre: &P,
+        env: &CallEnv,
+    ) -> Result<ready::Ready<P::Instance>, CallError> {
+        let (mut store, stdio) = new_store(&self.engine, env)?;
+        match pre.instantiate_into(&mut store) {
+            Ok(instance) => Ok(ready::Ready::new(store, instance, stdio, env)),
+            Err(e) => {
+                stdio.log(&env.plugin);
+                let err = classify(e, &store, env, &stdio);
+                self.worker.retire(store);
+                Err(err)
             }
         }
-        let state = StoreState {
-            wasi: b.build(),
-            table: ResourceTable::new(),
-            limiter: MemoryCap {
-                limit: env.limits.memory_bytes,
-                exceeded: false,
-            },
-            host: HostState {
-                plugin: env.plugin.clone(),
-                worktree: env.worktree.clone(),
-                grants: env.grants.clone(),
-                cancel: env.cancel.clone(),
-                session_cwd: env.session_cwd.clone(),
-                commands: env.commands,
-                guard: env
-                    .worktree
-                    .as_ref()
-                    .map(|w| guarded_fs::Guard::new(w.root()))
-                    .unwrap_or_default(),
-            },
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        // Every tick, check for cancellation and the wall-clock deadline.
-        let deadline = std::time::Instant::now() + env.limits.timeout;
-        let cancel = env.cancel.clone();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(wasmtime::Error::new(Interrupt::Cancelled));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(wasmtime::Error::new(Interrupt::Deadline));
-            }
-            Ok(wasmtime::UpdateDeadline::Continue(1))
-        });
-        Ok((store, stdio))
+    }
+
+    /// After a call: log what the plugin printed, classify a failure, and hand the store to the
+    /// background thread, which drops it and then makes the next spare. Both wait until the call
+    /// is over, so they never compete with it for the CPU or the address space.
+    fn finish<P: ready::Pre, R>(
+        &self,
+        (pre, spare): (&P, &Arc<ready::Spare<P::Instance>>),
+        ready: ready::Ready<P::Instance>,
+        env: &CallEnv,
+        result: wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        ready.stdio.log(&env.plugin);
+        let result = result.map_err(|e| classify(e, &ready.store, env, &ready.stdio));
+        self.worker
+            .after_call(ready.store, &self.engine, pre, spare, env);
+        result
     }
 
     /// Instantiate in a fresh store and drop it, calling nothing: the bench times instantiation
@@ -544,7 +613,7 @@ impl Runtime {
     /// # Errors
     /// [`CallError`] when instantiation traps or fails.
     pub fn instantiate(&self, loaded: &Loaded, env: &CallEnv) -> Result<(), CallError> {
-        let (mut store, stdio) = self.store(env)?;
+        let (mut store, stdio) = new_store(&self.engine, env)?;
         let result = loaded.pre.instantiate(&mut store).map(drop);
         result.map_err(|e| classify(e, &store, env, &stdio))
     }
@@ -554,13 +623,12 @@ impl Runtime {
     /// # Errors
     /// [`CallError`] when the component traps, times out or hits its memory cap.
     pub fn describe(&self, loaded: &Loaded, env: &CallEnv) -> Result<Vec<ToolSpec>, CallError> {
-        let (mut store, stdio) = self.store(env)?;
-        let result = loaded
-            .pre
-            .instantiate(&mut store)
-            .and_then(|tool| tool.cove_plugin_tool_api().call_describe(&mut store));
-        stdio.log(&env.plugin);
-        let specs = result.map_err(|e| classify(e, &store, env, &stdio))?;
+        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
+        let result = ready
+            .instance
+            .cove_plugin_tool_api()
+            .call_describe(&mut ready.store);
+        let specs = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
         Ok(specs
             .into_iter()
             .map(|s| ToolSpec {
@@ -584,13 +652,12 @@ impl Runtime {
         tool: &str,
         input: &str,
     ) -> Result<Result<String, ToolFailure>, CallError> {
-        let (mut store, stdio) = self.store(env)?;
-        let result = loaded
-            .pre
-            .instantiate(&mut store)
-            .and_then(|t| t.cove_plugin_tool_api().call_call(&mut store, tool, input));
-        stdio.log(&env.plugin);
-        let answer = result.map_err(|e| classify(e, &store, env, &stdio))?;
+        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
+        let result = ready
+            .instance
+            .cove_plugin_tool_api()
+            .call_call(&mut ready.store, tool, input);
+        let answer = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
         use v0_1::cove::plugin::types::ToolError as E;
         Ok(match answer {
             Ok(text) => Ok(cut(&text, env.limits.output_bytes).into_owned()),
@@ -600,6 +667,101 @@ impl Runtime {
             Err(E::Failed(m)) => Err(ToolFailure::Failed(m)),
         })
     }
+}
+
+/// A fresh store for one call of the plugin `env` describes: its WASI context (the worktree
+/// preopened as the grants say, stdio captured), memory cap, guard, and the epoch callback that
+/// stops it at its deadline or when it is cancelled.
+fn new_store(engine: &Engine, env: &CallEnv) -> Result<(Store<StoreState>, Stdio), CallError> {
+    let setup = |message: String| CallError::Setup {
+        plugin: env.plugin.to_string(),
+        message,
+    };
+    let mut b = WasiCtx::builder();
+    b.allow_blocking_current_thread(true);
+    let stdio = Stdio {
+        out: MemoryOutputPipe::new(STDIO_CAP),
+        err: MemoryOutputPipe::new(STDIO_CAP),
+    };
+    b.stdout(stdio.out.clone()).stderr(stdio.err.clone());
+    if let Some(wt) = &env.worktree {
+        let perms = match env.grants.fs {
+            FsAccess::None => None,
+            FsAccess::Read => Some(wasmtime_wasi::FsPerms::ReadOnly),
+            FsAccess::ReadWrite => Some(wasmtime_wasi::FsPerms::ReadWrite),
+        };
+        if let Some(perms) = perms {
+            let root = wt.root();
+            let guest = root.to_string_lossy();
+            b.preopened_dir(root, &*guest, perms)
+                .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+            b.preopened_dir(root, ".", perms)
+                .map_err(|e| setup(format!("cannot open worktree: {e:#}")))?;
+        }
+    }
+    let state = StoreState {
+        wasi: b.build(),
+        table: ResourceTable::new(),
+        limiter: MemoryCap {
+            limit: env.limits.memory_bytes,
+            exceeded: false,
+        },
+        host: HostState {
+            plugin: env.plugin.clone(),
+            worktree: env.worktree.clone(),
+            grants: env.grants.clone(),
+            cancel: env.cancel.clone(),
+            session_cwd: env.session_cwd.clone(),
+            commands: env.commands,
+            guard: guard_for(env),
+        },
+        deadline: Instant::now() + env.limits.timeout,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Every tick, check for cancellation and the wall-clock deadline of the call under way.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        if state
+            .host
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(wasmtime::Error::new(Interrupt::Cancelled));
+        }
+        if Instant::now() >= state.deadline {
+            return Err(wasmtime::Error::new(Interrupt::Deadline));
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
+    Ok((store, stdio))
+}
+
+/// What `.git` and `.cove` are in `env`'s worktree right now.
+fn guard_for(env: &CallEnv) -> guarded_fs::Guard {
+    env.worktree
+        .as_ref()
+        .map(|w| guarded_fs::Guard::new(w.root()))
+        .unwrap_or_default()
+}
+
+/// Arm a store made before its call for the call now starting: its deadline counts from now, it
+/// answers this call's cancellation, and its guard sees `.git` and `.cove` as they are now (the
+/// model may have made them since). False when the worktree's root is no longer the directory
+/// the store opened: then the store must not be used.
+fn arm(store: &mut Store<StoreState>, env: &CallEnv) -> bool {
+    let guard = guard_for(env);
+    let state = store.data_mut();
+    if !state.host.guard.same_root(&guard) {
+        return false;
+    }
+    state.host.guard = guard;
+    state.host.cancel = env.cancel.clone();
+    state.deadline = Instant::now() + env.limits.timeout;
+    store.set_epoch_deadline(1);
+    true
 }
 
 /// A plugin's captured stdout and stderr.
@@ -734,7 +896,167 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::cut;
+    use super::*;
+    use crate::plugins::builtin::BUILTIN;
+    use crate::plugins::manifest::{Kind, Manifest};
+
+    type Res = anyhow::Result<()>;
+
+    fn evil() -> anyhow::Result<Vec<u8>> {
+        Ok(std::fs::read(
+            Path::new(env!("COVE_TEST_GUESTS")).join("cove_guest_evil.wasm"),
+        )?)
+    }
+
+    fn worktree(dir: &Path) -> anyhow::Result<Arc<Worktree>> {
+        std::fs::create_dir_all(dir.join(".git"))?;
+        Ok(Arc::new(Worktree::open(dir)?))
+    }
+
+    fn env_for(wt: &Arc<Worktree>, fs: FsAccess, timeout: Duration) -> CallEnv {
+        CallEnv {
+            plugin: "evil".into(),
+            worktree: Some(wt.clone()),
+            grants: Arc::new(Grants {
+                fs,
+                ..Grants::default()
+            }),
+            limits: Limits {
+                timeout,
+                ..Limits::default()
+            },
+            session_cwd: Arc::default(),
+            cancel: None,
+            commands: crate::sandbox::Resources::default(),
+        }
+    }
+
+    fn precompile_with(config: &wasmtime::Config, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Engine::new(config)
+            .and_then(|e| e.precompile_component(wasm))
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    /// Wait for the background thread to make a spare (how long it takes is not the point).
+    fn wait_for_spare(loaded: &Loaded) -> bool {
+        for _ in 0..20_000 {
+            if loaded.has_spare() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn every_builtin_runs_from_the_native_code_built_into_the_binary() -> Res {
+        let rt = Runtime::new(None)?;
+        for b in BUILTIN {
+            let m = Manifest::parse(b.manifest, Path::new("built-in"))?;
+            assert!(
+                b.native.is_some(),
+                "build.rs made no native code for `{}`",
+                m.name
+            );
+            let origin = match m.kind {
+                Kind::Policy => rt.load_policy(&m.name, b.wasm, b.native)?.origin,
+                _ => rt.load(&m.name, b.wasm, b.native)?.origin,
+            };
+            assert_eq!(origin, CodeOrigin::Embedded, "`{}`", m.name);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn native_code_from_another_engine_configuration_is_refused_and_compiled_instead() -> Res {
+        let smallest = BUILTIN
+            .iter()
+            .filter(|b| b.manifest.contains("kind = \"policy\""))
+            .min_by_key(|b| b.wasm.len())
+            .ok_or_else(|| anyhow::anyhow!("no built-in policy"))?;
+        let wasm = smallest.wasm;
+        // The same configuration but one setting: code made by it must not run here.
+        let mut other = engine_config::config();
+        other.epoch_interruption(false);
+        let foreign = precompile_with(&other, wasm)?;
+
+        let cache = tempfile::tempdir()?;
+        let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
+        let first = rt.load_policy("p", wasm, Some(&foreign))?;
+        assert_eq!(first.origin, CodeOrigin::Compiled);
+        // The fallback filled the cache, so the next mismatch loads from it.
+        let second = rt.load_policy("p", wasm, Some(&foreign))?;
+        assert_eq!(second.origin, CodeOrigin::Cache);
+        // Bytes that are not native code at all are refused the same way.
+        let rt = Runtime::new(None)?;
+        assert_eq!(
+            rt.load_policy("p", wasm, Some(wasm))?.origin,
+            CodeOrigin::Compiled
+        );
+        // Code this configuration made is used as it is.
+        let own = precompile_with(&engine_config::config(), wasm)?;
+        assert_eq!(
+            rt.load_policy("p", wasm, Some(&own))?.origin,
+            CodeOrigin::Embedded
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_spare_serves_one_call_with_the_privileges_it_was_made_for() -> Res {
+        let dir = tempfile::tempdir()?;
+        let wt = worktree(dir.path())?;
+        let rt = Runtime::new(None)?;
+        let loaded = rt.load("evil", &evil()?, None)?;
+        let reader = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
+        rt.describe(&loaded, &reader)?;
+        assert!(wait_for_spare(&loaded), "no spare was made after describe");
+
+        // A call with other grants does not get it, and it is dropped rather than kept.
+        let writer = env_for(&wt, FsAccess::ReadWrite, Duration::from_secs(30));
+        assert!(loaded.spare.take(&writer).is_none());
+        assert!(!loaded.has_spare());
+
+        // The same privileges get it, once.
+        rt.describe(&loaded, &reader)?;
+        assert!(wait_for_spare(&loaded));
+        assert!(loaded.spare.take(&reader).is_some());
+        assert!(loaded.spare.take(&reader).is_none());
+
+        // Another registry's plugin (its own session directory) never gets it either.
+        rt.describe(&loaded, &reader)?;
+        assert!(wait_for_spare(&loaded));
+        let elsewhere = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
+        assert!(loaded.spare.take(&elsewhere).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_spare_gets_its_deadline_and_cancellation_when_its_call_starts() -> Res {
+        let dir = tempfile::tempdir()?;
+        let wt = worktree(dir.path())?;
+        let rt = Runtime::new(None)?;
+        let loaded = rt.load("evil", &evil()?, None)?;
+        let env = env_for(&wt, FsAccess::Read, Duration::from_millis(50));
+        rt.describe(&loaded, &env)?;
+        assert!(wait_for_spare(&loaded));
+        // Older than its timeout: the deadline counts from the call, not from when it was made.
+        std::thread::sleep(Duration::from_millis(200));
+        let echo = rt.call(&loaded, &env, "echo", r#"{"text":"hi"}"#)?;
+        assert_eq!(echo, Ok("hi".to_string()));
+
+        assert!(wait_for_spare(&loaded));
+        let spin = rt.call(&loaded, &env, "spin", "{}");
+        assert!(matches!(spin, Err(CallError::Timeout { .. })), "{spin:?}");
+
+        assert!(wait_for_spare(&loaded));
+        let mut cancelled = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
+        cancelled.session_cwd = env.session_cwd.clone();
+        cancelled.cancel = Some(Arc::new(AtomicBool::new(true)));
+        let spin = rt.call(&loaded, &cancelled, "spin", "{}");
+        assert!(matches!(spin, Err(CallError::Cancelled { .. })), "{spin:?}");
+        Ok(())
+    }
 
     #[test]
     fn cut_keeps_head_and_tail() {

@@ -20,6 +20,7 @@ use super::StoreState;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::filesystem::{Descriptor, Dir, WasiFilesystemView};
@@ -46,12 +47,14 @@ fn id_of(fd: impl AsFd) -> std::io::Result<Id> {
     Ok((st.st_dev, st.st_ino))
 }
 
-/// What one store protects: the identities of the worktree's `.git` and `.cove`, taken when the
-/// store is made.
+/// What one call protects: the identity of the worktree's root, taken when the call starts, and
+/// those of its `.git` and `.cove`, taken the first time the call asks to change anything (a call
+/// that only reads never pays for them). Both are of the worktree as it is during this call.
 #[derive(Debug, Default)]
 pub struct Guard {
     root: Option<Id>,
-    protected: Vec<(Id, PathBuf)>,
+    root_path: Option<PathBuf>,
+    protected: OnceLock<Vec<(Id, PathBuf)>>,
 }
 
 impl Guard {
@@ -61,24 +64,38 @@ impl Guard {
             use std::os::unix::fs::MetadataExt;
             (m.dev(), m.ino())
         });
-        let protected = PROTECTED
-            .iter()
-            .filter_map(|name| {
-                let path = root.join(name);
-                // Followed: a `.git` that is a link protects what it points at.
-                let m = std::fs::metadata(&path).ok()?;
-                use std::os::unix::fs::MetadataExt;
-                Some(((m.dev(), m.ino()), path))
-            })
-            .collect();
         Self {
             root: root_id,
-            protected,
+            root_path: Some(root.to_path_buf()),
+            protected: OnceLock::new(),
         }
     }
 
+    fn protected(&self) -> &[(Id, PathBuf)] {
+        self.protected.get_or_init(|| {
+            let Some(root) = &self.root_path else {
+                return Vec::new();
+            };
+            PROTECTED
+                .iter()
+                .filter_map(|name| {
+                    let path = root.join(name);
+                    // Followed: a `.git` that is a link protects what it points at.
+                    let m = std::fs::metadata(&path).ok()?;
+                    use std::os::unix::fs::MetadataExt;
+                    Some(((m.dev(), m.ino()), path))
+                })
+                .collect()
+        })
+    }
+
+    /// Whether both guards were taken of the same worktree directory (not one since replaced).
+    pub fn same_root(&self, other: &Guard) -> bool {
+        self.root == other.root
+    }
+
     fn is_protected(&self, id: Id) -> bool {
-        self.protected.iter().any(|(p, _)| *p == id)
+        self.protected().iter().any(|(p, _)| *p == id)
     }
 
     /// Whether `dir`, or a directory above it, is a protected one.
@@ -128,7 +145,7 @@ impl Guard {
             }
             false
         }
-        self.protected.iter().any(|(_, path)| walk(path, id, 0))
+        self.protected().iter().any(|(_, path)| walk(path, id, 0))
     }
 }
 
