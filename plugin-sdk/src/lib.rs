@@ -3,8 +3,8 @@
 //! Implement [`Tool`] for one type per tool (a serde input type that derives `JsonSchema`, a name,
 //! a description, a read-only flag and `run`), then list the types in [`tools!`]. The SDK produces
 //! the WIT glue for the `cove:plugin@0.1.0` `tool` world, the JSON schema of each input, and maps
-//! input and I/O errors to the contract's `tool-error`. Host capabilities (`search`, `log`) are
-//! wrapped in [`search`] and [`log`].
+//! input and I/O errors to the contract's `tool-error`. Host capabilities are wrapped in
+//! [`search`], [`exec`], [`ast`] and [`log`].
 //!
 //! This crate must stay a thin layer over the public WIT contract: anything it does, an author in
 //! another language can do with that contract alone.
@@ -334,6 +334,47 @@ pub mod search {
     /// not granted to this plugin.
     pub fn run(req: &Request) -> Result<Response, String> {
         crate::bindings::cove::plugin::search::run(req)
+    }
+}
+
+/// The host's `ast` capability: tree-sitter parsing in the host, cached by content hash.
+pub mod ast {
+    pub use crate::bindings::cove::plugin::ast::{
+        Capture, Definition, FileSymbols, FindRequest, FindResponse, Reference, Symbol,
+    };
+
+    /// The definitions of one file. An unknown language, a binary file or syntax errors come back
+    /// in the record.
+    ///
+    /// # Errors
+    /// The host's message: a path outside the worktree, unreadable or too big, or the capability
+    /// not granted to this plugin.
+    pub fn symbols(path: &str) -> Result<FileSymbols, String> {
+        crate::bindings::cove::plugin::ast::symbols(path)
+    }
+
+    /// Definitions of a name across the worktree (gitignore-aware), and optionally references.
+    ///
+    /// # Errors
+    /// The host's message: a path outside the worktree, an unknown kind, or no grant.
+    pub fn find(req: &FindRequest) -> Result<FindResponse, String> {
+        crate::bindings::cove::plugin::ast::find(req)
+    }
+
+    /// A file's outline as text, one definition a line.
+    ///
+    /// # Errors
+    /// As [`symbols`], and for a file cove has no grammar for.
+    pub fn outline(path: &str) -> Result<String, String> {
+        crate::bindings::cove::plugin::ast::outline(path)
+    }
+
+    /// Run a tree-sitter query over a file.
+    ///
+    /// # Errors
+    /// As [`outline`], and for a query the file's grammar rejects.
+    pub fn query(path: &str, query: &str) -> Result<Vec<Capture>, String> {
+        crate::bindings::cove::plugin::ast::query(path, query)
     }
 }
 

@@ -1,12 +1,13 @@
 //! Bindings for contract `cove:plugin@0.1.0` and the host side of its imports.
 //!
 //! Owns the generated types of this one contract version and how each host capability answers a
-//! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], and `exec`/`ast` answered with an error
-//! until their implementations land. Every capability checks the plugin's grants first. Must not
-//! hold state across calls: a store lives for one call.
+//! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], `exec` to
+//! [`crate::sandbox`] and `ast` to [`crate::capabilities::ast`]. Every capability checks the
+//! plugin's grants first. Must not hold state across calls: a store lives for one call (the parse
+//! cache lives in the capability, keyed by content, not here).
 
 use super::StoreState;
-use crate::capabilities::search;
+use crate::capabilities::{ast as code, search};
 
 wasmtime::component::bindgen!({
     path: "../wit/v0.1",
@@ -92,8 +93,6 @@ impl wit_search::Host for StoreState {
         })
     }
 }
-
-const NOT_YET: &str = "is declared by contract 0.1.0 but not available in this build of cove yet";
 
 /// Longest a command may run, whatever it asks for.
 const MAX_EXEC: std::time::Duration = std::time::Duration::from_secs(600);
@@ -231,11 +230,107 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-impl ast::Host for StoreState {
-    fn outline(&mut self, _path: String) -> Result<String, String> {
-        Err(format!("the ast capability {NOT_YET}"))
+impl StoreState {
+    /// The worktree for an `ast` call, once the grant is checked.
+    fn ast_worktree(&self) -> Result<&crate::worktree::Worktree, String> {
+        if !self.host.grants.ast {
+            return Err(self.host.not_granted("ast", "ast = true"));
+        }
+        self.host
+            .worktree
+            .as_deref()
+            .ok_or_else(|| "this call has no worktree to parse".to_string())
     }
-    fn query(&mut self, _path: String, _query: String) -> Result<Vec<ast::Capture>, String> {
-        Err(format!("the ast capability {NOT_YET}"))
+}
+
+fn wit_symbol(s: &code::Symbol, depth: u32) -> ast::Symbol {
+    ast::Symbol {
+        kind: s.kind.as_str().to_string(),
+        name: s.name.clone(),
+        start_line: s.start_line,
+        end_line: s.end_line,
+        signature: s.signature.clone(),
+        depth,
+    }
+}
+
+/// A tree of symbols as the contract's flat list, parents before members.
+fn flatten(symbols: &[code::Symbol], depth: u32, out: &mut Vec<ast::Symbol>) {
+    for s in symbols {
+        out.push(wit_symbol(s, depth));
+        flatten(&s.children, depth + 1, out);
+    }
+}
+
+impl ast::Host for StoreState {
+    fn outline(&mut self, path: String) -> Result<String, String> {
+        let wt = self.ast_worktree()?;
+        code::outline(wt, &path).map_err(|e| e.to_string())
+    }
+
+    fn query(&mut self, path: String, query: String) -> Result<Vec<ast::Capture>, String> {
+        let wt = self.ast_worktree()?;
+        let captures = code::query(wt, &path, &query).map_err(|e| e.to_string())?;
+        Ok(captures
+            .into_iter()
+            .map(|c| ast::Capture {
+                name: c.name,
+                text: c.text,
+                start_line: c.start_line,
+                end_line: c.end_line,
+            })
+            .collect())
+    }
+
+    fn symbols(&mut self, path: String) -> Result<ast::FileSymbols, String> {
+        let wt = self.ast_worktree()?;
+        let file = code::symbols(wt, &path).map_err(|e| e.to_string())?;
+        let mut symbols = Vec::new();
+        flatten(&file.symbols, 0, &mut symbols);
+        Ok(ast::FileSymbols {
+            path: file.path,
+            language: file.lang.map(|l| l.name().to_string()),
+            supported: code::SUPPORTED.to_string(),
+            symbols,
+            lines: file.lines,
+            syntax_errors: file.syntax_errors,
+            error_lines: file.error_lines,
+            binary: file.binary,
+        })
+    }
+
+    fn find(&mut self, req: ast::FindRequest) -> Result<ast::FindResponse, String> {
+        let wt = self.ast_worktree()?;
+        let req = code::FindRequest {
+            name: req.name,
+            kind: Some(req.kind).filter(|k| !k.is_empty()),
+            path: req.path,
+            references: req.references,
+            max_results: req.max_results,
+        };
+        let found = code::find(wt, &req).map_err(|e| e.to_string())?;
+        Ok(ast::FindResponse {
+            definitions: found
+                .definitions
+                .iter()
+                .map(|d| ast::Definition {
+                    path: d.path.clone(),
+                    parent: d.parent.clone(),
+                    symbol: wit_symbol(&d.symbol, d.depth),
+                })
+                .collect(),
+            references: found
+                .references
+                .into_iter()
+                .map(|r| ast::Reference {
+                    path: r.path,
+                    line: r.line,
+                    text: r.text,
+                })
+                .collect(),
+            files_parsed: found.files_parsed,
+            truncated: found.truncated,
+            errors: found.errors,
+        })
     }
 }
