@@ -141,7 +141,23 @@ fn a_multi_turn_task_edits_a_file_with_the_real_components() -> TestResult {
         .collect();
     assert_eq!(
         tools,
-        ["bash", "edit", "glob", "grep", "ls", "read", "write"]
+        [
+            "bash",
+            "edit",
+            "find_symbol",
+            "glob",
+            "grep",
+            "ls",
+            "outline",
+            "read",
+            "write"
+        ]
+    );
+    // Every byte of these goes out on every request: the budget for tools + system prompt.
+    let weight = first["tools"].to_string().len() + first["system"].to_string().len();
+    assert!(
+        weight <= 12 * 1024,
+        "tools + system prompt weigh {weight} bytes"
     );
     let second = reqs[1].json();
     let result = &second["messages"][2]["content"][0];

@@ -3,6 +3,7 @@
 
 mod agent;
 mod cli;
+mod code_tools;
 mod cold_start;
 mod exec_sandbox;
 mod faults;
