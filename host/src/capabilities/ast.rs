@@ -304,3 +304,106 @@ pub fn query(wt: &Worktree, path: &str, text: &str) -> Result<Vec<Capture>, AstE
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Res = Result<(), Box<dyn std::error::Error>>;
+
+    fn worktree(
+        files: &[(&str, &str)],
+    ) -> Result<(tempfile::TempDir, Worktree), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        for (path, text) in files {
+            let p = tmp.path().join(path);
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(p, text)?;
+        }
+        let wt = Worktree::open(tmp.path())?;
+        Ok((tmp, wt))
+    }
+
+    #[test]
+    fn a_query_returns_its_captures_with_lines() -> Res {
+        let (_tmp, wt) = worktree(&[("a.rs", "fn one() {}\n\nfn two() {}\n")])?;
+        let caps = query(&wt, "a.rs", "(function_item name: (identifier) @name)")?;
+        let got: Vec<(&str, &str, u32)> = caps
+            .iter()
+            .map(|c| (c.name.as_str(), c.text.as_str(), c.start_line))
+            .collect();
+        assert_eq!(got, [("name", "one", 1), ("name", "two", 3)]);
+        let bad = query(&wt, "a.rs", "(no_such_node) @x");
+        assert!(
+            matches!(bad, Err(AstError::Query { lang: "rust", .. })),
+            "{bad:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_text_outline_nests_members() -> Res {
+        let (_tmp, wt) = worktree(&[(
+            "m.py",
+            "class A:\n    def f(self):\n        pass\n\ndef g():\n    pass\n",
+        )])?;
+        assert_eq!(
+            outline(&wt, "m.py")?,
+            "1-3 class A\n  2-3 def f(self)\n5-6 def g()\n"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_binary_and_broken_files_are_answers() -> Res {
+        let (_tmp, wt) = worktree(&[
+            ("notes.txt", "hello\n"),
+            ("blob.c", "int x;\0\0"),
+            ("bad.rs", "fn ok() {}\nfn broken( {\n"),
+        ])?;
+        let notes = symbols(&wt, "notes.txt")?;
+        assert!(notes.lang.is_none() && notes.symbols.is_empty() && notes.lines == 1);
+        assert!(matches!(
+            outline(&wt, "notes.txt"),
+            Err(AstError::UnknownLanguage(_))
+        ));
+        assert!(symbols(&wt, "blob.c")?.binary);
+        let bad = symbols(&wt, "bad.rs")?;
+        assert!(
+            bad.syntax_errors > 0 && bad.error_lines.contains(&2),
+            "{bad:?}"
+        );
+        assert_eq!(bad.symbols.first().map(|s| s.name.as_str()), Some("ok"));
+        Ok(())
+    }
+
+    #[test]
+    fn paths_and_links_out_of_the_worktree_are_refused() -> Res {
+        let outside = tempfile::tempdir()?;
+        std::fs::write(outside.path().join("s.rs"), "fn secret() {}\n")?;
+        let (tmp, wt) = worktree(&[("in.rs", "fn inside() {}\n")])?;
+        std::os::unix::fs::symlink(outside.path().join("s.rs"), tmp.path().join("link.rs"))?;
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("dir"))?;
+        for path in ["link.rs", "dir/s.rs", "../s.rs", ".git/config"] {
+            let got = symbols(&wt, path);
+            assert!(matches!(got, Err(AstError::Outside(_))), "{path}: {got:?}");
+        }
+        let abs = outside.path().join("s.rs");
+        assert!(matches!(
+            symbols(&wt, &abs.to_string_lossy()),
+            Err(AstError::Outside(_))
+        ));
+        let found = find(
+            &wt,
+            &FindRequest {
+                name: "secret".into(),
+                path: ".".into(),
+                ..FindRequest::default()
+            },
+        )?;
+        assert!(found.definitions.is_empty(), "{found:?}");
+        Ok(())
+    }
+}

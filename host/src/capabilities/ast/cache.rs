@@ -211,9 +211,12 @@ pub fn parses() -> &'static Mutex<ParseCache> {
     CACHE.get_or_init(|| Mutex::new(ParseCache::new(PARSE_BUDGET)))
 }
 
-/// The process's compiled queries, by grammar and query text.
-pub fn queries() -> &'static Mutex<HashMap<(Lang, String), Arc<Query>>> {
-    static CACHE: OnceLock<Mutex<HashMap<(Lang, String), Arc<Query>>>> = OnceLock::new();
+/// Compiled queries by grammar and query text.
+pub type Queries = HashMap<(Lang, String), Arc<Query>>;
+
+/// The process's compiled queries.
+pub fn queries() -> &'static Mutex<Queries> {
+    static CACHE: OnceLock<Mutex<Queries>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 

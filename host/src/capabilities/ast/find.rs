@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 const MAX_ERRORS: usize = 20;
 /// Longest reference line returned, in characters.
 const MAX_LINE: usize = 200;
+/// Longest a walk may run: a host call cannot be interrupted by the plugin's deadline, so the
+/// walk keeps its own and says where it stopped.
+const FIND_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// What to look for.
 #[derive(Debug, Clone, Default)]
@@ -107,6 +110,7 @@ pub fn find(wt: &Worktree, req: &FindRequest) -> Result<FindResponse, AstError> 
         results: AtomicU64::new(0),
         parsed: AtomicU64::new(0),
         truncated: AtomicBool::new(false),
+        deadline: std::time::Instant::now() + FIND_TIME,
     };
     let mut builder = WalkBuilder::new(wt.root().join(&rel));
     builder
@@ -163,6 +167,7 @@ struct Shared<'a> {
     results: AtomicU64,
     parsed: AtomicU64,
     truncated: AtomicBool,
+    deadline: std::time::Instant,
 }
 
 impl Shared<'_> {
@@ -176,6 +181,15 @@ impl Shared<'_> {
 
     fn visit(&self, path: &Path) -> WalkState {
         if self.truncated.load(Ordering::Relaxed) {
+            return WalkState::Quit;
+        }
+        if std::time::Instant::now() > self.deadline {
+            if !self.truncated.swap(true, Ordering::Relaxed) {
+                self.error(format!(
+                    "stopped after {} s; give a path to search less",
+                    FIND_TIME.as_secs()
+                ));
+            }
             return WalkState::Quit;
         }
         let Ok(rel) = path.strip_prefix(self.wt.root()) else {
