@@ -357,6 +357,23 @@ mod tests {
     }
 
     #[test]
+    fn a_constant_table_is_its_first_line() -> Res {
+        let (_tmp, wt) = worktree(&[
+            (
+                "t.rs",
+                "static TABLE: [u8; 3] = [\n    1,\n    2,\n    3,\n];\nconst S: Cfg = Cfg {\n    a: 1,\n};\n",
+            ),
+            ("t.py", "TABLE = [\n    1,\n    2,\n]\n"),
+        ])?;
+        assert_eq!(
+            outline(&wt, "t.rs")?,
+            "1-5 static TABLE: [u8; 3] = [ …\n6-8 const S: Cfg = Cfg {…}\n"
+        );
+        assert_eq!(outline(&wt, "t.py")?, "1-4 TABLE = [ …\n");
+        Ok(())
+    }
+
+    #[test]
     fn unknown_binary_and_broken_files_are_answers() -> Res {
         let (_tmp, wt) = worktree(&[
             ("notes.txt", "hello\n"),

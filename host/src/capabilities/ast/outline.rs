@@ -255,12 +255,30 @@ impl<'s> Walker<'s> {
         };
         let signature = match d.signature {
             Some(s) => cut(s),
-            None => self.signature(
-                d.prefix,
-                self.header_start(d.node),
-                d.header_end,
-                d.has_body,
-            ),
+            None => {
+                let start = self.header_start(d.node);
+                let mut end = d.header_end;
+                // A constant's value may be a table of thousands of lines: its first line is
+                // signature enough.
+                let more = d.kind == Kind::Constant
+                    && !d.has_body
+                    && match self
+                        .src
+                        .get(start..end)
+                        .and_then(|t| memchr::memchr(b'\n', t))
+                    {
+                        Some(nl) => {
+                            end = start + nl;
+                            true
+                        }
+                        None => false,
+                    };
+                let mut s = self.signature(d.prefix, start, end, d.has_body);
+                if more && !s.ends_with("{…}") {
+                    s.push_str(" …");
+                }
+                s
+            }
         };
         Symbol {
             kind: d.kind,
