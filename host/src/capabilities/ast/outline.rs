@@ -265,7 +265,7 @@ impl<'s> Walker<'s> {
                     && match self
                         .src
                         .get(start..end)
-                        .and_then(|t| memchr::memchr(b'\n', t))
+                        .and_then(|t| memchr::memchr(b'\n', t.trim_ascii_end()))
                     {
                         Some(nl) => {
                             end = start + nl;
