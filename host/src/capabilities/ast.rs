@@ -423,4 +423,22 @@ mod tests {
         assert!(found.definitions.is_empty(), "{found:?}");
         Ok(())
     }
+
+    #[test]
+    fn a_cancelled_find_stops_and_says_so() -> Res {
+        let (_tmp, wt) = worktree(&[("a.rs", "fn f() {}\n"), ("b.rs", "fn f() {}\n")])?;
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let found = find(
+            &wt,
+            &FindRequest {
+                name: "f".into(),
+                path: ".".into(),
+                cancel: Some(cancel),
+                ..FindRequest::default()
+            },
+        )?;
+        assert!(found.truncated && found.definitions.is_empty(), "{found:?}");
+        assert_eq!(found.errors, ["cancelled"]);
+        Ok(())
+    }
 }

@@ -14,8 +14,8 @@ use crate::worktree::Worktree;
 use ignore::{WalkBuilder, WalkState};
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Most per-file errors reported.
 const MAX_ERRORS: usize = 20;
@@ -37,6 +37,8 @@ pub struct FindRequest {
     pub references: bool,
     /// Stop after this many definitions and references together (0: no limit).
     pub max_results: u32,
+    /// Set when the user cancels the turn: the walk stops at the next file.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// One definition found.
@@ -111,6 +113,7 @@ pub fn find(wt: &Worktree, req: &FindRequest) -> Result<FindResponse, AstError> 
         parsed: AtomicU64::new(0),
         truncated: AtomicBool::new(false),
         deadline: std::time::Instant::now() + FIND_TIME,
+        cancel: req.cancel.as_deref(),
     };
     let mut builder = WalkBuilder::new(wt.root().join(&rel));
     builder
@@ -168,6 +171,7 @@ struct Shared<'a> {
     parsed: AtomicU64,
     truncated: AtomicBool,
     deadline: std::time::Instant,
+    cancel: Option<&'a AtomicBool>,
 }
 
 impl Shared<'_> {
@@ -183,12 +187,19 @@ impl Shared<'_> {
         if self.truncated.load(Ordering::Relaxed) {
             return WalkState::Quit;
         }
-        if std::time::Instant::now() > self.deadline {
+        let why = if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            Some("cancelled".to_string())
+        } else if std::time::Instant::now() > self.deadline {
+            Some(format!(
+                "stopped after {} s; give a path to search less",
+                FIND_TIME.as_secs()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
             if !self.truncated.swap(true, Ordering::Relaxed) {
-                self.error(format!(
-                    "stopped after {} s; give a path to search less",
-                    FIND_TIME.as_secs()
-                ));
+                self.error(why);
             }
             return WalkState::Quit;
         }

@@ -307,6 +307,7 @@ impl ast::Host for StoreState {
             path: req.path,
             references: req.references,
             max_results: req.max_results,
+            cancel: self.host.cancel.clone(),
         };
         let found = code::find(wt, &req).map_err(|e| e.to_string())?;
         Ok(ast::FindResponse {
