@@ -27,6 +27,7 @@ const GUESTS: &[&str] = &[
     "cove-guest-evil",
     "cove-guest-badschema",
     "cove-guest-badpolicy",
+    "cove-guest-oldast",
 ];
 
 fn fail(msg: String) -> ! {

@@ -2,7 +2,7 @@
 //! language's outline on a real-looking file, a name across a tree with an ignored folder,
 //! references, answers for unknown languages and broken files, and the worktree's walls.
 
-use crate::support::{Sandbox, TestResult};
+use crate::support::{Sandbox, TestResult, guest};
 use serde_json::json;
 
 fn outline(sb: &Sandbox, path: &str) -> Result<String, Box<dyn std::error::Error>> {
@@ -616,5 +616,25 @@ fn the_tools_see_only_the_worktree() -> TestResult {
         assert!(!run.ok, "{path}: {}", run.stdout);
         assert!(!run.stdout.contains("leaked_secret("), "{path}");
     }
+    Ok(())
+}
+
+#[test]
+fn a_component_built_against_the_first_ast_interface_still_links() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("src/lib.rs", "pub fn one() {}\n\npub struct Two;\n")?;
+    let manifest = "name = \"old\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n\
+        [capabilities]\nfs = \"none\"\nast = true\n\
+        [[tool]]\nname = \"old_outline\"\ndescription = \"d\"\nread_only = true\n";
+    sb.add_plugin("old", manifest, &guest("oldast"))?;
+    sb.trust()?;
+    let out = sb
+        .call(
+            "old_outline",
+            &json!({"file_path": "src/lib.rs"}).to_string(),
+        )?
+        .out()
+        .to_string();
+    assert_eq!(out.trim_end(), "1-1 pub fn one()\n3-3 pub struct Two");
     Ok(())
 }
