@@ -146,6 +146,9 @@ impl Agent {
         system: String,
     ) -> (Self, Vec<String>) {
         let (tools, read_only, problems) = registry.model_tools();
+        // The first request goes out meanwhile; the first call finds its validator ready.
+        let prepare = registry.clone();
+        std::thread::spawn(move || prepare.prepare_validators());
         (
             Self {
                 provider,

@@ -29,6 +29,7 @@ pub(crate) fn start(
             None => Choice::Refuse,
         }
     })?;
+    ws.registry.start_loading();
     let flags = cove::config::ProviderConfig {
         kind: args.provider.clone(),
         model: args.model.clone(),
