@@ -172,6 +172,11 @@ impl Agent {
         &self.system
     }
 
+    /// The worktree this agent works in.
+    pub fn root(&self) -> &std::path::Path {
+        self.registry.worktree().root()
+    }
+
     /// Run until the model stops or a limit is reached. The user's prompt is already the last
     /// message of `cx.messages`.
     pub async fn run(&mut self, cx: RunContext<'_>) -> Outcome {
