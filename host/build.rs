@@ -16,6 +16,7 @@ use std::process::{Command, exit};
 const PLUGINS: &[(&str, &str)] = &[
     ("cove-plugin-fs", "fs"),
     ("cove-plugin-search", "search"),
+    ("cove-plugin-memory", "memory"),
     ("cove-plugin-shell", "shell"),
     ("cove-policy-default", "policy-default"),
     ("cove-policy-read-only", "policy-read-only"),

@@ -2,11 +2,12 @@
 //!
 //! Owns what goes into the system prompt: fixed instructions, the worktree's path, the memory
 //! files (`AGENTS.md`, `CLAUDE.md`) from the repository root down to the working directory, then
-//! the memory store's files (`memory`). Nothing time-dependent or random goes in, so the prompt
+//! the memory store's files (`capabilities::memory`). Nothing time-dependent or random goes in, so the prompt
 //! prefix stays cacheable. Must not build provider requests.
 
 pub mod cache;
-pub mod memory;
+
+use crate::capabilities::memory;
 
 use std::path::Path;
 

@@ -164,7 +164,9 @@ fn a_multi_turn_task_edits_a_file_with_the_real_components() -> TestResult {
         .collect();
     assert_eq!(
         tools,
-        ["bash", "edit", "glob", "grep", "ls", "read", "write"]
+        [
+            "bash", "edit", "glob", "grep", "ls", "read", "remember", "write"
+        ]
     );
     let second = reqs[1].json();
     let result = &second["messages"][2]["content"][0];

@@ -44,7 +44,9 @@ fn tools_list_json_is_machine_readable() -> TestResult {
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["bash", "edit", "glob", "grep", "ls", "read", "write"]
+        [
+            "bash", "edit", "glob", "grep", "ls", "read", "remember", "write"
+        ]
     );
     let grep = tools
         .iter()

@@ -67,3 +67,33 @@ fn a_hash_line_in_chat_is_remembered_once_without_a_model_turn() -> TestResult {
     assert_eq!(users, 0);
     Ok(())
 }
+
+#[test]
+fn the_remember_tool_keeps_a_fact_once_for_the_project_or_the_user() -> TestResult {
+    let sb = Sandbox::new()?;
+    let fact = r#"{"fact":"Run the tests with `make check`."}"#;
+    let first = sb.call("remember", fact)?;
+    assert!(first.out().contains("Remembered in "), "{first:?}");
+    let again = sb.call("remember", fact)?;
+    assert!(again.out().contains("already holds that fact"), "{again:?}");
+    let text = sb.read(".agent_memory.md")?;
+    assert_eq!(
+        text.matches("Run the tests with `make check`.").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.starts_with("- 20"), "dated: {text}");
+
+    let user = sb.call(
+        "remember",
+        r#"{"fact":"Prefers small commits.","scope":"user"}"#,
+    )?;
+    assert!(user.out().contains("memory.md"), "{user:?}");
+    let user_file = sb.tmp.path().join("config/memory.md");
+    assert!(std::fs::read_to_string(user_file)?.contains(": Prefers small commits."));
+    assert!(!sb.read(".agent_memory.md")?.contains("small commits"));
+
+    let empty = sb.call("remember", r#"{"fact":"  "}"#)?;
+    assert!(empty.err().contains("`fact` is empty"), "{empty:?}");
+    Ok(())
+}

@@ -271,7 +271,7 @@ pub(crate) async fn chat(
 
 /// Remember `fact` in the project's memory file and say where (chat's `# fact`).
 fn remember(root: &std::path::Path, fact: &str) {
-    use cove::context::memory::{Remembered, Scope, remember};
+    use cove::capabilities::memory::{Remembered, Scope, remember};
     let user_dir = cove::paths::config_dir();
     match remember(Scope::Project, fact, root, user_dir.as_deref()) {
         Ok(Remembered::Added(path)) => eprintln!(

@@ -682,6 +682,11 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
     let search = flag(ask.search, cfg.search, true, "search");
     let ast = flag(ask.ast, cfg.ast, true, "ast");
     let exec = flag(ask.exec, cfg.exec, builtin, "exec");
+    // Memory reaches the user's config directory, outside any worktree: built-ins only.
+    let memory = ask.memory && builtin;
+    if ask.memory && !builtin {
+        withheld.push("memory (only built-in plugins may write the memory store)".into());
+    }
     // The network is all or nothing: `*` (commands with the network) needs the config's word,
     // built in or not. A list of hosts is never granted: nothing in this cove could hold a plugin
     // to it (no wasi:http, and commands get a whole network namespace or none).
@@ -707,6 +712,7 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
             search,
             exec,
             ast,
+            memory,
             net,
             env: cfg
                 .env
@@ -771,6 +777,9 @@ impl Grants {
         if self.ast {
             parts.push("ast".into());
         }
+        if self.memory {
+            parts.push("memory".into());
+        }
         if !self.net.is_empty() {
             parts.push(format!("net:{}", self.net.join(",")));
         }
@@ -818,6 +827,22 @@ mod tests {
             Ok(m) => m,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn only_a_built_in_may_write_the_memory_store() {
+        let m = manifest("none", "memory = true");
+        let (g, withheld) = grant(&m, &PluginConfig::default(), Layer::Project);
+        assert!(!g.memory);
+        assert!(
+            withheld[0].contains("only built-in plugins"),
+            "{withheld:?}"
+        );
+        assert!(!grant(&m, &PluginConfig::default(), Layer::User).0.memory);
+        let (g, withheld) = grant(&m, &PluginConfig::default(), Layer::BuiltIn);
+        assert!(g.memory && withheld.is_empty());
+        // A read-only tool of that plugin would not get it either.
+        assert!(!g.for_read_only_tool().memory);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Bindings for contract `cove:plugin@0.1.0` and the host side of its imports.
 //!
 //! Owns the generated types of this one contract version and how each host capability answers a
-//! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], and `exec`/`ast` answered with an error
-//! until their implementations land. Every capability checks the plugin's grants first. Must not
+//! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], `memory` to
+//! [`crate::capabilities::memory`], and `ast` answered with an error until its implementation lands. Every capability checks the plugin's grants first. Must not
 //! hold state across calls: a store lives for one call.
 
 use super::StoreState;
@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     world: "cove:plugin/tool@0.1.0",
 });
 
-use self::cove::plugin::{ast, exec, log, search as wit_search, types};
+use self::cove::plugin::{ast, exec, log, memory, search as wit_search, types};
 
 /// Bindings of the `policy` world, sharing the host's `log` with the tool world.
 pub mod policy_world {
@@ -237,5 +237,39 @@ impl ast::Host for StoreState {
     }
     fn query(&mut self, _path: String, _query: String) -> Result<Vec<ast::Capture>, String> {
         Err(format!("the ast capability {NOT_YET}"))
+    }
+}
+
+impl memory::Host for StoreState {
+    fn remember(&mut self, fact: String, scope: memory::Scope) -> Result<String, String> {
+        use crate::capabilities::memory::{Remembered, Scope, remember};
+        if !self.host.grants.memory {
+            return Err(format!(
+                "plugin `{}` was not granted the `memory` capability: only built-in plugins may write the memory store",
+                self.host.plugin
+            ));
+        }
+        let root = self
+            .host
+            .worktree
+            .as_ref()
+            .map(|w| w.root().to_path_buf())
+            .ok_or("this call has no worktree to remember for")?;
+        let scope = match scope {
+            memory::Scope::Project => Scope::Project,
+            memory::Scope::User => Scope::User,
+        };
+        let user_dir = crate::paths::config_dir();
+        match remember(scope, &fact, &root, user_dir.as_deref()) {
+            Ok(Remembered::Added(path)) => Ok(format!(
+                "Remembered in {}; it is read at the start of every later session.",
+                path.display()
+            )),
+            Ok(Remembered::Already(path)) => Ok(format!(
+                "{} already holds that fact; nothing was written.",
+                path.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
