@@ -17,6 +17,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("cove-plugin-fs", "fs"),
     ("cove-plugin-search", "search"),
     ("cove-plugin-code", "code"),
+    ("cove-plugin-memory", "memory"),
     ("cove-plugin-shell", "shell"),
     ("cove-policy-default", "policy-default"),
     ("cove-policy-read-only", "policy-read-only"),

@@ -146,6 +146,9 @@ impl Agent {
         system: String,
     ) -> (Self, Vec<String>) {
         let (tools, read_only, problems) = registry.model_tools();
+        // The first request goes out meanwhile; the first call finds its validator ready.
+        let prepare = registry.clone();
+        std::thread::spawn(move || prepare.prepare_validators());
         (
             Self {
                 provider,
@@ -167,6 +170,11 @@ impl Agent {
 
     pub fn system(&self) -> &str {
         &self.system
+    }
+
+    /// The worktree this agent works in.
+    pub fn root(&self) -> &std::path::Path {
+        self.registry.worktree().root()
     }
 
     /// Run until the model stops or a limit is reached. The user's prompt is already the last

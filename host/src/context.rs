@@ -1,11 +1,13 @@
 //! The context the model starts from: the system prompt and the memory files.
 //!
-//! Owns what goes into the system prompt: fixed instructions, the worktree's path, and the
-//! memory files (`AGENTS.md`, `CLAUDE.md`) from the repository root down to the working
-//! directory. Nothing time-dependent or random goes in, so the prompt prefix stays cacheable.
-//! Must not build provider requests.
+//! Owns what goes into the system prompt: fixed instructions, the worktree's path, the memory
+//! files (`AGENTS.md`, `CLAUDE.md`) from the repository root down to the working directory, then
+//! the memory store's files (`capabilities::memory`). Nothing time-dependent or random goes in, so the prompt
+//! prefix stays cacheable. Must not build provider requests.
 
 pub mod cache;
+
+use crate::capabilities::memory;
 
 use std::path::Path;
 
@@ -19,10 +21,19 @@ Use the tools to look before you change anything: read files before editing them
 Make the smallest change that does the job, then check it. Paths may be relative to the worktree. \
 When the task is done, say briefly what you changed and stop.";
 
-/// The system prompt for a session in `root`, started from `cwd` (inside `root`).
+/// The system prompt for a session in `root`, started from `cwd` (inside `root`), with the
+/// user's memory from cove's config directory.
 pub fn system_prompt(root: &Path, cwd: &Path) -> String {
+    prompt(root, cwd, crate::paths::config_dir().as_deref())
+}
+
+/// The system prompt, with the user's memory from `user_dir`.
+fn prompt(root: &Path, cwd: &Path, user_dir: Option<&Path>) -> String {
     let mut out = format!("{INSTRUCTIONS}\n\nWorktree: {}\n", root.display());
-    for (rel, text) in memory_files(root, cwd) {
+    let files = memory_files(root, cwd)
+        .into_iter()
+        .chain(memory::read(root, user_dir));
+    for (rel, text) in files {
         out.push_str(&format!(
             "\n<memory file=\"{rel}\">\n{}\n</memory>\n",
             text.trim_end()
@@ -82,6 +93,26 @@ mod tests {
         assert!(!p.contains("not memory"));
         assert!(!system_prompt(root, root).contains("a rules"));
         assert_eq!(system_prompt(root, root), system_prompt(root, root));
+        Ok(())
+    }
+
+    #[test]
+    fn the_memory_store_follows_the_memory_files() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let (root, user) = (tmp.path().join("repo"), tmp.path().join("config"));
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&user)?;
+        std::fs::write(root.join("AGENTS.md"), "project rules")?;
+        std::fs::write(root.join(memory::PROJECT_FILE), "- 2026-01-02: learned")?;
+        std::fs::write(user.join(memory::USER_FILE), "- 2026-01-03: the user's own")?;
+        let p = prompt(&root, &root, Some(&user));
+        let (rules, learned, own) = (
+            p.find("project rules"),
+            p.find("<memory file=\".agent_memory.md\">\n- 2026-01-02: learned"),
+            p.find("<memory file=\"~user/memory.md\">\n- 2026-01-03: the user's own"),
+        );
+        assert!(rules.is_some() && rules < learned && learned < own, "{p}");
+        assert!(!prompt(&root, &root, None).contains("the user's own"));
         Ok(())
     }
 }

@@ -405,6 +405,20 @@ pub mod exec {
     }
 }
 
+/// The host's memory store: facts kept across sessions (built-in plugins only).
+pub mod memory {
+    pub use crate::bindings::cove::plugin::memory::Scope;
+
+    /// Append `fact` to the project's or the user's memory, unless it is already there; the
+    /// host's sentence saying what it did.
+    ///
+    /// # Errors
+    /// The host's message: the capability not granted, an empty fact, the file not writable.
+    pub fn remember(fact: &str, scope: Scope) -> Result<String, String> {
+        crate::bindings::cove::plugin::memory::remember(fact, scope)
+    }
+}
+
 /// The host's log: messages appear in cove's diagnostics under the plugin's name.
 pub mod log {
     use crate::bindings::cove::plugin::log::{Level, log};

@@ -23,6 +23,29 @@ fn run(sb: &Sandbox, m: &MockModel, args: &[&str]) -> Result<crate::support::Run
     sb.cove_env(args, &env)
 }
 
+/// `cove ARGS` against `m`, started and left running (to be stopped mid-turn); stdout and stderr
+/// are piped (`null`: thrown away).
+fn start(
+    sb: &Sandbox,
+    m: &MockModel,
+    args: &[&str],
+    null: bool,
+) -> Result<std::process::Child, std::io::Error> {
+    let env = anthropic_env(m);
+    let env = refs(&env);
+    let out = || {
+        if null {
+            std::process::Stdio::null()
+        } else {
+            std::process::Stdio::piped()
+        }
+    };
+    sb.command(&sb.repo(), args, &env)
+        .stdout(out())
+        .stderr(out())
+        .spawn()
+}
+
 /// Every tool_use in request N is answered exactly once, in order, at the start of request N+1.
 fn assert_every_call_answered(reqs: &[crate::mock_model::Seen]) {
     for pair in reqs.windows(2) {
@@ -150,6 +173,7 @@ fn a_multi_turn_task_edits_a_file_with_the_real_components() -> TestResult {
             "ls",
             "outline",
             "read",
+            "remember",
             "write"
         ]
     );
@@ -535,13 +559,7 @@ fn kill_9_mid_turn_then_resume_keeps_earlier_turns() -> TestResult {
         Reply::Hang,
         Reply::Sse(anthropic("Resumed and done.", &[], (10, 0, 0))),
     ])?;
-    let env = anthropic_env(&m);
-    let env = refs(&env);
-    let mut child = sb
-        .command(&sb.repo(), &["run", "read a.txt"], &env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = start(&sb, &m, &["run", "read a.txt"], true)?;
     // Once the second request (the one that hangs) has arrived, kill -9.
     m.wait_for_requests(2);
     child.kill()?;
@@ -617,13 +635,7 @@ fn ctrl_c_cancels_the_turn_and_keeps_the_transcript_whole() -> TestResult {
         )),
         Reply::Hang,
     ])?;
-    let env = anthropic_env(&m);
-    let env = refs(&env);
-    let child = sb
-        .command(&sb.repo(), &["run", "go"], &env)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
+    let child = start(&sb, &m, &["run", "go"], false)?;
     m.wait_for_requests(2);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -702,13 +714,7 @@ fn resumed_answers(m: &MockModel) -> Result<Vec<(String, bool)>, Box<dyn std::er
 fn after_ctrl_c_mid_tools_the_transcript_says_what_ran() -> TestResult {
     let sb = Sandbox::new()?;
     let m = edit_then_sleep(&sb)?;
-    let env = anthropic_env(&m);
-    let env = refs(&env);
-    let child = sb
-        .command(&sb.repo(), &["run", "--yes", "go"], &env)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
+    let child = start(&sb, &m, &["run", "--yes", "go"], false)?;
     wait_for(&sb.repo().join("started"));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -754,13 +760,7 @@ fn after_ctrl_c_mid_tools_the_transcript_says_what_ran() -> TestResult {
 fn after_kill_9_mid_tools_a_resume_neither_repeats_nor_forgets() -> TestResult {
     let sb = Sandbox::new()?;
     let m = edit_then_sleep(&sb)?;
-    let env = anthropic_env(&m);
-    let env = refs(&env);
-    let mut child = sb
-        .command(&sb.repo(), &["run", "--yes", "go"], &env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = start(&sb, &m, &["run", "--yes", "go"], true)?;
     wait_for(&sb.repo().join("started"));
     child.kill()?;
     child.wait()?;

@@ -53,6 +53,7 @@ fn tools_list_json_is_machine_readable() -> TestResult {
             "ls",
             "outline",
             "read",
+            "remember",
             "write"
         ]
     );
@@ -94,13 +95,7 @@ fn works_from_a_subdirectory_against_the_repository_root() -> TestResult {
 #[test]
 fn a_project_adds_its_own_plugin_and_switches_a_builtin_off() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read\""),
-        &guest("evil"),
-    )?;
-    sb.config("[plugins.search]\nenabled = false\n")?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read\"", "[plugins.search]\nenabled = false\n")?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(out.contains("project:evil"), "{out}");
     assert!(!out.lines().any(|l| l.starts_with("grep ")), "{out}");
@@ -141,12 +136,7 @@ fn user_layer_plugins_load_and_project_overrides_them() -> TestResult {
     std::fs::copy(guest("evil"), user.join("evil.wasm"))?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(out.contains("user:evil"), "{out}");
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read\""),
-        &guest("evil"),
-    )?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read\"", "")?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(
         out.contains("project:evil") && !out.contains("user:evil"),
@@ -158,12 +148,7 @@ fn user_layer_plugins_load_and_project_overrides_them() -> TestResult {
 #[test]
 fn withheld_grants_are_shown_with_the_line_that_grants_them() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read-write\"\nnet = [\"example.com\"]"),
-        &guest("evil"),
-    )?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read-write\"\nnet = [\"example.com\"]", "")?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(out.contains("[plugins.evil] fs = \"read-write\""), "{out}");
     // A host list is never granted: nothing could hold the plugin to it.

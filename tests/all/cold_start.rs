@@ -3,7 +3,7 @@
 //! a component that is not built in still compiles and is cached, which shows the cache is watched.
 
 use crate::support::{Sandbox, TestResult, evil_manifest, guest};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// Every file under `dir`, or none if it does not exist.
@@ -46,32 +46,12 @@ fn built_in_tools_run_from_an_empty_cache_without_compiling() -> TestResult {
         ]},
         {"text": "Done."}
     ]});
-    let path = sb.tmp.path().join("script.json");
-    std::fs::write(&path, script.to_string())?;
-    let path = path.to_string_lossy().into_owned();
-    let run = sb.cove_env(
-        &[
-            "run",
-            "--provider",
-            "scripted",
-            "--script",
-            &path,
-            "--output-format",
-            "stream-json",
-            "go",
-        ],
-        &env,
-    )?;
-    let results: Vec<Value> = run
-        .out()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["type"] == "tool_result")
-        .collect();
+    let run = sb.run_script(&script, &[], &env)?;
+    assert!(run.ok, "{run:?}");
+    let results = run.tool_results();
     assert_eq!(results.len(), 2, "{}", run.stdout);
-    for (r, expected) in results.iter().zip(["cold start", "a.txt"]) {
-        assert_eq!(r["is_error"], false, "{r}");
-        assert!(r["text"].as_str().unwrap_or("").contains(expected), "{r}");
+    for ((is_error, text), expected) in results.iter().zip(["cold start", "a.txt"]) {
+        assert!(!is_error && text.contains(expected), "{results:?}");
     }
     assert_eq!(files_under(&cache)?, Vec::<PathBuf>::new());
 

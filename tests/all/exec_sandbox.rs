@@ -639,3 +639,72 @@ fn as_root_without_a_pids_cgroup_commands_are_refused() -> TestResult {
     }
     Ok(())
 }
+
+/// The directory where a command's pids cgroup is made: beneath this process's own cgroup (the
+/// cove it starts inherits it), cgroup v1 or v2.
+fn pids_cgroup_parent() -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    let own = std::fs::read_to_string("/proc/self/cgroup")?;
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids");
+    let (base, path) = if v1.is_dir() {
+        let path = own
+            .lines()
+            .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string()))
+            .ok_or("no pids line in /proc/self/cgroup")?;
+        (v1.to_path_buf(), path)
+    } else {
+        let path = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            .ok_or("no unified line in /proc/self/cgroup")?;
+        (std::path::PathBuf::from("/sys/fs/cgroup"), path)
+    };
+    Ok(base.join(path.trim_start_matches('/')))
+}
+
+/// A cove killed during a command (kill -9) leaves its command's cgroups behind. Pids are
+/// reused, so a later command whose helper gets the same pid must still run (it once failed with
+/// "no writable pids cgroup"), and the leftovers are cleared.
+#[test]
+fn cgroups_left_by_a_killed_cove_neither_block_nor_linger() -> TestResult {
+    let sb = Sandbox::new()?;
+    let parent = pids_cgroup_parent()?;
+    // The pids the next processes will get, as stale cgroups.
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")?
+        .trim()
+        .parse()?;
+    let mut stale = Vec::new();
+    for pid in last + 1..last + 1000 {
+        let dir = parent.join(format!("cove-{pid}"));
+        if std::fs::create_dir(&dir).is_ok() {
+            stale.push((pid, dir));
+        }
+    }
+    assert!(
+        !stale.is_empty(),
+        "cannot make cgroups in {}",
+        parent.display()
+    );
+    let run = bash(&sb, "echo ran")?;
+    // Pids handed out during the run (cove, its threads, the helper, the command, other tests)
+    // may have been alive when the helper swept; every later one was not, and must be gone.
+    let end: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")?
+        .trim()
+        .parse()?;
+    let alive = |pid: u32| std::path::Path::new("/proc").join(pid.to_string()).exists();
+    let checked = stale.iter().filter(|(pid, _)| *pid > end).count();
+    let left: Vec<_> = stale
+        .iter()
+        .filter(|(pid, dir)| *pid > end && dir.exists() && !alive(*pid))
+        .map(|(_, dir)| dir.display().to_string())
+        .collect();
+    for (_, dir) in &stale {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(run.out().contains("ran"), "{run:?}");
+    assert!(
+        checked > 0,
+        "every pid in the range was used during the run"
+    );
+    assert!(left.is_empty(), "stale cgroups left: {left:?}");
+    Ok(())
+}

@@ -7,14 +7,8 @@ use cove::agent::dispatch;
 
 fn with_evil(config: &str) -> Result<Sandbox, Box<dyn std::error::Error>> {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read\""),
-        &guest("evil"),
-    )?;
-    sb.config(config)?;
     sb.write("hello.txt", "hello\n")?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read\"", config)?;
     Ok(sb)
 }
 

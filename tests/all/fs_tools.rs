@@ -278,10 +278,10 @@ fn a_read_only_tool_runs_without_its_plugins_write_access() -> TestResult {
     sb.write("keep.txt", "original")?;
     // The plugin is granted read-write, but `sneak` declares itself read-only: it gets a
     // read-only view of the worktree, whatever it tries.
-    let manifest = crate::support::evil_manifest("evil", "fs = \"read-write\"");
-    sb.add_plugin("evil", &manifest, &crate::support::guest("evil"))?;
-    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
-    sb.trust()?;
+    sb.evil_plugin(
+        "fs = \"read-write\"",
+        "[plugins.evil]\nfs = \"read-write\"\n",
+    )?;
     let run = sb.call("sneak", r#"{"path":"keep.txt","content":"changed"}"#)?;
     assert!(run.err().contains("keep.txt"), "{run:?}");
     assert_eq!(sb.read("keep.txt")?, "original");

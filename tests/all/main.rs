@@ -8,6 +8,7 @@ mod cold_start;
 mod exec_sandbox;
 mod faults;
 mod fs_tools;
+mod memory;
 mod mock_model;
 mod policy;
 mod sandbox;

@@ -5,47 +5,14 @@ use crate::support::{Run, Sandbox, TestResult, guest};
 use serde_json::{Value, json};
 
 /// Run `cove run` with a scripted model that makes `calls` (name, input) in one turn, then stops.
-fn scripted(
-    sb: &Sandbox,
-    calls: &[(&str, Value)],
-    extra: &[&str],
-) -> Result<Run, Box<dyn std::error::Error>> {
+fn scripted(sb: &Sandbox, calls: &[(&str, Value)], extra: &[&str]) -> Result<Run, std::io::Error> {
     let tool_calls: Vec<Value> = calls
         .iter()
         .map(|(n, i)| json!({"name": n, "input": i}))
         .collect();
     let script =
         json!({"turns": [{"text": "Working.", "tool_calls": tool_calls}, {"text": "Done."}]});
-    let path = sb.tmp.path().join("script.json");
-    std::fs::write(&path, script.to_string())?;
-    let path = path.to_string_lossy().into_owned();
-    let mut args = vec![
-        "run",
-        "--provider",
-        "scripted",
-        "--script",
-        &path,
-        "--output-format",
-        "stream-json",
-    ];
-    args.extend_from_slice(extra);
-    args.push("go");
-    Ok(sb.cove(&args)?)
-}
-
-/// The tool results of a stream-json run, in order.
-fn results(run: &Run) -> Vec<(bool, String)> {
-    run.stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["type"] == "tool_result")
-        .map(|e| {
-            (
-                e["is_error"] == true,
-                e["text"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    sb.run_script(&script, extra, &[])
 }
 
 fn edit_call() -> (&'static str, Value) {
@@ -65,7 +32,7 @@ fn the_default_policy_allows_reads_and_asks_for_writes_which_headless_means_no()
         &[],
     )?;
     assert!(run.ok, "{run:?}");
-    let r = results(&run);
+    let r = run.tool_results();
     assert!(!r[0].0 && r[0].1.contains("one"), "{r:?}");
     assert!(
         r[1].0 && r[1].1.contains("needs the user's approval") && r[1].1.contains("--yes"),
@@ -73,7 +40,7 @@ fn the_default_policy_allows_reads_and_asks_for_writes_which_headless_means_no()
     );
     assert_eq!(sb.read("a.txt")?, "one\n");
     let run = scripted(&sb, &[edit_call()], &["--yes"])?;
-    assert!(!results(&run)[0].0, "{run:?}");
+    assert!(!run.tool_results()[0].0, "{run:?}");
     assert_eq!(sb.read("a.txt")?, "two\n");
     Ok(())
 }
@@ -88,7 +55,7 @@ fn read_only_denies_writes_and_commands_with_its_reason() -> TestResult {
         ("grep", json!({"pattern": "one"})),
     ];
     let run = scripted(&sb, &calls, &["--policy", "read-only", "--yes"])?;
-    let r = results(&run);
+    let r = run.tool_results();
     assert!(
         r[0].0 && r[0].1.contains("denied by policy") && r[0].1.contains("read-only"),
         "{r:?}"
@@ -106,21 +73,21 @@ fn deny_beats_ask_beats_allow_across_policies() -> TestResult {
     sb.write("a.txt", "one\n")?;
     sb.config("policy = [\"trusted\", \"read-only\"]\n")?;
     sb.trust()?;
-    let r = results(&scripted(&sb, &[edit_call()], &["--yes"])?);
+    let r = scripted(&sb, &[edit_call()], &["--yes"])?.tool_results();
     assert!(
         r[0].0 && r[0].1.contains("read-only"),
         "deny must win: {r:?}"
     );
     sb.config("policy = [\"trusted\", \"default\"]\n")?;
     sb.trust()?;
-    let r = results(&scripted(&sb, &[edit_call()], &[])?);
+    let r = scripted(&sb, &[edit_call()], &[])?.tool_results();
     assert!(
         r[0].0 && r[0].1.contains("approval"),
         "ask must win over allow: {r:?}"
     );
     sb.config("policy = \"trusted\"\n")?;
     sb.trust()?;
-    let r = results(&scripted(&sb, &[edit_call()], &[])?);
+    let r = scripted(&sb, &[edit_call()], &[])?.tool_results();
     assert!(!r[0].0, "{r:?}");
     assert_eq!(sb.read("a.txt")?, "two\n");
     Ok(())
@@ -141,7 +108,7 @@ fn a_policy_that_traps_or_hangs_denies() -> TestResult {
     ];
     let run = scripted(&sb, &calls, &["--policy", "bad"])?;
     assert!(run.ok, "{run:?}");
-    let r = results(&run);
+    let r = run.tool_results();
     assert!(
         r[0].0 && r[0].1.contains("policy `bad` failed") && r[0].1.contains("deliberate panic"),
         "{r:?}"
@@ -191,7 +158,7 @@ fn the_model_cannot_change_its_policy_or_grants() -> TestResult {
         ),
     ];
     let run = scripted(&sb, &calls, &[])?;
-    let r = results(&run);
+    let r = run.tool_results();
     assert!(r[0].0 && r[1].0, "{r:?}");
     assert!(r[2].1.contains("[exit code"), "{r:?}");
     assert_eq!(std::fs::read(&config)?, before);
@@ -233,7 +200,7 @@ fn a_python_policy_written_by_a_third_party_decides() -> TestResult {
     ];
     let run = scripted(&sb, &calls, &[])?;
     assert!(run.ok, "{run:?}");
-    let r = results(&run);
+    let r = run.tool_results();
     assert!(r[0].0 && r[0].1.contains("git push"), "{r:?}");
     assert!(r[1].0 && r[1].1.contains("never allowed"), "{r:?}");
     assert!(!r[2].0 && r[2].1.contains("allowed"), "{r:?}");
@@ -256,28 +223,9 @@ fn chat_asks_with_once_session_no_and_no_with_a_reason() -> TestResult {
         {"text": "", "tool_calls": [{"name": "bash", "input": {"command": "git status"}}]},
         {"text": "All done."}
     ]});
-    let path = sb.tmp.path().join("script.json");
-    std::fs::write(&path, script.to_string())?;
-    let cmd = format!(
-        "{} chat --provider scripted --script {}",
-        env!("CARGO_BIN_EXE_cove"),
-        path.display()
-    );
-    let mut c = std::process::Command::new("script");
-    c.args(["-qec", &cmd, "/dev/null"])
-        .current_dir(sb.repo())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    sb.isolate(&mut c);
-    let mut child = c.spawn()?;
     // The prompt; `a` for the first edit (not asked again for the second); the compound
     // command is offered no session-wide yes, and gets `n`; `r` and a reason for the last.
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        stdin.write_all(b"go\na\nn\nr\nuse the read tool instead\n\x04")?;
-    }
-    let run = Run::from(child.wait_with_output()?);
+    let run = sb.chat_on_terminal(&script, "go\na\nn\nr\nuse the read tool instead\n\x04")?;
     let out = &run.stdout;
     assert_eq!(sb.read("a.txt")?, "three\n", "{out}");
     assert_eq!(

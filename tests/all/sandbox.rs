@@ -73,13 +73,10 @@ fn writes_cannot_leave_the_worktree() -> TestResult {
 #[test]
 fn a_malicious_read_write_plugin_cannot_link_or_rename_its_way_out() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read-write\""),
-        &guest("evil"),
+    sb.evil_plugin(
+        "fs = \"read-write\"",
+        "[plugins.evil]\nfs = \"read-write\"\n",
     )?;
-    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
-    sb.trust()?;
     let before = sb.outside_snapshot()?;
     let secret = sb.outside().join("secret.txt").display().to_string();
     let refused = [
@@ -131,13 +128,10 @@ fn a_malicious_read_write_plugin_cannot_link_or_rename_its_way_out() -> TestResu
 #[test]
 fn git_internals_are_read_only_to_every_plugin() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read-write\""),
-        &guest("evil"),
+    sb.evil_plugin(
+        "fs = \"read-write\"",
+        "[plugins.evil]\nfs = \"read-write\"\n",
     )?;
-    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
-    sb.trust()?;
     sb.write("src/x.txt", "x")?;
     let git = sb.repo().join(".git");
     let before = snapshot(&git)?;
@@ -194,12 +188,7 @@ fn a_read_only_plugin_cannot_write_even_when_it_asks() -> TestResult {
     let sb = Sandbox::new()?;
     sb.write("keep.txt", "original")?;
     // Asks for read-write, but the project has not granted it: it runs read-only.
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read-write\""),
-        &guest("evil"),
-    )?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read-write\"", "")?;
     for input in [
         probe("write", "new.txt", None, Some("x")),
         probe("write", "keep.txt", None, Some("changed")),
@@ -395,13 +384,10 @@ fn hard_links_to_git_files_are_refused() -> TestResult {
     std::fs::hard_link(git_dir.join("config"), sb.repo().join("cfg"))?;
     let before = snapshot(&git_dir)?;
     // Writing into it in place is refused.
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read-write\""),
-        &guest("evil"),
+    sb.evil_plugin(
+        "fs = \"read-write\"",
+        "[plugins.evil]\nfs = \"read-write\"\n",
     )?;
-    sb.config("[plugins.evil]\nfs = \"read-write\"\n")?;
-    sb.trust()?;
     for op in ["write", "append"] {
         let run = sb.call(
             "probe",

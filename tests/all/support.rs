@@ -88,6 +88,16 @@ impl Sandbox {
         Ok(())
     }
 
+    /// The evil test guest as project plugin `evil` with manifest capabilities `caps`, the project
+    /// config `config` (which grants them, or not), all trusted.
+    pub fn evil_plugin(&self, caps: &str, config: &str) -> TestResult {
+        self.add_plugin("evil", &evil_manifest("evil", caps), &guest("evil"))?;
+        if !config.is_empty() {
+            self.config(config)?;
+        }
+        self.trust()
+    }
+
     /// `cove ARGS` in the repository, isolated from the user's own config.
     pub fn cove(&self, args: &[&str]) -> Result<Run, std::io::Error> {
         self.cove_in(&self.repo(), args)
@@ -142,6 +152,63 @@ impl Sandbox {
             }
         }
         Ok(out)
+    }
+
+    /// `cove run` with the scripted model following `script` (its turns and tool calls), stream-json
+    /// output, `extra` flags and `env`.
+    pub fn run_script(
+        &self,
+        script: &serde_json::Value,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Run, std::io::Error> {
+        let path = self.script_file(script)?;
+        let mut args = vec![
+            "run",
+            "--provider",
+            "scripted",
+            "--script",
+            &path,
+            "--output-format",
+            "stream-json",
+        ];
+        args.extend_from_slice(extra);
+        args.push("go");
+        self.cove_env(&args, env)
+    }
+
+    /// `cove chat` with the scripted model following `script`, on a real terminal (`script(1)`),
+    /// with `typed` typed ahead into it.
+    pub fn chat_on_terminal(
+        &self,
+        script: &serde_json::Value,
+        typed: &str,
+    ) -> Result<Run, std::io::Error> {
+        use std::io::Write;
+        let cmd = format!(
+            "{} chat --provider scripted --script {}",
+            env!("CARGO_BIN_EXE_cove"),
+            self.script_file(script)?
+        );
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .current_dir(self.repo())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        self.isolate(&mut c);
+        let mut child = c.spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(typed.as_bytes())?;
+        }
+        Ok(Run::from(child.wait_with_output()?))
+    }
+
+    /// Write a scripted model's script to this sandbox's temporary folder; its path.
+    fn script_file(&self, script: &serde_json::Value) -> Result<String, std::io::Error> {
+        let path = self.tmp.path().join("script.json");
+        std::fs::write(&path, script.to_string())?;
+        Ok(path.to_string_lossy().into_owned())
     }
 
     /// `cove tools call TOOL INPUT`.
@@ -211,6 +278,21 @@ impl Run {
             self.stdout, self.stderr
         );
         &self.stdout
+    }
+
+    /// The tool results of a stream-json run, in order: (is_error, text).
+    pub fn tool_results(&self) -> Vec<(bool, String)> {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["type"] == "tool_result")
+            .map(|e| {
+                (
+                    e["is_error"] == true,
+                    e["text"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
     }
 
     /// Assert failure and return stderr.

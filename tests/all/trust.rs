@@ -22,21 +22,6 @@ fn run_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Result<Run, st
     sb.cove_env(args, env)
 }
 
-/// The tool results of a stream-json run, in order: (is_error, text).
-fn results(run: &Run) -> Vec<(bool, String)> {
-    run.stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["type"] == "tool_result")
-        .map(|e| {
-            (
-                e["is_error"] == true,
-                e["text"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 fn has_header(seen: &crate::mock_model::Seen, value: &str) -> bool {
     seen.headers.iter().any(|(_, v)| v.contains(value))
 }
@@ -101,7 +86,7 @@ fn untrusted_a_project_only_narrows() -> TestResult {
     ];
     let run = run_with(&sb, &["run", "--output-format", "stream-json", "go"], &env)?;
     assert!(run.ok, "{run:?}");
-    let r = results(&run);
+    let r = run.tool_results();
     // `default` is the built-in one: reads run, and the write is asked about, which headless
     // means no (the project's `policy = "trusted"` did not apply).
     assert!(!r[0].0 && r[0].1.contains("one"), "{r:?}");
@@ -150,7 +135,7 @@ fn a_narrowing_project_needs_no_trust() -> TestResult {
         &env,
     )?;
     assert!(run.ok, "{run:?}");
-    let r = results(&run);
+    let r = run.tool_results();
     assert!(r[0].0 && r[0].1.contains("read-only"), "{r:?}");
     assert_eq!(sb.read("a.txt")?, "one\n");
     Ok(())
@@ -214,20 +199,8 @@ fn a_builtin_policy_is_never_replaced_even_when_trusted() -> TestResult {
         {"text": "", "tool_calls": [{"name": "read", "input": {"file_path": "a.txt"}}]},
         {"text": "Done."}
     ]});
-    let path = sb.tmp.path().join("script.json");
-    std::fs::write(&path, script.to_string())?;
-    let path = path.to_string_lossy().into_owned();
-    let run = sb.cove(&[
-        "run",
-        "--provider",
-        "scripted",
-        "--script",
-        &path,
-        "--output-format",
-        "stream-json",
-        "go",
-    ])?;
-    let r = results(&run);
+    let run = sb.run_script(&script, &[], &[])?;
+    let r = run.tool_results();
     assert!(!r.is_empty() && !r[0].0, "{r:?} / {}", run.stderr);
     assert!(evil.requests().is_empty());
     Ok(())
@@ -281,29 +254,8 @@ fn chat_asks_once_on_the_terminal_and_remembers() -> TestResult {
     let sb = Sandbox::new()?;
     sb.config("[plugins.shell]\nnet = [\"*\"]\n")?;
     let script = serde_json::json!({"turns": [{"text": "Hello there."}]});
-    let path = sb.tmp.path().join("script.json");
-    std::fs::write(&path, script.to_string())?;
-    let cove = env!("CARGO_BIN_EXE_cove");
-    let cmd = format!(
-        "{cove} chat --provider scripted --script {}",
-        path.to_string_lossy()
-    );
     // `script` gives cove a real terminal; the answers are typed ahead into it.
-    let typed = |input: &'static str| -> Result<Run, std::io::Error> {
-        use std::io::Write;
-        let mut c = std::process::Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"])
-            .current_dir(sb.repo())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        sb.isolate(&mut c);
-        let mut child = c.spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes())?;
-        }
-        Ok(Run::from(child.wait_with_output()?))
-    };
+    let typed = |input: &str| sb.chat_on_terminal(&script, input);
     let first = typed("y\nhi\n\x04")?;
     assert!(
         first.stdout.contains("Trust these settings") && first.stdout.contains("net"),

@@ -84,10 +84,14 @@ pub fn call_cancellable(
             ));
         }
     };
-    let problems: Vec<String> = if spec.validator.is_valid(&value) {
+    let validator = match spec.validator() {
+        Ok(v) => v,
+        Err(why) => return ToolResult::error(why.to_string()),
+    };
+    let problems: Vec<String> = if validator.is_valid(&value) {
         Vec::new()
     } else {
-        spec.validator
+        validator
             .iter_errors(&value)
             .take(MAX_SCHEMA_ERRORS)
             .map(|e| {

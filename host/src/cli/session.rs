@@ -29,6 +29,7 @@ pub(crate) fn start(
             None => Choice::Refuse,
         }
     })?;
+    ws.registry.start_loading();
     let flags = cove::config::ProviderConfig {
         kind: args.provider.clone(),
         model: args.model.clone(),
@@ -231,6 +232,11 @@ pub(crate) async fn chat(
         if line.is_empty() {
             continue;
         }
+        // `# fact`: remembered for the project's later sessions, without a model turn.
+        if let Some(fact) = line.strip_prefix("# ") {
+            remember(agent.root(), fact);
+            continue;
+        }
         let user = cove::conversation::Message::user_text(line);
         transcript.append(&cove::session::Record::User {
             message: user.clone(),
@@ -260,5 +266,21 @@ pub(crate) async fn chat(
         if outcome != cove::agent::Outcome::Finished {
             eprintln!("{}", outcome.describe());
         }
+    }
+}
+
+/// Remember `fact` in the project's memory file and say where (chat's `# fact`).
+fn remember(root: &std::path::Path, fact: &str) {
+    use cove::capabilities::memory::{Remembered, Scope, remember};
+    let user_dir = cove::paths::config_dir();
+    match remember(Scope::Project, fact, root, user_dir.as_deref()) {
+        Ok(Remembered::Added(path)) => eprintln!(
+            "Remembered in {} (read at the start of every session here).",
+            path.display()
+        ),
+        Ok(Remembered::Already(path)) => {
+            eprintln!("{} already holds that; nothing written.", path.display());
+        }
+        Err(e) => eprintln!("cove: {e}"),
     }
 }

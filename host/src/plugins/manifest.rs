@@ -64,6 +64,9 @@ pub struct Capabilities {
     /// Tree-sitter parsing in the host.
     #[serde(default)]
     pub ast: bool,
+    /// Append to the memory store (the project's and the user's). Built-in plugins only.
+    #[serde(default)]
+    pub memory: bool,
     /// Hosts the plugin may reach over HTTP.
     #[serde(default)]
     pub net: Vec<String>,

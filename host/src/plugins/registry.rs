@@ -103,10 +103,34 @@ pub struct LoadedPlugin {
     pub tools: HashMap<String, LoadedTool>,
 }
 
-/// One tool of a loaded plugin: its spec and a compiled validator for its input.
+/// One tool of a loaded plugin: its spec, its input schema, and the validator compiled from it.
 pub struct LoadedTool {
     pub spec: ToolSpec,
-    pub validator: jsonschema::Validator,
+    schema: serde_json::Value,
+    /// Compiled on first use (or by [`Registry::prepare_validators`], off the start-up path):
+    /// compiling the first schema of a process compiles the JSON Schema meta-schema too, which
+    /// costs milliseconds the first request should not wait for.
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+impl LoadedTool {
+    /// The validator for this tool's input, or why its schema is not a valid JSON Schema.
+    ///
+    /// # Errors
+    /// The schema's problem, naming the tool.
+    pub fn validator(&self) -> Result<&jsonschema::Validator, &str> {
+        self.validator
+            .get_or_init(|| {
+                jsonschema::validator_for(&self.schema).map_err(|e| {
+                    format!(
+                        "tool `{}` has an invalid JSON schema, so it cannot be called: {e}",
+                        self.spec.name
+                    )
+                })
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
 }
 
 /// A plugin that could not be loaded.
@@ -351,6 +375,7 @@ impl Registry {
     /// (compiled once, then from the cache). Returns the definitions, each tool's read-only flag,
     /// and the problems of plugins that would not load (their tools are left out).
     pub fn model_tools(&self) -> (Vec<ToolDef>, HashMap<String, bool>, Vec<String>) {
+        self.load_tool_plugins();
         let mut defs = Vec::new();
         let mut read_only = HashMap::new();
         let mut problems = Vec::new();
@@ -377,6 +402,46 @@ impl Registry {
             read_only.insert(name.clone(), tool.spec.read_only);
         }
         (defs, read_only, problems)
+    }
+
+    /// Start loading the tool plugins in the background, so that what the caller does meanwhile
+    /// (choosing the provider, opening the session) overlaps it; [`Self::model_tools`] then
+    /// finds them loaded, or waits for the ones still loading.
+    pub fn start_loading(self: &Arc<Self>) {
+        let me = self.clone();
+        std::thread::spawn(move || me.load_tool_plugins());
+    }
+
+    /// Load every plugin that offers a tool, each on its own thread: loading is most of the time
+    /// before the first request, and the plugins do not depend on each other.
+    fn load_tool_plugins(&self) {
+        let mut wanted: Vec<usize> = self.tools.values().copied().collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted.retain(|&i| self.plugins[i].loaded.get().is_none());
+        let Some((&last, rest)) = wanted.split_last() else {
+            return;
+        };
+        std::thread::scope(|scope| {
+            for &i in rest {
+                scope.spawn(move || {
+                    let _ = self.load(&self.plugins[i]);
+                });
+            }
+            let _ = self.load(&self.plugins[last]);
+        });
+    }
+
+    /// Compile the input validators of every tool already loaded, so that no call waits for
+    /// one. Meant for a background thread once the tools are described.
+    pub fn prepare_validators(&self) {
+        for plugin in &self.plugins {
+            if let Some(Ok(loaded)) = plugin.loaded.get() {
+                for tool in loaded.tools.values() {
+                    let _ = tool.validator();
+                }
+            }
+        }
     }
 
     /// Load `plugin` (once per process): check its contract, compile or fetch it from the cache,
@@ -509,12 +574,6 @@ impl Registry {
                         spec.name
                     ))
                 })?;
-            let validator = jsonschema::validator_for(&schema).map_err(|e| {
-                err(format!(
-                    "tool `{}` returned an invalid JSON schema: {e}",
-                    spec.name
-                ))
-            })?;
             let Some(entry) = plugin.manifest.tools.iter().find(|t| t.name == spec.name) else {
                 return Err(err(format!(
                     "the component offers tool `{}` that plugin.toml does not list; add a [[tool]] entry for it",
@@ -527,7 +586,14 @@ impl Registry {
                     spec.name, entry.read_only, spec.read_only
                 )));
             }
-            tools.insert(spec.name.clone(), LoadedTool { spec, validator });
+            tools.insert(
+                spec.name.clone(),
+                LoadedTool {
+                    spec,
+                    schema,
+                    validator: OnceLock::new(),
+                },
+            );
         }
         if let Some(missing) = plugin
             .manifest
@@ -616,6 +682,11 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
     let search = flag(ask.search, cfg.search, true, "search");
     let ast = flag(ask.ast, cfg.ast, true, "ast");
     let exec = flag(ask.exec, cfg.exec, builtin, "exec");
+    // Memory reaches the user's config directory, outside any worktree: built-ins only.
+    let memory = ask.memory && builtin;
+    if ask.memory && !builtin {
+        withheld.push("memory (only built-in plugins may write the memory store)".into());
+    }
     // The network is all or nothing: `*` (commands with the network) needs the config's word,
     // built in or not. A list of hosts is never granted: nothing in this cove could hold a plugin
     // to it (no wasi:http, and commands get a whole network namespace or none).
@@ -641,6 +712,7 @@ fn grant(m: &Manifest, cfg: &PluginConfig, layer: Layer) -> (Grants, Vec<String>
             search,
             exec,
             ast,
+            memory,
             net,
             env: cfg
                 .env
@@ -705,6 +777,9 @@ impl Grants {
         if self.ast {
             parts.push("ast".into());
         }
+        if self.memory {
+            parts.push("memory".into());
+        }
         if !self.net.is_empty() {
             parts.push(format!("net:{}", self.net.join(",")));
         }
@@ -716,6 +791,34 @@ impl Grants {
 mod tests {
     use super::*;
 
+    fn tool(schema: serde_json::Value) -> LoadedTool {
+        LoadedTool {
+            spec: ToolSpec {
+                name: "t".into(),
+                description: "d".into(),
+                input_schema: schema.to_string(),
+                read_only: true,
+            },
+            schema,
+            validator: OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn a_schema_is_compiled_once_and_an_invalid_one_is_refused_naming_the_tool() {
+        let good = tool(serde_json::json!({"type": "object", "required": ["a"]}));
+        let first = good.validator().map(|v| v as *const _);
+        assert!(first.is_ok());
+        assert_eq!(good.validator().map(|v| v as *const _), first);
+        assert!(
+            good.validator()
+                .is_ok_and(|v| !v.is_valid(&serde_json::json!({})))
+        );
+        let bad = tool(serde_json::json!({"type": "no-such-type"}));
+        let err = bad.validator().err().unwrap_or_default();
+        assert!(err.contains("tool `t` has an invalid JSON schema"), "{err}");
+    }
+
     fn manifest(fs: &str, extra: &str) -> Manifest {
         let text = format!(
             "name = \"x\"\nversion = \"1\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n[capabilities]\nfs = \"{fs}\"\n{extra}\n[[tool]]\nname = \"t\"\ndescription = \"d\"\n"
@@ -724,6 +827,22 @@ mod tests {
             Ok(m) => m,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn only_a_built_in_may_write_the_memory_store() {
+        let m = manifest("none", "memory = true");
+        let (g, withheld) = grant(&m, &PluginConfig::default(), Layer::Project);
+        assert!(!g.memory);
+        assert!(
+            withheld[0].contains("only built-in plugins"),
+            "{withheld:?}"
+        );
+        assert!(!grant(&m, &PluginConfig::default(), Layer::User).0.memory);
+        let (g, withheld) = grant(&m, &PluginConfig::default(), Layer::BuiltIn);
+        assert!(g.memory && withheld.is_empty());
+        // A read-only tool of that plugin would not get it either.
+        assert!(!g.for_read_only_tool().memory);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Grants {
     pub search: bool,
     pub exec: bool,
     pub ast: bool,
+    /// The memory store; only ever granted to a built-in plugin.
+    pub memory: bool,
     pub net: Vec<String>,
     /// Environment the config passes to the plugin's commands.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -57,6 +59,7 @@ impl Grants {
                 other => other,
             },
             exec: false,
+            memory: false,
             ..self.clone()
         }
     }
@@ -833,7 +836,7 @@ fn link_message(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
     if text.contains("was not found") || text.contains("not defined") || text.contains("missing") {
         format!(
-            "{text}; it imports an interface this host does not provide (cove offers WASI 0.2 and cove:plugin/{{log,search,exec,ast}})"
+            "{text}; it imports an interface this host does not provide (cove offers WASI 0.2 and cove:plugin/{{log,search,exec,ast,memory}})"
         )
     } else {
         text

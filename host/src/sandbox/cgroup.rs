@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
+/// The largest pid Linux can hand out (`PID_MAX_LIMIT` on 64-bit).
+const PID_MAX_LIMIT: u32 = 1 << 22;
+
 /// A controller and the file its limit goes in, per hierarchy version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Controller {
@@ -75,6 +78,9 @@ pub fn candidates(controller: Controller, pid: u32) -> Vec<(PathBuf, bool)> {
 /// or `None` where no hierarchy lets this process do that.
 pub fn enter(controller: Controller, pid: u32, limit: u64) -> Option<PathBuf> {
     for (dir, v2) in candidates(controller, pid) {
+        if let Some(parent) = dir.parent() {
+            sweep(parent, pid);
+        }
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             // v2: the pids and memory caps share one directory.
@@ -91,6 +97,33 @@ pub fn enter(controller: Controller, pid: u32, limit: u64) -> Option<PathBuf> {
         let _ = std::fs::remove_dir(&dir);
     }
     None
+}
+
+/// Remove the cgroups under `parent` left by commands whose cove was killed before it could
+/// clean up (kill -9): those named for `me` (pids are unique among the living, so one named for
+/// this helper is stale and would make its own cgroup fail) and those of helpers no longer alive.
+/// A cgroup that still holds a process cannot be removed, and is left.
+fn sweep(parent: &Path, me: u32) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cove-"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Above the kernel's largest pid: `writable`'s probes, not a command's.
+        if pid > PID_MAX_LIMIT {
+            continue;
+        }
+        if pid == me || !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
 }
 
 /// Whether a cgroup of `controller` can be made and limited here (probed with a throwaway one).

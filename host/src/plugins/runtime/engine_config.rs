@@ -23,6 +23,9 @@ pub fn config() -> Config {
         .total_core_instances(640)
         .total_memories(128)
         .total_tables(256)
+        // Fibers' stacks (wasmtime's async support is compiled in, cove calls synchronously):
+        // the default pool of 1000 costs a mapping and a guard page each at every start.
+        .total_stacks(64)
         .linear_memory_keep_resident(64 << 10)
         .table_keep_resident(16 << 10)
         .pagemap_scan(Enabled::Auto);

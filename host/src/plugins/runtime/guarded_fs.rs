@@ -326,6 +326,53 @@ impl StoreState {
     fn release(&mut self, res: Resource<Descriptor>) {
         let _ = self.table.delete(res);
     }
+
+    /// One guarded call: check `(op, fd, path, follow)` as [`Self::guard`] does, run `call` on
+    /// the checked directory and the last name (the last link is never followed there), then
+    /// drop the directory. A refusal never reaches `call`.
+    fn guarded<T>(
+        &mut self,
+        (op, fd, path, follow): (&str, &Resource<Descriptor>, &str, bool),
+        writes_existing: bool,
+        call: impl FnOnce(&mut Self, Resource<Descriptor>, String) -> Result<T, FsError>,
+    ) -> wasmtime::Result<(Result<T, ErrorCode>,)> {
+        let (dir, name) = match self.guard(op, fd, path, follow, writes_existing) {
+            Ok(g) => g,
+            Err(code) => return Ok((Err(code),)),
+        };
+        let r = call(self, borrow(&dir), name);
+        self.release(dir);
+        lower(r)
+    }
+
+    /// As [`Self::guarded`] for a call on two paths (rename, link): both are checked before
+    /// `call` runs; the second is never followed.
+    fn guarded_pair<T>(
+        &mut self,
+        (op, fd, path, follow): (&str, &Resource<Descriptor>, &str, bool),
+        (op2, fd2, path2): (&str, &Resource<Descriptor>, &str),
+        call: impl FnOnce(
+            &mut Self,
+            (Resource<Descriptor>, String),
+            (Resource<Descriptor>, String),
+        ) -> Result<T, FsError>,
+    ) -> wasmtime::Result<(Result<T, ErrorCode>,)> {
+        let (from, name) = match self.guard(op, fd, path, follow, false) {
+            Ok(g) => g,
+            Err(code) => return Ok((Err(code),)),
+        };
+        let (to, name2) = match self.guard(op2, fd2, path2, false, false) {
+            Ok(g) => g,
+            Err(code) => {
+                self.release(from);
+                return Ok((Err(code),));
+            }
+        };
+        let r = call(self, (borrow(&from), name), (borrow(&to), name2));
+        self.release(from);
+        self.release(to);
+        lower(r)
+    }
 }
 
 /// wasmtime-wasi's result, as the component model wants it: a trap stays a trap.
@@ -376,79 +423,58 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
                 ));
             }
             let follow = pf.contains(PathFlags::SYMLINK_FOLLOW);
-            let (dir, name) = match s.guard("open for writing", &fd, &path, follow, true) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
-            // The last link was followed by the check; a link appearing there now fails.
-            let r = HostDescriptor::open_at(
-                &mut s.filesystem(),
-                borrow(&dir),
-                pf & !PathFlags::SYMLINK_FOLLOW,
-                name,
-                of,
-                df,
-            );
-            s.release(dir);
-            lower(r)
+            s.guarded(
+                ("open for writing", &fd, &path, follow),
+                true,
+                |s, dir, name| {
+                    // The last link was followed by the check; a link appearing there now fails.
+                    let nofollow = pf & !PathFlags::SYMLINK_FOLLOW;
+                    HostDescriptor::open_at(&mut s.filesystem(), dir, nofollow, name, of, df)
+                },
+            )
         },
     )?;
     types.func_wrap(
         "[method]descriptor.create-directory-at",
         |mut cx: Ctx<'_>, (fd, path): (Resource<Descriptor>, String)| {
-            let s = cx.data_mut();
-            let (dir, name) = match s.guard("create directory", &fd, &path, false, false) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let r = HostDescriptor::create_directory_at(&mut s.filesystem(), borrow(&dir), name);
-            s.release(dir);
-            lower(r)
+            cx.data_mut().guarded(
+                ("create directory", &fd, &path, false),
+                false,
+                |s, dir, name| HostDescriptor::create_directory_at(&mut s.filesystem(), dir, name),
+            )
         },
     )?;
     types.func_wrap(
         "[method]descriptor.unlink-file-at",
         |mut cx: Ctx<'_>, (fd, path): (Resource<Descriptor>, String)| {
-            let s = cx.data_mut();
-            let (dir, name) = match s.guard("unlink", &fd, &path, false, false) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let r = HostDescriptor::unlink_file_at(&mut s.filesystem(), borrow(&dir), name);
-            s.release(dir);
-            lower(r)
+            cx.data_mut()
+                .guarded(("unlink", &fd, &path, false), false, |s, dir, name| {
+                    HostDescriptor::unlink_file_at(&mut s.filesystem(), dir, name)
+                })
         },
     )?;
     types.func_wrap(
         "[method]descriptor.remove-directory-at",
         |mut cx: Ctx<'_>, (fd, path): (Resource<Descriptor>, String)| {
-            let s = cx.data_mut();
-            let (dir, name) = match s.guard("remove directory", &fd, &path, false, false) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let r = HostDescriptor::remove_directory_at(&mut s.filesystem(), borrow(&dir), name);
-            s.release(dir);
-            lower(r)
+            cx.data_mut().guarded(
+                ("remove directory", &fd, &path, false),
+                false,
+                |s, dir, name| HostDescriptor::remove_directory_at(&mut s.filesystem(), dir, name),
+            )
         },
     )?;
     types.func_wrap(
         "[method]descriptor.symlink-at",
         |mut cx: Ctx<'_>, (fd, target, path): (Resource<Descriptor>, String, String)| {
             let s = cx.data_mut();
-            let (dir, name) = match s.guard("symlink", &fd, &path, false, false) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
             // A link is harmless to the guard itself (writes through it are resolved), but one
             // aimed at `.git` or `.cove` is only ever a way in for something less careful.
             if s.leads_into_protected(&fd, &path, &target) {
-                s.release(dir);
                 return Ok((Err(s.refuse("symlink to", &target)),));
             }
-            let r = HostDescriptor::symlink_at(&mut s.filesystem(), borrow(&dir), target, name);
-            s.release(dir);
-            lower(r)
+            s.guarded(("symlink", &fd, &path, false), false, |s, dir, name| {
+                HostDescriptor::symlink_at(&mut s.filesystem(), dir, target, name)
+            })
         },
     )?;
     types.func_wrap(
@@ -460,31 +486,17 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
             Resource<Descriptor>,
             String,
         )| {
-            let s = cx.data_mut();
-            let (from, old_name) = match s.guard("rename", &fd, &old, false, false) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let (to, new_name) = match s.guard("rename onto", &new_fd, &new, false, false) {
-                Ok(g) => g,
-                Err(code) => {
-                    s.release(from);
-                    return Ok((Err(code),));
-                }
-            };
-            // Replacing a file keeps its permission bits: WASI has no chmod, so a plugin that
-            // writes a new version beside a script and renames it over must not lose `x`.
-            keep_mode(s, &from, &old_name, &to, &new_name);
-            let r = HostDescriptor::rename_at(
-                &mut s.filesystem(),
-                borrow(&from),
-                old_name,
-                borrow(&to),
-                new_name,
-            );
-            s.release(from);
-            s.release(to);
-            lower(r)
+            cx.data_mut().guarded_pair(
+                ("rename", &fd, &old, false),
+                ("rename onto", &new_fd, &new),
+                |s, (from, old_name), (to, new_name)| {
+                    // Replacing a file keeps its permission bits: WASI has no chmod, so a plugin
+                    // that writes a new version beside a script and renames it over must not
+                    // lose `x`.
+                    keep_mode(s, &from, &old_name, &to, &new_name);
+                    HostDescriptor::rename_at(&mut s.filesystem(), from, old_name, to, new_name)
+                },
+            )
         },
     )?;
     types.func_wrap(
@@ -497,31 +509,23 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
             Resource<Descriptor>,
             String,
         )| {
-            let s = cx.data_mut();
             let follow = pf.contains(PathFlags::SYMLINK_FOLLOW);
             // Linking a protected file elsewhere would make it writable there.
-            let (from, old_name) = match s.guard("link from", &fd, &old, follow, false) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let (to, new_name) = match s.guard("link", &new_fd, &new, false, false) {
-                Ok(g) => g,
-                Err(code) => {
-                    s.release(from);
-                    return Ok((Err(code),));
-                }
-            };
-            let r = HostDescriptor::link_at(
-                &mut s.filesystem(),
-                borrow(&from),
-                pf & !PathFlags::SYMLINK_FOLLOW,
-                old_name,
-                borrow(&to),
-                new_name,
-            );
-            s.release(from);
-            s.release(to);
-            lower(r)
+            cx.data_mut().guarded_pair(
+                ("link from", &fd, &old, follow),
+                ("link", &new_fd, &new),
+                |s, (from, old_name), (to, new_name)| {
+                    let nofollow = pf & !PathFlags::SYMLINK_FOLLOW;
+                    HostDescriptor::link_at(
+                        &mut s.filesystem(),
+                        from,
+                        nofollow,
+                        old_name,
+                        to,
+                        new_name,
+                    )
+                },
+            )
         },
     )?;
     types.func_wrap(
@@ -534,22 +538,19 @@ pub fn add_wasi_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<(
             NewTimestamp,
             NewTimestamp,
         )| {
-            let s = cx.data_mut();
             let follow = pf.contains(PathFlags::SYMLINK_FOLLOW);
-            let (dir, name) = match s.guard("set times", &fd, &path, follow, false) {
-                Ok(g) => g,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let r = HostDescriptor::set_times_at(
-                &mut s.filesystem(),
-                borrow(&dir),
-                pf & !PathFlags::SYMLINK_FOLLOW,
-                name,
-                atime,
-                mtime,
-            );
-            s.release(dir);
-            lower(r)
+            cx.data_mut()
+                .guarded(("set times", &fd, &path, follow), false, |s, dir, name| {
+                    let nofollow = pf & !PathFlags::SYMLINK_FOLLOW;
+                    HostDescriptor::set_times_at(
+                        &mut s.filesystem(),
+                        dir,
+                        nofollow,
+                        name,
+                        atime,
+                        mtime,
+                    )
+                })
         },
     )?;
     linker.allow_shadowing(false);

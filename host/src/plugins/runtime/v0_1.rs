@@ -2,9 +2,10 @@
 //!
 //! Owns the generated types of this one contract version and how each host capability answers a
 //! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], `exec` to
-//! [`crate::sandbox`] and `ast` to [`crate::capabilities::ast`]. Every capability checks the
-//! plugin's grants first. Must not hold state across calls: a store lives for one call (the parse
-//! cache lives in the capability, keyed by content, not here).
+//! [`crate::sandbox`], `memory` to [`crate::capabilities::memory`] and `ast` to
+//! [`crate::capabilities::ast`]. Every capability checks the plugin's grants first. Must not hold
+//! state across calls: a store lives for one call (the parse cache lives in the capability, keyed
+//! by content, not here).
 
 use super::StoreState;
 use crate::capabilities::{ast as code, search};
@@ -14,7 +15,7 @@ wasmtime::component::bindgen!({
     world: "cove:plugin/tool@0.1.0",
 });
 
-use self::cove::plugin::{ast, exec, log, search as wit_search, types};
+use self::cove::plugin::{ast, exec, log, memory, search as wit_search, types};
 
 /// Bindings of the `policy` world, sharing the host's `log` with the tool world.
 pub mod policy_world {
@@ -333,5 +334,39 @@ impl ast::Host for StoreState {
             truncated: found.truncated,
             errors: found.errors,
         })
+    }
+}
+
+impl memory::Host for StoreState {
+    fn remember(&mut self, fact: String, scope: memory::Scope) -> Result<String, String> {
+        use crate::capabilities::memory::{Remembered, Scope, remember};
+        if !self.host.grants.memory {
+            return Err(format!(
+                "plugin `{}` was not granted the `memory` capability: only built-in plugins may write the memory store",
+                self.host.plugin
+            ));
+        }
+        let root = self
+            .host
+            .worktree
+            .as_ref()
+            .map(|w| w.root().to_path_buf())
+            .ok_or("this call has no worktree to remember for")?;
+        let scope = match scope {
+            memory::Scope::Project => Scope::Project,
+            memory::Scope::User => Scope::User,
+        };
+        let user_dir = crate::paths::config_dir();
+        match remember(scope, &fact, &root, user_dir.as_deref()) {
+            Ok(Remembered::Added(path)) => Ok(format!(
+                "Remembered in {}; it is read at the start of every later session.",
+                path.display()
+            )),
+            Ok(Remembered::Already(path)) => Ok(format!(
+                "{} already holds that fact; nothing was written.",
+                path.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
