@@ -177,6 +177,16 @@ fn a_multi_turn_task_edits_a_file_with_the_real_components() -> TestResult {
             "write"
         ]
     );
+    // The host reads built-in schemas as draft 7 (cheaper to compile); they must be valid both
+    // as that and as 2020-12, which any other reader assumes.
+    for t in first["tools"].as_array().ok_or("tools")? {
+        let schema = &t["input_schema"];
+        assert!(
+            jsonschema::draft7::meta::is_valid(schema)
+                && jsonschema::draft202012::meta::is_valid(schema),
+            "{t}"
+        );
+    }
     // Every byte of these goes out on every request: the budget for tools + system prompt.
     let weight = first["tools"].to_string().len() + first["system"].to_string().len();
     assert!(
