@@ -11,5 +11,6 @@ mod mock_model;
 mod policy;
 mod sandbox;
 mod search_tools;
+mod small;
 mod support;
 mod trust;
