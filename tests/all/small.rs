@@ -364,7 +364,8 @@ fn the_first_request_stays_within_12_kb_of_tools_and_system_prompt() -> TestResu
         )),
     ])?;
     assert!(run_openai(&sb, &m, &["run", "go"])?.ok);
-    assert!(run_openai(&sb, &m, &["run", "--constrained", "go"])?.ok);
+    let out = run_openai(&sb, &m, &["run", "--constrained", "go"])?;
+    assert!(out.ok, "{out:?}");
     for req in m.requests() {
         let b = req.json();
         let size = system_of(&b).len()
@@ -372,5 +373,34 @@ fn the_first_request_stays_within_12_kb_of_tools_and_system_prompt() -> TestResu
             + b.get("response_format").map_or(0, |t| t.to_string().len());
         assert!(size <= 12 * 1024, "{size} bytes");
     }
+    Ok(())
+}
+
+#[test]
+fn a_number_or_boolean_written_as_a_string_is_taken_as_one() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "one\ntwo\nthree\n")?;
+    let out = sb.cove(&[
+        "tools",
+        "call",
+        "read",
+        r#"{"file_path":"a.txt","offset":"2","limit":"1"}"#,
+    ])?;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stdout.contains("two") && !out.stdout.contains("three"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.cove(&[
+        "tools",
+        "call",
+        "read",
+        r#"{"file_path":"a.txt","limit":"many"}"#,
+    ])?;
+    assert!(
+        !out.ok && out.stderr.contains("does not match its schema"),
+        "{out:?}"
+    );
     Ok(())
 }
