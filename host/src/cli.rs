@@ -83,7 +83,7 @@ struct RunArgs {
     temperature: Option<f32>,
     /// OpenAI-compatible servers: constrain each reply to a valid tool call or a final answer with
     /// a JSON schema (`--constrained=false` turns it off where a profile turns it on).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     constrained: Option<bool>,
     /// `small` (small local models: lean prompt, few tools, constrained, temperature 0) or
     /// `default`. Unset: small when a local runtime serves a small model.
