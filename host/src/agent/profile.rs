@@ -100,8 +100,9 @@ pub fn params_from_name(name: &str) -> Option<u64> {
     None
 }
 
-const SMALL_INSTRUCTIONS: &str = "You are a coding agent. Fix the user's task in this git worktree. \
-Read a file before you edit it. Make the smallest change that works, then run the tests with bash. \
+const SMALL_INSTRUCTIONS: &str = "You are a coding agent working in a git worktree. \
+You cannot see any file until you read it: start by reading the files the task names, with read. \
+Edit only text you have read, copying old_string exactly. Then run the tests with bash. \
 Call one tool per reply.";
 
 /// The `small` profile's system prompt: a few lines of instructions, the worktree, each tool on
