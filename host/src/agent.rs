@@ -490,9 +490,9 @@ impl Agent {
                     tool.name
                 )
             }
-            None => format!(
-                "{text}\nThis looks like the server refusing a tool schema cove sent; `cove tools list` shows which plugins offer them"
-            ),
+            // Nothing in it is one tool's: better no hint than a wrong one ("tools param
+            // requires --jinja" is llama.cpp's own setting, say).
+            None => text,
         }
     }
 
