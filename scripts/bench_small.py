@@ -21,22 +21,24 @@ import threading
 import time
 import urllib.request
 
+# Without it, `python3 test_calc.py` (what the 1.5B ran) prints nothing and looks like a pass.
+MAIN = "\n\nif __name__ == \"__main__\":\n    unittest.main()\n"
 TASKS = {
     "wrong operator": (
         "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n",
         "import unittest\nfrom calc import add, mul\n\n\nclass T(unittest.TestCase):\n"
         "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n"
-        "    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n",
+        "    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n" + MAIN,
     ),
     "off-by-one": (
         "def count_up(n):\n    \"\"\"The numbers 1 to n, n included.\"\"\"\n    return list(range(1, n))\n",
         "import unittest\nfrom calc import count_up\n\n\nclass T(unittest.TestCase):\n"
-        "    def test_count_up(self):\n        self.assertEqual(count_up(3), [1, 2, 3])\n",
+        "    def test_count_up(self):\n        self.assertEqual(count_up(3), [1, 2, 3])\n" + MAIN,
     ),
     "wrong constant": (
         "SECONDS_PER_HOUR = 360\n\n\ndef hours_to_seconds(h):\n    return h * SECONDS_PER_HOUR\n",
         "import unittest\nfrom calc import hours_to_seconds\n\n\nclass T(unittest.TestCase):\n"
-        "    def test_two_hours(self):\n        self.assertEqual(hours_to_seconds(2), 7200)\n",
+        "    def test_two_hours(self):\n        self.assertEqual(hours_to_seconds(2), 7200)\n" + MAIN,
     ),
 }
 PROMPT = "The tests in test_calc.py fail. Find the bug in calc.py and fix it."

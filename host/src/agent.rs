@@ -461,22 +461,37 @@ impl Agent {
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
             .filter(|w| w.len() >= 3)
             .collect();
-        // A name only one tool's schema has: the tool's own, a definition's or a property's.
+        // What only one tool's schema has and a server would quote: a definition's name
+        // (`OutputMode`), a path to a property (`properties/output_mode`), the tool's name in
+        // quotes. Bare words are not enough: `type` or `read` turn up in any message.
         let names = |t: &ToolDef| -> Vec<String> {
-            let mut n = vec![t.name.clone()];
-            for key in ["$defs", "definitions", "properties"] {
+            let mut n = Vec::new();
+            for key in ["$defs", "definitions"] {
                 if let Some(o) = t.input_schema.get(key).and_then(Value::as_object) {
-                    n.extend(o.keys().cloned());
+                    n.extend(o.keys().filter(|k| words.contains(&k.as_str())).cloned());
+                }
+            }
+            if let Some(o) = t.input_schema.get("properties").and_then(Value::as_object) {
+                n.extend(
+                    o.keys()
+                        .filter(|k| {
+                            body.contains(&format!("properties/{k}"))
+                                || body.contains(&format!("properties.{k}"))
+                        })
+                        .map(|k| format!("properties/{k}")),
+                );
+            }
+            for q in ['`', '\'', '"'] {
+                if body.contains(&format!("{q}{}{q}", t.name)) {
+                    n.push(format!("tool {}", t.name));
                 }
             }
             n
         };
         let all: Vec<Vec<String>> = self.tools.iter().map(names).collect();
         let culprit = self.tools.iter().zip(&all).find(|(_, mine)| {
-            mine.iter().any(|n| {
-                words.contains(&n.as_str())
-                    && all.iter().filter(|other| other.contains(n)).count() == 1
-            })
+            mine.iter()
+                .any(|n| all.iter().filter(|other| other.contains(n)).count() == 1)
         });
         match culprit {
             Some((tool, _)) => {

@@ -350,6 +350,19 @@ fn a_server_error_about_a_tool_schema_names_the_plugin_and_tool() -> TestResult 
         "{}",
         out.stderr
     );
+    // About tools, but no tool's: no plugin is blamed.
+    let m = MockModel::start(vec![Reply::Status(
+        400,
+        vec![],
+        r#"{"error":{"code":400,"message":"tools param requires --jinja flag","type":"invalid_request_error"}}"#.into(),
+    )])?;
+    let out = run_openai(&sb, &m, &["run", "go"])?;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("--jinja") && !out.stderr.contains("plugin `"),
+        "{}",
+        out.stderr
+    );
     Ok(())
 }
 
@@ -402,5 +415,52 @@ fn a_number_or_boolean_written_as_a_string_is_taken_as_one() -> TestResult {
         !out.ok && out.stderr.contains("does not match its schema"),
         "{out:?}"
     );
+    Ok(())
+}
+
+/// Replies recorded from a real small model (llama.cpp serving Qwen2.5-Coder, by
+/// `scripts/bench-small.sh` with RECORD set), replayed byte for byte over the same wire: the
+/// parsing, schema and profile paths must still turn them into the same fix.
+#[test]
+fn recorded_small_model_sessions_still_fix_their_bugs() -> TestResult {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/small-models");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let f: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let sb = Sandbox::new()?;
+        for (name, text) in f["files"].as_object().ok_or("files")? {
+            sb.write(name, text.as_str().unwrap_or_default())?;
+        }
+        let replies: Vec<Reply> = f["replies"]
+            .as_array()
+            .ok_or("replies")?
+            .iter()
+            .map(|r| Reply::Sse(vec![r.as_str().unwrap_or_default().to_string()]))
+            .collect();
+        let n = replies.len();
+        let m = MockModel::start(replies)?;
+        m.set_models(f["models"].as_str().unwrap_or("{}"));
+        let mut args = vec!["run", "--output-format", "json", "--policy", "trusted"];
+        args.push(f["prompt"].as_str().unwrap_or("go"));
+        let out = run_openai(&sb, &m, &args)?;
+        let v: Value = serde_json::from_str(&out.stdout)?;
+        assert_eq!(v["outcome"], f["outcome"], "{}: {out:?}", path.display());
+        assert_eq!(m.requests().len(), n, "{}", path.display());
+        for (name, text) in f["expect"].as_object().ok_or("expect")? {
+            assert_eq!(
+                sb.read(name)?,
+                text.as_str().unwrap_or_default(),
+                "{}",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "no fixtures in {}", dir.display());
     Ok(())
 }
