@@ -408,11 +408,24 @@ impl Agent {
         let content = calls
             .iter()
             .zip(results)
-            .map(|((id, _, _), r)| Block::ToolResult {
-                tool_use_id: id.clone(),
-                content: crate::plugins::runtime::cut(&r.text, self.settings.max_result_bytes)
-                    .into_owned(),
-                is_error: r.is_error,
+            .map(|((id, name, input), r)| {
+                let mut text =
+                    crate::plugins::runtime::cut(&r.text, self.settings.max_result_bytes)
+                        .into_owned();
+                // At temperature 0 a small model repeats a failing call word for word, forever.
+                if r.is_error {
+                    let key = (name.clone(), input.clone());
+                    if strikes.failed.contains(&key) {
+                        text.push_str(REPEATED_FAILURE);
+                    } else {
+                        strikes.failed.push(key);
+                    }
+                }
+                Block::ToolResult {
+                    tool_use_id: id.clone(),
+                    content: text,
+                    is_error: r.is_error,
+                }
             })
             .collect();
         (
@@ -780,12 +793,17 @@ impl Agent {
     }
 }
 
-/// Replies in a row that could not be run, each kind counted apart.
+/// Replies in a row that could not be run, each kind counted apart, and the calls that failed.
 #[derive(Default)]
 struct Strikes {
     malformed: u32,
     cut: u32,
+    failed: Vec<(String, Value)>,
 }
+
+/// Added to the result of a call that already failed once with the very same input.
+const REPEATED_FAILURE: &str = "\n[You made this exact call before and it failed then too: it will keep failing. \
+Do something else first (read the file again, or change the input).]";
 
 /// Append `rec` to the transcript, if there is one; a failure is a warning, and the run goes on.
 fn record(transcript: Option<&mut Transcript>, rec: &Record, observer: &mut dyn Observer) {

@@ -464,3 +464,29 @@ fn recorded_small_model_sessions_still_fix_their_bugs() -> TestResult {
     assert!(seen > 0, "no fixtures in {}", dir.display());
     Ok(())
 }
+
+#[test]
+fn a_failing_call_repeated_word_for_word_is_told_so() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("calc.py", "def add(a, b):\n    return a - b\n")?;
+    let edit = r#"{"name":"edit","arguments":{"file_path":"calc.py","old_string":"assert 1 + 1 == 2","new_string":"x"}}"#;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai(edit, &[])),
+        Reply::Sse(openai(edit, &[])),
+        Reply::Sse(openai("Giving up.", &[])),
+    ])?;
+    let out = run_openai(&sb, &m, &["run", "--yes", "go"])?;
+    assert!(out.ok, "{out:?}");
+    let result = |i: usize| -> String {
+        let b = m.requests()[i].json();
+        b["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "tool"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(!result(1).contains("exact call before"), "{}", result(1));
+    assert!(result(2).contains("exact call before"), "{}", result(2));
+    Ok(())
+}
