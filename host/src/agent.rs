@@ -9,6 +9,7 @@
 
 pub mod dispatch;
 pub mod policy;
+pub mod profile;
 pub mod workspace;
 
 use crate::context::cache::Ledger;
@@ -27,12 +28,26 @@ use tokio_util::sync::CancellationToken;
 
 /// Most bytes of one tool result sent to the model; the rest is cut from the middle with a note.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+/// How many replies in a row may be malformed tool calls (each answered with the format) before
+/// the run ends.
+pub const MAX_MALFORMED_IN_A_ROW: u32 = 3;
+/// How many replies in a row may be cut at max_tokens (each answered with a request to be
+/// shorter) before the run ends.
+pub const MAX_CUT_IN_A_ROW: u32 = 2;
 
 /// Limits and model settings for a run.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub model: String,
     pub max_tokens: u32,
+    /// Sampling temperature (`None`: the server's default).
+    pub temperature: Option<f32>,
+    /// Constrain replies with a JSON schema (OpenAI-compatible servers).
+    pub constrained: bool,
+    /// The system prompt lists the tools itself (the `small` profile).
+    pub tools_in_prompt: bool,
+    /// Most bytes of one tool result the model sees ([`MAX_RESULT_BYTES`] by default).
+    pub max_result_bytes: usize,
     pub max_turns: u32,
     /// Stop before a request once this many tokens (input + output) have been used.
     pub token_budget: Option<u64>,
@@ -51,6 +66,8 @@ pub enum Outcome {
     /// The model ended its turn.
     Finished,
     MaxTurns(u32),
+    /// The model's replies were cut at max_tokens this many times in a row.
+    MaxTokens(u32),
     TokenBudget(u64),
     Cancelled,
     Failed(String),
@@ -66,6 +83,9 @@ impl Outcome {
             Outcome::TokenBudget(n) => {
                 format!("stopped at the token budget of {n} (raise it with --token-budget)")
             }
+            Outcome::MaxTokens(n) => format!(
+                "stopped: the model's reply was cut at max_tokens ({n} tokens) {MAX_CUT_IN_A_ROW} times in a row, so it did not finish (raise it with --max-tokens)"
+            ),
             Outcome::Cancelled => "cancelled; the turn in flight was not kept".into(),
             Outcome::Failed(e) => format!("failed: {e}"),
         }
@@ -75,6 +95,7 @@ impl Outcome {
         match self {
             Outcome::Finished => "finished",
             Outcome::MaxTurns(_) => "max_turns",
+            Outcome::MaxTokens(_) => "max_tokens",
             Outcome::TokenBudget(_) => "token_budget",
             Outcome::Cancelled => "cancelled",
             Outcome::Failed(_) => "failed",
@@ -109,6 +130,8 @@ enum State {
         assistant: Message,
         results: Message,
         cancelled: bool,
+        /// The run ends after this turn is kept (a reply cut or malformed too often).
+        end: Option<Outcome>,
     },
     Done(Outcome),
 }
@@ -168,6 +191,16 @@ impl Agent {
         &self.tools
     }
 
+    /// Offer only the tools `keep` accepts (the `small` profile's few).
+    pub fn retain_tools(&mut self, keep: impl Fn(&str) -> bool) {
+        self.tools.retain(|t| keep(&t.name));
+    }
+
+    /// Replace the system prompt (one made from the tools offered, say).
+    pub fn set_system(&mut self, system: String) {
+        self.system = system;
+    }
+
     pub fn system(&self) -> &str {
         &self.system
     }
@@ -190,6 +223,7 @@ impl Agent {
         let mut turns = 0u32;
         let mut state = State::Perceive;
         let mut turn_started: Option<(Instant, Duration)> = None;
+        let mut strikes = Strikes::default();
         loop {
             state = match state {
                 State::Perceive => {
@@ -208,6 +242,7 @@ impl Agent {
                         .act(
                             reply,
                             turns,
+                            &mut strikes,
                             ledger,
                             observer,
                             &cancel,
@@ -221,10 +256,12 @@ impl Agent {
                     assistant,
                     results,
                     cancelled,
+                    end,
                 } => self.observe(
                     assistant,
                     results,
                     cancelled,
+                    end,
                     messages,
                     transcript.as_deref_mut(),
                     ledger,
@@ -272,6 +309,9 @@ impl Agent {
             tools: &self.tools,
             messages,
             max_tokens: self.settings.max_tokens,
+            temperature: self.settings.temperature,
+            constrained: self.settings.constrained,
+            tools_in_prompt: self.settings.tools_in_prompt,
         };
         observer.waiting(true);
         let mut first = true;
@@ -302,16 +342,18 @@ impl Agent {
         let next = match sent {
             None => State::Done(Outcome::Cancelled),
             Some(Ok(reply)) => State::Act(reply),
-            Some(Err(e)) => State::Done(Outcome::Failed(e.to_string())),
+            Some(Err(e)) => State::Done(Outcome::Failed(self.explain(&e))),
         };
         (next, sent_at)
     }
 
     /// Run the reply's tool calls. Returns the next state and the time spent in tools.
+    #[allow(clippy::too_many_arguments)]
     async fn act(
         &self,
         reply: Reply,
         turns: u32,
+        strikes: &mut Strikes,
         ledger: &mut Ledger,
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
@@ -319,32 +361,37 @@ impl Agent {
     ) -> (State, Duration) {
         ledger.record(&reply.usage);
         observer.turn_end(&reply.usage, ledger);
+        if reply.stop == StopReason::MaxTokens {
+            return (self.cut(reply, strikes, observer), Duration::ZERO);
+        }
+        strikes.cut = 0;
         let calls: Vec<(String, String, Value)> = reply
             .message
             .tool_uses()
             .map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone()))
             .collect();
         if calls.is_empty() {
+            if let Some(why) = &reply.malformed_call {
+                return (
+                    self.malformed(reply.message.clone(), why, strikes, observer),
+                    Duration::ZERO,
+                );
+            }
             let results = Message {
                 role: Role::User,
                 content: Vec::new(),
             };
-            let done = match reply.stop {
-                StopReason::MaxTokens => "the reply hit max_tokens".to_string(),
-                _ => String::new(),
-            };
-            if !done.is_empty() {
-                observer.warning(&done);
-            }
             return (
                 State::Observe {
                     assistant: reply.message,
                     results,
                     cancelled: false,
+                    end: None,
                 },
                 Duration::ZERO,
             );
         }
+        strikes.malformed = 0;
         // The calls are on disk before any of them runs.
         record(
             transcript.as_deref_mut(),
@@ -369,10 +416,24 @@ impl Agent {
         let content = calls
             .iter()
             .zip(results)
-            .map(|((id, _, _), r)| Block::ToolResult {
-                tool_use_id: id.clone(),
-                content: crate::plugins::runtime::cut(&r.text, MAX_RESULT_BYTES).into_owned(),
-                is_error: r.is_error,
+            .map(|((id, name, input), r)| {
+                let mut text =
+                    crate::plugins::runtime::cut(&r.text, self.settings.max_result_bytes)
+                        .into_owned();
+                // At temperature 0 a small model repeats a failing call word for word, forever.
+                if r.is_error {
+                    let key = (name.clone(), input.clone());
+                    if strikes.failed.contains(&key) {
+                        text.push_str(REPEATED_FAILURE);
+                    } else {
+                        strikes.failed.push(key);
+                    }
+                }
+                Block::ToolResult {
+                    tool_use_id: id.clone(),
+                    content: text,
+                    is_error: r.is_error,
+                }
             })
             .collect();
         (
@@ -383,33 +444,181 @@ impl Agent {
                     content,
                 },
                 cancelled: cancel.is_cancelled(),
+                end: None,
             },
             tool_time,
         )
     }
 
+    /// A provider error, with the tool and plugin named when the server's complaint points at an
+    /// input schema cove sent (a `$ref` it cannot resolve, a keyword its grammar lacks): the
+    /// user then knows which plugin to switch off or report, instead of suspecting cove's request.
+    fn explain(&self, e: &crate::provider::ProviderError) -> String {
+        let text = e.to_string();
+        let crate::provider::ProviderError::Http {
+            status: 400..=499,
+            body,
+            ..
+        } = e
+        else {
+            return text;
+        };
+        let lower = body.to_ascii_lowercase();
+        let about_schema = [
+            "schema",
+            "$ref",
+            "$defs",
+            "grammar",
+            "parameters",
+            "response_format",
+            "tools",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+        if !about_schema {
+            return text;
+        }
+        let words: Vec<&str> = body
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .filter(|w| w.len() >= 3)
+            .collect();
+        // What only one tool's schema has and a server would quote: a definition's name
+        // (`OutputMode`), a path to a property (`properties/output_mode`), the tool's name in
+        // quotes. Bare words are not enough: `type` or `read` turn up in any message.
+        let names = |t: &ToolDef| -> Vec<String> {
+            let mut n = Vec::new();
+            for key in ["$defs", "definitions"] {
+                if let Some(o) = t.input_schema.get(key).and_then(Value::as_object) {
+                    n.extend(o.keys().filter(|k| words.contains(&k.as_str())).cloned());
+                }
+            }
+            if let Some(o) = t.input_schema.get("properties").and_then(Value::as_object) {
+                n.extend(
+                    o.keys()
+                        .filter(|k| {
+                            body.contains(&format!("properties/{k}"))
+                                || body.contains(&format!("properties.{k}"))
+                        })
+                        .map(|k| format!("properties/{k}")),
+                );
+            }
+            for q in ['`', '\'', '"'] {
+                if body.contains(&format!("{q}{}{q}", t.name)) {
+                    n.push(format!("tool {}", t.name));
+                }
+            }
+            n
+        };
+        let all: Vec<Vec<String>> = self.tools.iter().map(names).collect();
+        let culprit = self.tools.iter().zip(&all).find(|(_, mine)| {
+            mine.iter()
+                .any(|n| all.iter().filter(|other| other.contains(n)).count() == 1)
+        });
+        match culprit {
+            Some((tool, _)) => {
+                let plugin = self
+                    .registry
+                    .provider(&tool.name)
+                    .map_or_else(|| "?".to_string(), |p| p.manifest.name.clone());
+                format!(
+                    "{text}\nThis points at the input schema of tool `{}` (plugin `{plugin}`), which cove sent as given; \
+                     switch the plugin off with [plugins.{plugin}] enabled = false, or report it to its author",
+                    tool.name
+                )
+            }
+            // Nothing in it is one tool's: better no hint than a wrong one ("tools param
+            // requires --jinja" is llama.cpp's own setting, say).
+            None => text,
+        }
+    }
+
+    /// A reply cut at max_tokens: whatever calls it began are not run (their input is cut too).
+    /// The model is told and asked again, shorter, up to [`MAX_CUT_IN_A_ROW`] times in a row;
+    /// then the run ends as [`Outcome::MaxTokens`], never as finished.
+    fn cut(&self, reply: Reply, strikes: &mut Strikes, observer: &mut dyn Observer) -> State {
+        strikes.cut += 1;
+        let limit = self.settings.max_tokens;
+        observer.warning(&format!(
+            "the model's reply was cut at max_tokens ({limit} tokens){}",
+            if strikes.cut >= MAX_CUT_IN_A_ROW {
+                ""
+            } else {
+                "; asking it again, shorter"
+            }
+        ));
+        let mut text = reply.message.text();
+        if text.trim().is_empty() {
+            text = "(a reply cut off at max_tokens)".into();
+        }
+        let assistant = Message {
+            role: Role::Assistant,
+            content: vec![Block::Text { text }],
+        };
+        let note = format!(
+            "Your reply was cut off at the limit of {limit} output tokens, so none of it was run. \
+             Reply again, shorter: one tool call at a time, and write a large file in several smaller edits."
+        );
+        State::Observe {
+            assistant,
+            results: Message::user_text(note),
+            cancelled: false,
+            end: (strikes.cut >= MAX_CUT_IN_A_ROW).then_some(Outcome::MaxTokens(limit)),
+        }
+    }
+
+    /// A reply that tried to be a tool call written as JSON and is not a valid one: the model is
+    /// told why and the exact format, up to [`MAX_MALFORMED_IN_A_ROW`] times in a row; then the
+    /// run fails, saying so.
+    fn malformed(
+        &self,
+        assistant: Message,
+        why: &str,
+        strikes: &mut Strikes,
+        observer: &mut dyn Observer,
+    ) -> State {
+        strikes.malformed += 1;
+        observer.warning(&format!("the model wrote a malformed tool call: {why}"));
+        let note = format!(
+            "Your reply was not run: it looks like a tool call, but {why}.\n{}",
+            crate::provider::openai::call_format(&self.tools, true)
+        );
+        let end = (strikes.malformed >= MAX_MALFORMED_IN_A_ROW).then(|| {
+            Outcome::Failed(format!(
+                "the model wrote {MAX_MALFORMED_IN_A_ROW} malformed tool calls in a row (the last: {why})"
+            ))
+        });
+        State::Observe {
+            assistant,
+            results: Message::user_text(note),
+            cancelled: false,
+            end,
+        }
+    }
+
     /// Keep the whole turn: transcript first, then the in-memory history. A turn with calls has
-    /// its message on disk already; its results follow it.
+    /// its message on disk already; its results follow it. A turn answered by a note (a cut or
+    /// malformed reply) is kept whole in one record.
     #[allow(clippy::too_many_arguments)]
     fn observe(
         &self,
         assistant: Message,
         results: Message,
         cancelled: bool,
+        end: Option<Outcome>,
         messages: &mut Vec<Message>,
         transcript: Option<&mut Transcript>,
         ledger: &Ledger,
         observer: &mut dyn Observer,
     ) -> State {
         let has_results = !results.content.is_empty();
-        let rec = if has_results {
+        let rec = if assistant.tool_uses().next().is_some() {
             Record::ToolResults {
                 message: results.clone(),
             }
         } else {
             Record::Turn {
                 assistant: assistant.clone(),
-                tool_results: None,
+                tool_results: has_results.then(|| results.clone()),
                 usage: ledger.last,
             }
         };
@@ -418,7 +627,9 @@ impl Agent {
         if has_results {
             messages.push(results);
         }
-        if cancelled {
+        if let Some(end) = end {
+            State::Done(end)
+        } else if cancelled {
             State::Done(Outcome::Cancelled)
         } else if has_results {
             State::Perceive
@@ -559,8 +770,11 @@ impl Agent {
                         transcript.as_deref_mut(),
                         &Record::ToolDone {
                             id: id.clone(),
-                            content: crate::plugins::runtime::cut(&r.text, MAX_RESULT_BYTES)
-                                .into_owned(),
+                            content: crate::plugins::runtime::cut(
+                                &r.text,
+                                self.settings.max_result_bytes,
+                            )
+                            .into_owned(),
                             is_error: r.is_error,
                         },
                         observer,
@@ -586,6 +800,18 @@ impl Agent {
             .collect()
     }
 }
+
+/// Replies in a row that could not be run, each kind counted apart, and the calls that failed.
+#[derive(Default)]
+struct Strikes {
+    malformed: u32,
+    cut: u32,
+    failed: Vec<(String, Value)>,
+}
+
+/// Added to the result of a call that already failed once with the very same input.
+const REPEATED_FAILURE: &str = "\n[You made this exact call before and it failed then too: it will keep failing. \
+Do something else first (read the file again, or change the input).]";
 
 /// Append `rec` to the transcript, if there is one; a failure is a warning, and the run goes on.
 fn record(transcript: Option<&mut Transcript>, rec: &Record, observer: &mut dyn Observer) {

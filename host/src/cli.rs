@@ -75,6 +75,20 @@ struct RunArgs {
     /// Approve every call a policy would ask the user about.
     #[arg(long, short = 'y')]
     yes: bool,
+    /// Most tokens of one reply (default 8192; 2048 in the small profile).
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<u32>,
+    /// Sampling temperature (default: the server's; 0 in the small profile).
+    #[arg(long, value_name = "T")]
+    temperature: Option<f32>,
+    /// OpenAI-compatible servers: constrain each reply to a valid tool call or a final answer with
+    /// a JSON schema (`--constrained=false` turns it off where a profile turns it on).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    constrained: Option<bool>,
+    /// `small` (small local models: lean prompt, few tools, constrained, temperature 0) or
+    /// `default`. Unset: small when a local runtime serves a small model.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -235,6 +249,10 @@ impl RunArgs {
             script: None,
             policy: Vec::new(),
             yes: false,
+            max_tokens: None,
+            temperature: None,
+            constrained: None,
+            profile: None,
         }
     }
 }
@@ -270,7 +288,7 @@ pub(crate) fn exit_code(outcome: &cove::agent::Outcome) -> ExitCode {
     match outcome {
         Outcome::Finished => ExitCode::SUCCESS,
         Outcome::Failed(_) => ExitCode::FAILURE,
-        Outcome::MaxTurns(_) | Outcome::TokenBudget(_) => ExitCode::from(3),
+        Outcome::MaxTurns(_) | Outcome::TokenBudget(_) | Outcome::MaxTokens(_) => ExitCode::from(3),
         Outcome::Cancelled => ExitCode::from(130),
     }
 }

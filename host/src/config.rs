@@ -127,7 +127,7 @@ fn half_of_ram_mb() -> u64 {
 }
 
 /// Which model to talk to, and the loop's limits. Every field optional so layers merge.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// `anthropic`, `openai` (any OpenAI-compatible server) or `scripted`.
@@ -139,8 +139,14 @@ pub struct ProviderConfig {
     pub token_budget: Option<u64>,
     /// OpenAI-compatible: take a JSON tool call written as text as a real call (default true).
     pub text_tool_calls: Option<bool>,
-    /// OpenAI-compatible: force valid calls with a `response_format` JSON schema (default false).
+    /// OpenAI-compatible: force valid calls with a `response_format` JSON schema (default false;
+    /// true in the `small` profile).
     pub constrained: Option<bool>,
+    /// Sampling temperature (default: the server's; 0 in the `small` profile).
+    pub temperature: Option<f32>,
+    /// `small` (lean prompt, few tools, short results, constrained, temperature 0) or `default`;
+    /// unset: `small` when the server is a local runtime serving a small model.
+    pub profile: Option<String>,
     /// Scripted: the script file.
     pub script: Option<PathBuf>,
     /// Attempts per request before giving up (default 5).
@@ -167,6 +173,8 @@ impl ProviderConfig {
             token_budget,
             text_tool_calls,
             constrained,
+            temperature,
+            profile,
             script,
             max_attempts,
             retry_base_ms
@@ -210,7 +218,7 @@ impl OneOrMany {
 }
 
 /// One parsed config file.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct ConfigFile {
     #[serde(default)]
     policy: Option<OneOrMany>,
@@ -233,7 +241,7 @@ impl ConfigFile {
         let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             message: format!(
-                "{}; sections are [provider] (kind, model, base_url, max_tokens, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits] and [sandbox] (memory_mb, disk_mb)",
+                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits] and [sandbox] (memory_mb, disk_mb)",
                 e.message()
             ),
         })?;

@@ -121,3 +121,56 @@ pub struct ToolDef {
     pub description: String,
     pub input_schema: serde_json::Value,
 }
+
+impl ToolDef {
+    /// The tool on one line, for a prompt that lists tools instead of sending their schemas:
+    /// `read(file_path, offset?: integer, limit?: integer): Read a text file.` Arguments come
+    /// required first, each group in the schema's order; strings go untyped (most are).
+    pub fn one_line(&self) -> String {
+        let props = self.input_schema["properties"].as_object();
+        let required: Vec<&str> = self.input_schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        let mut args = Vec::new();
+        for want in [true, false] {
+            for (k, v) in props.into_iter().flatten() {
+                if required.contains(&k.as_str()) != want {
+                    continue;
+                }
+                let ty = match &v["type"] {
+                    serde_json::Value::String(t) => Some(t.as_str()),
+                    serde_json::Value::Array(ts) => ts
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .find(|t| *t != "null"),
+                    _ => None,
+                };
+                let mut arg = k.clone();
+                if !want {
+                    arg.push('?');
+                }
+                if let Some(t) = ty.filter(|t| *t != "string") {
+                    arg.push_str(": ");
+                    arg.push_str(t);
+                }
+                args.push(arg);
+            }
+        }
+        format!(
+            "{}({}): {}",
+            self.name,
+            args.join(", "),
+            first_sentence(&self.description)
+        )
+    }
+}
+
+/// Up to the first full stop or colon followed by a space (or the whole text), on one line.
+fn first_sentence(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match [". ", ": "].iter().filter_map(|p| text.find(p)).min() {
+        Some(i) => format!("{}.", &text[..i]),
+        None => text,
+    }
+}

@@ -7,6 +7,7 @@
 //! Must not run tools, write transcripts or decide when the loop stops.
 
 pub mod anthropic;
+pub mod constrain;
 pub mod openai;
 pub mod scripted;
 pub mod sse;
@@ -24,6 +25,13 @@ pub struct Request<'a> {
     pub tools: &'a [ToolDef],
     pub messages: &'a [Message],
     pub max_tokens: u32,
+    /// Sampling temperature; `None` leaves the server's default.
+    pub temperature: Option<f32>,
+    /// Constrain the reply with a JSON schema (OpenAI-compatible servers; others ignore it).
+    pub constrained: bool,
+    /// The system prompt already lists the tools one line each (the `small` profile), so a
+    /// provider that must describe them in text (constrained mode) need not repeat them.
+    pub tools_in_prompt: bool,
 }
 
 /// What a provider reports while a reply streams in.
@@ -49,6 +57,8 @@ pub struct Reply {
     pub message: Message,
     pub stop: StopReason,
     pub usage: Usage,
+    /// The reply's text looked like a tool call written as JSON but was not a valid one: why.
+    pub malformed_call: Option<String>,
 }
 
 /// Why a model turn failed.
@@ -98,6 +108,21 @@ pub trait Provider: Send + Sync {
         req: Request<'a>,
         on: &'a mut (dyn FnMut(Event<'_>) + Send),
     ) -> BoxFuture<'a, Result<Reply, ProviderError>>;
+
+    /// What serves the model, when the server says (a local runtime, and how big the model is).
+    /// Asked once, before a session, to choose a profile; `None` when it cannot tell.
+    fn identify<'a>(&'a self, _model: &'a str) -> BoxFuture<'a, Option<Server>> {
+        Box::pin(async { None })
+    }
+}
+
+/// A model server as it describes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// `llama.cpp`, `Ollama`, `vLLM`…: a runtime serving local models.
+    pub runtime: String,
+    /// The model's parameter count, when the server reports it.
+    pub params: Option<u64>,
 }
 
 /// How far a setting is trusted: the user's own (flags, environment, `~/.config/cove`) or a
@@ -210,7 +235,6 @@ pub fn select(
             }
             let mut p = openai::OpenAi::new(client()?, base, key);
             p.text_tool_calls = cfg.text_tool_calls.unwrap_or(true);
-            p.constrained = cfg.constrained.unwrap_or(false);
             p.retry = retry;
             (std::sync::Arc::new(p), model("gpt-4o"))
         }

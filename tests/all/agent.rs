@@ -458,38 +458,6 @@ fn a_small_models_text_tool_call_is_run_over_the_openai_format() -> TestResult {
 }
 
 #[test]
-fn constrained_mode_sends_a_json_schema_and_reads_the_call() -> TestResult {
-    let sb = Sandbox::new()?;
-    sb.write("a.txt", "alpha\n")?;
-    sb.config("[provider]\nconstrained = true\n")?;
-    let m = MockModel::start(vec![
-        Reply::Sse(openai(
-            r#"{"name":"read","arguments":{"file_path":"a.txt"}}"#,
-            &[],
-        )),
-        Reply::Sse(openai(
-            r#"{"name":"final_answer","arguments":{"text":"It says alpha."}}"#,
-            &[],
-        )),
-    ])?;
-    let url = format!("{}/v1", m.url);
-    let out = sb.cove_env(&["run", "go"], &[("OPENAI_BASE_URL", &url)])?;
-    assert!(out.ok, "{out:?}");
-    assert!(out.stdout.contains("It says alpha."), "{}", out.stdout);
-    let first = m.requests()[0].json();
-    assert_eq!(first["response_format"]["type"], "json_schema");
-    let options = first["response_format"]["json_schema"]["schema"]["oneOf"]
-        .as_array()
-        .ok_or("oneOf")?;
-    assert!(
-        options
-            .iter()
-            .any(|o| o["properties"]["name"]["const"] == "read")
-    );
-    Ok(())
-}
-
-#[test]
 fn stream_json_emits_one_event_per_line() -> TestResult {
     let sb = Sandbox::new()?;
     sb.write("a.txt", "alpha\n")?;

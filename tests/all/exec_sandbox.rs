@@ -11,13 +11,14 @@ fn bash(sb: &Sandbox, command: &str) -> Result<Run, std::io::Error> {
     )
 }
 
+/// `timeout` as the model gives it: seconds, or milliseconds from 1000 up.
 fn bash_env(
     sb: &Sandbox,
     command: &str,
-    timeout_ms: u64,
+    timeout: u64,
     env: &[(&str, &str)],
 ) -> Result<Run, std::io::Error> {
-    let input = serde_json::json!({ "command": command, "timeout": timeout_ms }).to_string();
+    let input = serde_json::json!({ "command": command, "timeout": timeout }).to_string();
     sb.cove_env(&["tools", "call", "bash", &input], env)
 }
 
@@ -178,8 +179,9 @@ fn the_network_is_closed_unless_granted() -> TestResult {
 fn runaway_processes_are_stopped() -> TestResult {
     let sb = Sandbox::new()?;
     let started = std::time::Instant::now();
-    let out = bash_env(&sb, "sleep 1000", 500, &[])?.out().to_string();
-    assert!(out.contains("timed out after 500 ms"), "{out}");
+    // 1 is below the floor: the command gets 5 seconds.
+    let out = bash_env(&sb, "sleep 1000", 1, &[])?.out().to_string();
+    assert!(out.contains("timed out after 5 s"), "{out}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
     // A daemon that detaches itself is gone when the call ends.
     let marker = format!("cove-daemon-{}", std::process::id());
@@ -204,6 +206,24 @@ fn runaway_processes_are_stopped() -> TestResult {
     assert!(out.ok, "{out:?}");
     let ok = bash(&sb, "echo still works")?.out().to_string();
     assert!(ok.contains("still works"));
+    Ok(())
+}
+
+#[test]
+fn a_timeout_a_model_meant_in_seconds_or_milliseconds_does_not_kill_a_short_command() -> TestResult
+{
+    let sb = Sandbox::new()?;
+    // Both small models tried passed `10` (and `1`) and killed their own test runs when the unit
+    // was milliseconds.
+    for timeout in [1, 10, 3000] {
+        let out = bash_env(&sb, "sleep 1; echo done", timeout, &[])?
+            .out()
+            .to_string();
+        assert!(
+            out.contains("done") && !out.contains("timed out"),
+            "{timeout}: {out}"
+        );
+    }
     Ok(())
 }
 

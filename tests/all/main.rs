@@ -13,5 +13,6 @@ mod mock_model;
 mod policy;
 mod sandbox;
 mod search_tools;
+mod small;
 mod support;
 mod trust;

@@ -46,6 +46,8 @@ pub struct MockModel {
     pub url: String,
     replies: Arc<Mutex<VecDeque<Reply>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The body of `GET …/models` (404 when `None`); GETs are neither recorded nor use a reply.
+    models: Arc<Mutex<Option<String>>>,
 }
 
 /// How far back from a breakpoint the provider looks for an earlier cache entry, in blocks.
@@ -103,18 +105,31 @@ impl MockModel {
         let url = format!("http://{}", listener.local_addr()?);
         let replies = Arc::new(Mutex::new(VecDeque::from(replies)));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (r, s) = (replies.clone(), seen.clone());
+        let models = Arc::new(Mutex::new(None));
+        let (r, s, m) = (replies.clone(), seen.clone(), models.clone());
         let cache = Arc::new(Mutex::new(Vec::new()));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
-                let (r, s, c) = (r.clone(), s.clone(), cache.clone());
+                let (r, s, c, m) = (r.clone(), s.clone(), cache.clone(), m.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &r, &s, &c);
+                    let _ = serve(stream, &r, &s, &c, &m);
                 });
             }
         });
-        Ok(Self { url, replies, seen })
+        Ok(Self {
+            url,
+            replies,
+            seen,
+            models,
+        })
+    }
+
+    /// Answer `GET …/models` with this JSON, as a local runtime describing itself does.
+    pub fn set_models(&self, body: &str) {
+        if let Ok(mut m) = self.models.lock() {
+            *m = Some(body.to_string());
+        }
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -143,6 +158,7 @@ fn serve(
     replies: &Mutex<VecDeque<Reply>>,
     seen: &Mutex<Vec<Seen>>,
     cache: &Mutex<Vec<String>>,
+    models: &Mutex<Option<String>>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -173,6 +189,20 @@ fn serve(
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
         let body = String::from_utf8_lossy(&body).into_owned();
+        if line.starts_with("GET ") {
+            let answer = models.lock().ok().and_then(|m| m.clone());
+            let (code, text) = match answer {
+                Some(t) if path.ends_with("/models") => (200, t),
+                _ => (404, "{}".to_string()),
+            };
+            write!(
+                out,
+                "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                text.len()
+            )?;
+            out.flush()?;
+            continue;
+        }
         if let Ok(mut s) = seen.lock() {
             s.push(Seen {
                 at: std::time::Instant::now(),
@@ -304,6 +334,15 @@ pub fn anthropic(text: &str, calls: &[(&str, &str, &str)], usage: (u64, u64, u64
 
 /// The chunks of one OpenAI chat-completion stream: text, then tool calls `(id, name, args)`.
 pub fn openai(text: &str, calls: &[(&str, &str, &str)]) -> Vec<String> {
+    openai_ending(text, calls, None)
+}
+
+/// The same, ending with this `finish_reason` (`length`: cut at max_tokens).
+pub fn openai_ending(
+    text: &str,
+    calls: &[(&str, &str, &str)],
+    finish: Option<&str>,
+) -> Vec<String> {
     let chunk = |delta: serde_json::Value, finish: Option<&str>| {
         format!(
             "data: {}\n\n",
@@ -334,11 +373,11 @@ pub fn openai(text: &str, calls: &[(&str, &str, &str)]) -> Vec<String> {
             None,
         ));
     }
-    let finish = if calls.is_empty() {
+    let finish = finish.unwrap_or(if calls.is_empty() {
         "stop"
     } else {
         "tool_calls"
-    };
+    });
     out.push(chunk(serde_json::json!({}), Some(finish)));
     out.push(format!("data: {}\n\n", serde_json::json!({"id":"c","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":9,"prompt_tokens_details":{"cached_tokens":100}}})));
     out.push("data: [DONE]\n\n".into());

@@ -254,6 +254,8 @@ pub fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>, std::io::Error
 #[derive(Debug)]
 pub struct Run {
     pub ok: bool,
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -262,6 +264,7 @@ impl From<Output> for Run {
     fn from(o: Output) -> Self {
         Self {
             ok: o.status.success(),
+            code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }

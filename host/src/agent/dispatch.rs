@@ -75,7 +75,8 @@ pub fn call_cancellable(
             "tool `{tool}` is unavailable: its plugin no longer offers it"
         ));
     };
-    let value: serde_json::Value = match serde_json::from_str(&call.input) {
+    let mut input = call.input.clone();
+    let mut value: serde_json::Value = match serde_json::from_str(&call.input) {
         Ok(v) => v,
         Err(e) => {
             return ToolResult::error(format!(
@@ -88,6 +89,16 @@ pub fn call_cancellable(
         Ok(v) => v,
         Err(why) => return ToolResult::error(why.to_string()),
     };
+    // Small models write `"limit": "20"` or `"replace_all": "true"`: a string that is plainly
+    // the number or boolean the schema asks for is taken as one.
+    if !validator.is_valid(&value)
+        && let Ok(schema) = serde_json::from_str::<serde_json::Value>(&spec.spec.input_schema)
+        && let Some(coerced) = coerce_scalars(&value, &schema)
+        && validator.is_valid(&coerced)
+    {
+        input = coerced.to_string();
+        value = coerced;
+    }
     let problems: Vec<String> = if validator.is_valid(&value) {
         Vec::new()
     } else {
@@ -128,12 +139,79 @@ pub fn call_cancellable(
     if read_only {
         env.grants = Arc::new(env.grants.for_read_only_tool());
     }
-    match runtime.call(&loaded.component, &env, tool, &call.input) {
+    match runtime.call(&loaded.component, &env, tool, &input) {
         Ok(Ok(text)) => ToolResult::ok(text),
         Ok(Err(failure)) => ToolResult::error(match failure {
             ToolFailure::Failed(m) => format!("`{tool}` failed: {m}"),
             other => format!("`{tool}`: {other}"),
         }),
         Err(e) => ToolResult::error(e.to_string()),
+    }
+}
+
+/// `value` with each top-level string that spells a number or boolean its property's schema asks
+/// for turned into one; `None` when nothing changed.
+fn coerce_scalars(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let props = schema.get("properties")?.as_object()?;
+    let mut out = value.as_object()?.clone();
+    let mut changed = false;
+    for (k, v) in out.iter_mut() {
+        let Value::String(s) = v else { continue };
+        let types: Vec<&str> = match props.get(k).and_then(|p| p.get("type")) {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => continue,
+        };
+        if types.contains(&"string") {
+            continue;
+        }
+        let s = s.trim();
+        let new = if types.contains(&"integer") {
+            s.parse::<i64>().ok().map(Value::from)
+        } else {
+            None
+        }
+        .or_else(|| {
+            types
+                .contains(&"number")
+                .then(|| s.parse::<f64>().ok().map(Value::from))
+                .flatten()
+        })
+        .or_else(|| {
+            types
+                .contains(&"boolean")
+                .then(|| s.parse::<bool>().ok().map(Value::from))
+                .flatten()
+        });
+        if let Some(n) = new {
+            *v = n;
+            changed = true;
+        }
+    }
+    changed.then_some(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_that_spell_the_asked_scalar_are_coerced() {
+        let schema = json!({"properties": {"limit": {"type": ["integer", "null"]}, "t": {"type": "number"},
+            "all": {"type": "boolean"}, "path": {"type": "string"}}});
+        assert_eq!(
+            coerce_scalars(
+                &json!({"limit": "20", "t": "2.5", "all": "true", "path": "7"}),
+                &schema
+            ),
+            Some(json!({"limit": 20, "t": 2.5, "all": true, "path": "7"}))
+        );
+        assert_eq!(coerce_scalars(&json!({"limit": "many"}), &schema), None);
+        assert_eq!(coerce_scalars(&json!({"path": "a"}), &schema), None);
     }
 }

@@ -43,6 +43,10 @@ pub(crate) fn run() -> Result<ExitCode> {
     let settings = cove::agent::Settings {
         model: "scripted".into(),
         max_tokens: 4096,
+        temperature: None,
+        constrained: false,
+        tools_in_prompt: false,
+        max_result_bytes: cove::agent::MAX_RESULT_BYTES,
         max_turns: 10,
         token_budget: None,
         gate,

@@ -37,6 +37,10 @@ pub(crate) fn start(
         max_turns: args.max_turns,
         token_budget: args.token_budget,
         script: args.script.clone(),
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        constrained: args.constrained,
+        profile: args.profile.clone(),
         ..Default::default()
     };
     let selection = cove::provider::select(&ws.config, &flags, &|k| {
@@ -48,6 +52,19 @@ pub(crate) fn start(
     let (provider, model) = (selection.provider, selection.model);
     let mut pc = ws.config.provider.clone();
     pc.merge(flags);
+    let runtime = async_runtime()?;
+    // Only a server the user did not describe is asked what it is (one GET, a few seconds at most).
+    let server = if pc.profile.is_none() {
+        runtime.block_on(provider.identify(&model))
+    } else {
+        None
+    };
+    let (profile, why) =
+        cove::agent::profile::choose(pc.profile.as_deref(), server.as_ref(), &model)?;
+    if let Some(why) = why {
+        eprintln!("{why}");
+    }
+    let small = profile == cove::agent::profile::Profile::Small;
     let root = ws.worktree.root().to_path_buf();
     let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
     let system = cove::context::system_prompt(&root, &cwd);
@@ -62,7 +79,19 @@ pub(crate) fn start(
         cove::agent::policy::Gate::new(&registry, &policies).map_err(|e| anyhow::anyhow!(e))?;
     let settings = cove::agent::Settings {
         model: model.clone(),
-        max_tokens: pc.max_tokens.unwrap_or(8192),
+        max_tokens: pc.max_tokens.unwrap_or(if small {
+            cove::agent::profile::SMALL_MAX_TOKENS
+        } else {
+            8192
+        }),
+        temperature: pc.temperature.or(small.then_some(0.0)),
+        constrained: pc.constrained.unwrap_or(small),
+        tools_in_prompt: small,
+        max_result_bytes: if small {
+            cove::agent::profile::SMALL_MAX_RESULT_BYTES
+        } else {
+            cove::agent::MAX_RESULT_BYTES
+        },
         max_turns: pc.max_turns.unwrap_or(cove::config::DEFAULT_MAX_TURNS),
         token_budget: pc.token_budget,
         gate,
@@ -89,7 +118,11 @@ pub(crate) fn start(
     for p in problems {
         eprintln!("warning: {p}");
     }
-    let runtime = async_runtime()?;
+    if small {
+        agent.retain_tools(|name| cove::agent::profile::SMALL_TOOLS.contains(&name));
+        let lean = cove::agent::profile::small_system_prompt(&root, &cwd, agent.tools());
+        agent.set_system(lean);
+    }
     runtime.block_on(async move {
         match prompt {
             Some(prompt) => {

@@ -53,6 +53,8 @@ const EPHEMERAL: Option<CacheControl> = Some(CacheControl { kind: "ephemeral" })
 struct Body<'a> {
     model: &'a str,
     max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
     stream: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<WireTool<'a>>,
@@ -191,6 +193,7 @@ pub fn body(req: &Request<'_>) -> String {
     let body = Body {
         model: req.model,
         max_tokens: req.max_tokens,
+        temperature: req.temperature,
         stream: true,
         tools,
         system,
@@ -338,6 +341,7 @@ impl StreamState {
             },
             stop: self.stop.unwrap_or(StopReason::EndTurn),
             usage: self.usage,
+            malformed_call: None,
         }
     }
 }
@@ -421,6 +425,9 @@ mod tests {
             tools,
             messages,
             max_tokens: 100,
+            temperature: None,
+            constrained: false,
+            tools_in_prompt: false,
         }
     }
 

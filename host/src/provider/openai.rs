@@ -5,10 +5,13 @@
 //! deltas accumulated by index, usage via `stream_options.include_usage`. Small local models often
 //! answer with a tool call written as JSON text: when a reply is a bare or fenced
 //! `{"name": …, "arguments": …}` naming an offered tool it is taken as that call (switch off with
-//! `text_tool_calls = false`). Constrained mode sends a `response_format` JSON schema so the
-//! server's grammar can only produce a valid call or a final answer.
+//! `text_tool_calls = false`); one that tries and fails is reported as malformed, so the loop can
+//! tell the model the format. Constrained mode sends a `response_format` JSON schema (built by
+//! `constrain`) so the server's grammar can only produce a valid call or a final answer, and
+//! describes the tools in the system message instead of a `tools` field.
 //! Must not run tools or touch the transcript.
 
+use super::constrain::{self, FINAL_ANSWER};
 use super::sse::SseEvent;
 use super::{
     BoxFuture, Decoder, Event, Post, Provider, ProviderError, Reply, Request, RetryPolicy,
@@ -18,8 +21,6 @@ use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
 use serde_json::{Value, json};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
-/// The pseudo-tool a constrained reply uses to answer in text.
-const FINAL_ANSWER: &str = "final_answer";
 
 /// A client for one OpenAI-compatible server.
 pub struct OpenAi {
@@ -28,8 +29,6 @@ pub struct OpenAi {
     api_key: Option<String>,
     /// Treat a JSON tool call written as text as a real call.
     pub text_tool_calls: bool,
-    /// Send a `response_format` JSON schema that forces a valid call or a final answer.
-    pub constrained: bool,
     pub retry: RetryPolicy,
 }
 
@@ -44,18 +43,23 @@ impl OpenAi {
             base_url,
             api_key,
             text_tool_calls: true,
-            constrained: false,
             retry: RetryPolicy::default(),
         }
     }
 }
 
-/// The request body. Key order is fixed (serde_json's `json!` keeps it sorted), and the history
-/// only appends, so the prefix is stable for servers with automatic prefix caching.
+/// The request body. Key order is fixed (insertion order: serde_json keeps it with
+/// `preserve_order`), and the history only appends, so the prefix is stable for servers with
+/// automatic prefix caching.
 pub fn body(req: &Request<'_>, constrained: bool) -> String {
     let mut messages = Vec::new();
-    if !req.system.is_empty() {
-        messages.push(json!({"role": "system", "content": req.system}));
+    let system = if constrained {
+        constrained_system(req)
+    } else {
+        req.system.to_string()
+    };
+    if !system.is_empty() {
+        messages.push(json!({"role": "system", "content": system}));
     }
     for m in req.messages {
         push_message(&mut messages, m);
@@ -63,14 +67,20 @@ pub fn body(req: &Request<'_>, constrained: bool) -> String {
     let mut body = json!({
         "model": req.model,
         "max_tokens": req.max_tokens,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-        "messages": messages,
     });
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    body["messages"] = Value::Array(messages);
     if constrained {
+        // llama.cpp, vLLM and Ollama (which passes `json_schema.schema` on as its `format`) all
+        // take this shape; the schema is self-contained, since none of them resolves a `$ref`
+        // outside the schema it is given.
         body["response_format"] = json!({
             "type": "json_schema",
-            "json_schema": {"name": "tool_call", "schema": constrained_schema(req.tools)},
+            "json_schema": {"name": "tool_call", "schema": constrain::response_schema(req.tools)},
         });
     } else if !req.tools.is_empty() {
         body["tools"] = req
@@ -80,6 +90,40 @@ pub fn body(req: &Request<'_>, constrained: bool) -> String {
             .collect();
     }
     body.to_string()
+}
+
+/// In constrained mode no `tools` field goes out (servers refuse it beside a grammar, or render
+/// it into a prompt the grammar then contradicts), so the system prompt says what to write and,
+/// unless it already does, lists the tools.
+fn constrained_system(req: &Request<'_>) -> String {
+    let mut out = req.system.trim_end().to_string();
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str(&call_format(req.tools, !req.tools_in_prompt));
+    out
+}
+
+/// How to write a call as JSON text, with one line per tool when `list` (the agent tells a model
+/// that got it wrong in the same words).
+pub fn call_format(tools: &[ToolDef], list: bool) -> String {
+    let mut out = format!(
+        "Reply with exactly one JSON object and nothing else: {{\"name\": \"<tool>\", \"arguments\": {{…}}}}. \
+One tool call per reply; its result comes back in the next message. \
+When the task is done, reply {{\"name\": \"{FINAL_ANSWER}\", \"arguments\": {{\"text\": \"<what you did>\"}}}}."
+    );
+    if list {
+        out.push_str("\nTools:\n");
+        for t in tools {
+            out.push_str("- ");
+            out.push_str(&t.one_line());
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "- {FINAL_ANSWER}(text): finish, saying what you did.\n"
+        ));
+    }
+    out
 }
 
 fn push_message(out: &mut Vec<Value>, m: &Message) {
@@ -129,47 +173,70 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
     }
 }
 
-/// One object per offered tool (`name` fixed, `arguments` its input schema) plus a final answer.
-fn constrained_schema(tools: &[ToolDef]) -> Value {
-    let mut options: Vec<Value> = tools
-        .iter()
-        .map(|t| {
-            json!({"type": "object", "properties": {"name": {"const": t.name}, "arguments": t.input_schema},
-                   "required": ["name", "arguments"], "additionalProperties": false})
-        })
-        .collect();
-    options.push(json!({"type": "object", "properties": {"name": {"const": FINAL_ANSWER},
-        "arguments": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
-        "required": ["name", "arguments"], "additionalProperties": false}));
-    json!({"oneOf": options})
+/// What a reply's text is, read as a tool call written as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextCall {
+    /// A call of an offered tool (or `final_answer`): name and arguments.
+    Call(String, Value),
+    /// It tries to be a call (a JSON object, bare or in a ```json fence) but is not a valid one.
+    Malformed(String),
+    /// Prose (or code) meant for the user.
+    NotACall,
 }
 
-/// A tool call written as JSON text (bare, or in a ``` fence) naming one of `tools`.
-pub fn text_tool_call(text: &str, tools: &[ToolDef]) -> Option<(String, Value)> {
+/// A tool call written as JSON text (bare, or in a ``` fence) naming one of `tools`. When the
+/// model wrote more than one object, the first is taken.
+pub fn text_tool_call(text: &str, tools: &[ToolDef]) -> TextCall {
     let t = text.trim();
-    let t = t
+    let fenced = t
         .strip_prefix("```json")
         .or_else(|| t.strip_prefix("```"))
-        .and_then(|s| s.trim_end().strip_suffix("```"))
-        .unwrap_or(t)
-        .trim();
+        .map(|s| s.trim_end().strip_suffix("```").unwrap_or(s));
+    let t = fenced.unwrap_or(t).trim();
     if !t.starts_with('{') {
-        return None;
+        return TextCall::NotACall;
     }
-    let v: Value = serde_json::from_str(t).ok()?;
-    let name = v["name"].as_str()?;
+    let names = || {
+        let mut n: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        n.push(FINAL_ANSWER);
+        n.join(", ")
+    };
+    let first = serde_json::Deserializer::from_str(t)
+        .into_iter::<Value>()
+        .next();
+    let v = match first {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return TextCall::Malformed(format!("it is not valid JSON ({e})")),
+        None => return TextCall::NotACall,
+    };
+    let Some(name) = v.get("name").and_then(Value::as_str) else {
+        return TextCall::Malformed("the object has no \"name\" string".into());
+    };
     if name != FINAL_ANSWER && !tools.iter().any(|tool| tool.name == name) {
-        return None;
+        return TextCall::Malformed(format!(
+            "there is no tool called `{name}` (the tools are: {})",
+            names()
+        ));
     }
     let args = ["arguments", "parameters", "input"]
         .iter()
         .find_map(|k| v.get(*k).cloned())
         .unwrap_or(json!({}));
     let args = match args {
-        Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return TextCall::Malformed(format!(
+                    "\"arguments\" is a string that is not a JSON object ({e})"
+                ));
+            }
+        },
         other => other,
     };
-    Some((name.to_string(), args))
+    if !args.is_object() {
+        return TextCall::Malformed("\"arguments\" must be a JSON object".into());
+    }
+    TextCall::Call(name.to_string(), args)
 }
 
 #[derive(Default)]
@@ -257,41 +324,53 @@ impl StreamState {
 }
 
 impl OpenAi {
+    /// The whole reply. `turn` (how many messages came before it) makes ids the server did not
+    /// give unique within the session.
     fn finish(
         &self,
         s: StreamState,
         tools: &[ToolDef],
+        turn: usize,
+        constrained: bool,
         on: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Reply {
         let mut content = Vec::new();
+        let mut malformed_call = None;
         let mut stop = match s.finish.as_deref() {
             Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
             Some("length") => StopReason::MaxTokens,
             Some("stop") | None => StopReason::EndTurn,
             Some(other) => StopReason::Other(other.into()),
         };
-        let text_call = if s.calls.is_empty() && (self.text_tool_calls || self.constrained) {
+        // A reply cut at max_tokens is not read as a call: it is cut, and the loop says so.
+        let text_call = if s.calls.is_empty()
+            && stop != StopReason::MaxTokens
+            && (self.text_tool_calls || constrained)
+        {
             text_tool_call(&s.text, tools)
         } else {
-            None
+            TextCall::NotACall
         };
         match text_call {
-            Some((name, args)) if name == FINAL_ANSWER => {
+            TextCall::Call(name, args) if name == FINAL_ANSWER => {
                 let text = args["text"].as_str().unwrap_or_default().to_string();
                 on(Event::Text(&text));
                 content.push(Block::Text { text });
                 stop = StopReason::EndTurn;
             }
-            Some((name, input)) => {
+            TextCall::Call(name, input) => {
                 on(Event::ToolUse { name: &name });
                 content.push(Block::ToolUse {
-                    id: "call_text_0".into(),
+                    id: format!("call_text_{turn}"),
                     name,
                     input,
                 });
                 stop = StopReason::ToolUse;
             }
-            None => {
+            other => {
+                if let TextCall::Malformed(why) = other {
+                    malformed_call = Some(why);
+                }
                 if s.held && !s.text.is_empty() {
                     on(Event::Text(&s.text));
                 }
@@ -307,7 +386,7 @@ impl OpenAi {
                 serde_json::from_str(&c.args).unwrap_or(Value::String(c.args))
             };
             let id = if c.id.is_empty() {
-                format!("call_{i}")
+                format!("call_{turn}_{i}")
             } else {
                 c.id
             };
@@ -317,7 +396,9 @@ impl OpenAi {
                 input,
             });
         }
-        if content.iter().any(|b| matches!(b, Block::ToolUse { .. })) {
+        if stop != StopReason::MaxTokens
+            && content.iter().any(|b| matches!(b, Block::ToolUse { .. }))
+        {
             stop = StopReason::ToolUse;
         }
         Reply {
@@ -327,6 +408,7 @@ impl OpenAi {
             },
             stop,
             usage: s.usage,
+            malformed_call,
         }
     }
 }
@@ -363,18 +445,57 @@ impl Provider for OpenAi {
                 provider: "openai",
                 url: &url,
                 headers,
-                body: body(&req, self.constrained),
+                body: body(&req, req.constrained),
                 policy: self.retry,
             };
-            let may_hold = self.constrained || self.text_tool_calls;
+            let may_hold = req.constrained || self.text_tool_calls;
             let new = || StreamState {
                 may_hold,
                 ..StreamState::default()
             };
             let state = stream_reply(&post, on, new).await?;
-            Ok(self.finish(state, req.tools, on))
+            Ok(self.finish(state, req.tools, req.messages.len(), req.constrained, on))
         })
     }
+
+    fn identify<'a>(&'a self, model: &'a str) -> BoxFuture<'a, Option<super::Server>> {
+        Box::pin(async move {
+            let mut get = self
+                .client
+                .get(format!("{}/models", self.base_url))
+                .timeout(std::time::Duration::from_secs(3));
+            if let Some(key) = &self.api_key {
+                get = get.bearer_auth(key);
+            }
+            let resp = get.send().await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let v: Value = serde_json::from_str(&resp.text().await.ok()?).ok()?;
+            server_from_models(&v, model)
+        })
+    }
+}
+
+/// Which local runtime answered `GET /models` (llama.cpp says `owned_by: "llamacpp"` and gives
+/// `meta.n_params`; vLLM says `"vllm"`; Ollama names the namespace, `"library"` for its own
+/// models), and the size of `model` (or of the only model served) when it is given.
+pub fn server_from_models(v: &Value, model: &str) -> Option<super::Server> {
+    let data = v["data"].as_array()?;
+    let entry = data
+        .iter()
+        .find(|m| m["id"].as_str() == Some(model))
+        .or_else(|| data.first())?;
+    let runtime = match entry["owned_by"].as_str()? {
+        "llamacpp" => "llama.cpp",
+        "vllm" => "vLLM",
+        "library" | "ollama" => "Ollama",
+        _ => return None,
+    };
+    Some(super::Server {
+        runtime: runtime.into(),
+        params: entry["meta"]["n_params"].as_u64(),
+    })
 }
 
 impl Decoder for StreamState {
@@ -418,19 +539,33 @@ mod tests {
         let t = tools();
         assert_eq!(
             text_tool_call(r#"{"name":"read","arguments":{"file_path":"a"}}"#, &t),
-            Some(("read".into(), json!({"file_path":"a"})))
+            TextCall::Call("read".into(), json!({"file_path":"a"}))
         );
         let fenced =
             "```json\n{\"name\": \"read\", \"arguments\": \"{\\\"file_path\\\": \\\"b\\\"}\"}\n```";
         assert_eq!(
             text_tool_call(fenced, &t),
-            Some(("read".into(), json!({"file_path":"b"})))
+            TextCall::Call("read".into(), json!({"file_path":"b"}))
+        );
+        assert!(matches!(
+            text_tool_call(r#"{"name":"rm_rf","arguments":{}}"#, &t),
+            TextCall::Malformed(why) if why.contains("no tool called `rm_rf`")
+        ));
+        assert!(matches!(
+            text_tool_call(r#"{"name":"read","arguments":{"file_path":"a"}"#, &t),
+            TextCall::Malformed(why) if why.contains("not valid JSON")
+        ));
+        assert_eq!(
+            text_tool_call(
+                r#"{"name":"read","arguments":{}} {"name":"read","arguments":{}}"#,
+                &t
+            ),
+            TextCall::Call("read".into(), json!({}))
         );
         assert_eq!(
-            text_tool_call(r#"{"name":"rm_rf","arguments":{}}"#, &t),
-            None
+            text_tool_call("Here is {\"name\":\"read\"}", &t),
+            TextCall::NotACall
         );
-        assert_eq!(text_tool_call("Here is {\"name\":\"read\"}", &t), None);
     }
 
     #[test]
@@ -452,7 +587,7 @@ mod tests {
             assert!(s.handle(d, &mut on).is_ok());
         }
         let p = OpenAi::new(reqwest::Client::new(), None, None);
-        let r = p.finish(s, &tools(), &mut on);
+        let r = p.finish(s, &tools(), 3, false, &mut on);
         let calls: Vec<_> = r.message.tool_uses().collect();
         assert_eq!(
             calls,

@@ -136,6 +136,7 @@ impl Provider for Scripted {
                 },
                 stop,
                 usage,
+                malformed_call: None,
             })
         })
     }

@@ -30,7 +30,7 @@ struct ReadInput {
     /// Line number to start at (1-based). Use for files too large to read at once.
     #[serde(default)]
     offset: Option<u64>,
-    /// How many lines to read (default 2000).
+    /// How many lines to read (default 2000; 0 means the default).
     #[serde(default)]
     limit: Option<u64>,
 }
@@ -74,7 +74,11 @@ impl Tool for ReadFile {
         }
         let reader = BufReader::new(std::io::Cursor::new(head).chain(file));
         let start = input.offset.unwrap_or(1).max(1);
-        let limit = input.limit.map_or(DEFAULT_LIMIT, |l| l as usize);
+        // `limit: 0` reads as "no limit given", not as "nothing".
+        let limit = input
+            .limit
+            .filter(|l| *l > 0)
+            .map_or(DEFAULT_LIMIT, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let mut out = String::new();
         let mut shown = 0usize;
         let mut last = 0u64;

@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 const GLOB_LIMIT: u32 = 100;
 /// Default cap on output lines/entries for `grep` when head_limit is not given.
 const GREP_DEFAULT_LIMIT: u32 = 500;
+/// Most context lines around a match: more is a file read, not a search.
+const MAX_CONTEXT: u32 = 50;
 
 #[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -51,13 +53,13 @@ struct GrepInput {
     /// Show line numbers in content mode (default true).
     #[serde(default, rename = "-n")]
     line_numbers: Option<bool>,
-    /// Lines of context after each match (content mode).
+    /// Lines of context after each match (content mode, at most 50).
     #[serde(default, rename = "-A")]
     after: Option<u32>,
-    /// Lines of context before each match (content mode).
+    /// Lines of context before each match (content mode, at most 50).
     #[serde(default, rename = "-B")]
     before: Option<u32>,
-    /// Lines of context before and after each match (content mode).
+    /// Lines of context before and after each match (content mode, at most 50).
     #[serde(default, rename = "-C")]
     context: Option<u32>,
     /// Let patterns span lines and `.` match newlines.
@@ -96,12 +98,12 @@ impl Tool for Grep {
             case_insensitive: input.case_insensitive,
             multiline: input.multiline,
             before_context: if content {
-                input.before.or(input.context).unwrap_or(0)
+                input.before.or(input.context).unwrap_or(0).min(MAX_CONTEXT)
             } else {
                 0
             },
             after_context: if content {
-                input.after.or(input.context).unwrap_or(0)
+                input.after.or(input.context).unwrap_or(0).min(MAX_CONTEXT)
             } else {
                 0
             },

@@ -1,0 +1,492 @@
+//! Small local models: constrained mode's schema, the `small` profile, honest endings and the
+//! flags, end to end against a local server speaking the OpenAI wire format (as llama.cpp,
+//! Ollama and vLLM do).
+
+use crate::mock_model::{MockModel, Reply, openai, openai_ending};
+use crate::support::{Sandbox, TestResult};
+use serde_json::Value;
+
+fn run_openai(
+    sb: &Sandbox,
+    m: &MockModel,
+    args: &[&str],
+) -> Result<crate::support::Run, std::io::Error> {
+    let url = format!("{}/v1", m.url);
+    sb.cove_env(args, &[("OPENAI_BASE_URL", &url), ("COVE_MODEL", "qwen")])
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The `arguments` schema of `tool` in a constrained request.
+fn arguments_of<'a>(body: &'a Value, tool: &str) -> Option<&'a Value> {
+    body["response_format"]["json_schema"]["schema"]["anyOf"]
+        .as_array()?
+        .iter()
+        .find(|o| o["properties"]["name"]["enum"][0] == tool)
+        .map(|o| &o["properties"]["arguments"])
+}
+
+fn system_of(body: &Value) -> String {
+    body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn constrained_mode_sends_a_self_contained_ordered_schema_and_describes_the_tools() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "alpha\n")?;
+    sb.config("[provider]\nconstrained = true\n")?;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai(
+            r#"{"name":"read","arguments":{"file_path":"a.txt"}}"#,
+            &[],
+        )),
+        Reply::Sse(openai(
+            r#"{"name":"final_answer","arguments":{"text":"It says alpha."}}"#,
+            &[],
+        )),
+    ])?;
+    let out = run_openai(&sb, &m, &["run", "go"])?;
+    assert!(out.ok, "{out:?}");
+    assert!(out.stdout.contains("It says alpha."), "{}", out.stdout);
+    let first = m.requests()[0].json();
+    let schema = &first["response_format"]["json_schema"]["schema"];
+    let text = schema.to_string();
+    // llama.cpp refused the grep tool's `$ref` once nested under the wrapper.
+    assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
+    let options = schema["anyOf"].as_array().ok_or("anyOf")?;
+    let names: Vec<&str> = options
+        .iter()
+        .filter_map(|o| o["properties"]["name"]["enum"][0].as_str())
+        .collect();
+    for tool in [
+        "bash",
+        "edit",
+        "glob",
+        "grep",
+        "ls",
+        "read",
+        "write",
+        "final_answer",
+    ] {
+        assert!(names.contains(&tool), "{tool} missing from {names:?}");
+    }
+    for o in options {
+        assert_eq!(keys(&o["properties"]), ["name", "arguments"], "{o}");
+    }
+    let edit = arguments_of(&first, "edit").ok_or("edit")?;
+    assert_eq!(
+        keys(&edit["properties"]),
+        ["file_path", "old_string", "new_string", "replace_all"]
+    );
+    let grep = arguments_of(&first, "grep").ok_or("grep")?;
+    assert_eq!(keys(&grep["properties"])[0], "pattern");
+    assert_eq!(
+        grep["properties"]["output_mode"]["enum"],
+        serde_json::json!(["content", "files_with_matches", "count"])
+    );
+    // No `tools` field beside the grammar, so the system prompt says what each tool takes.
+    assert!(first.get("tools").is_none());
+    let system = system_of(&first);
+    assert!(
+        system.contains("- read(file_path, offset?: integer, limit?: integer): Read a text file."),
+        "{system}"
+    );
+    assert!(
+        system.contains("- edit(file_path, old_string, new_string, replace_all?: boolean)"),
+        "{system}"
+    );
+    assert!(system.contains("final_answer"), "{system}");
+    Ok(())
+}
+
+#[test]
+fn a_reply_cut_at_max_tokens_is_retold_then_ends_as_max_tokens_not_finished() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai_ending(
+            r#"{"name":"write","arguments":{"file_path":"a.txt","content":"aaa"#,
+            &[],
+            Some("length"),
+        )),
+        Reply::Sse(openai_ending(
+            "I will now write a very long",
+            &[],
+            Some("length"),
+        )),
+    ])?;
+    let out = run_openai(&sb, &m, &["run", "--output-format", "json", "go"])?;
+    assert_eq!(out.code, Some(3), "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(v["outcome"], "max_tokens");
+    assert!(
+        v["detail"].as_str().unwrap_or("").contains("--max-tokens"),
+        "{v}"
+    );
+    assert!(!sb.repo().join("a.txt").exists(), "a cut call never runs");
+    let reqs = m.requests();
+    assert_eq!(reqs.len(), 2);
+    let msgs = reqs[1].json()["messages"].clone();
+    let last = msgs.as_array().and_then(|m| m.last()).ok_or("messages")?;
+    assert_eq!(last["role"], "user");
+    assert!(
+        last["content"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cut off at the limit of 8192 output tokens"),
+        "{last}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_cut_reply_followed_by_an_answer_finishes() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai_ending("Let me expl", &[], Some("length"))),
+        Reply::Sse(openai("Short answer.", &[])),
+    ])?;
+    let out = run_openai(&sb, &m, &["run", "--output-format", "json", "go"])?;
+    assert!(out.ok, "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(v["outcome"], "finished");
+    Ok(())
+}
+
+#[test]
+fn a_malformed_text_call_is_answered_with_the_format_a_bounded_number_of_times() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "alpha\n")?;
+    let broken = r#"{"name": "read", "arguments": {"file_path": "a.txt"}"#;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai(broken, &[])),
+        Reply::Sse(openai(
+            r#"{"name": "cat", "arguments": {"file_path": "a.txt"}}"#,
+            &[],
+        )),
+        Reply::Sse(openai(broken, &[])),
+        Reply::Sse(openai("never asked for", &[])),
+    ])?;
+    let out = run_openai(&sb, &m, &["run", "--output-format", "json", "go"])?;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(v["outcome"], "failed");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("3 malformed tool calls in a row"),
+        "{v}"
+    );
+    let reqs = m.requests();
+    assert_eq!(reqs.len(), 3, "the run stops at the bound");
+    let note = |i: usize| -> String {
+        let b = reqs[i].json();
+        b["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = note(1);
+    assert!(first.contains("not valid JSON"), "{first}");
+    assert!(
+        first.contains(r#"{"name": "<tool>", "arguments": {…}}"#),
+        "{first}"
+    );
+    assert!(first.contains("- read(file_path"), "{first}");
+    assert!(note(2).contains("no tool called `cat`"), "{}", note(2));
+    Ok(())
+}
+
+#[test]
+fn text_parsed_calls_get_unique_ids() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "alpha\n")?;
+    let call = r#"{"name":"read","arguments":{"file_path":"a.txt"}}"#;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai(call, &[])),
+        Reply::Sse(openai(call, &[])),
+        Reply::Sse(openai("Read twice.", &[])),
+    ])?;
+    let out = run_openai(&sb, &m, &["run", "go"])?;
+    assert!(out.ok, "{out:?}");
+    let third = m.requests()[2].json();
+    let ids: Vec<String> = third["messages"]
+        .as_array()
+        .ok_or("messages")?
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| m["tool_call_id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    Ok(())
+}
+
+#[test]
+fn flags_set_constrained_mode_max_tokens_and_temperature() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![Reply::Sse(openai(
+        r#"{"name":"final_answer","arguments":{"text":"ok"}}"#,
+        &[],
+    ))])?;
+    let out = run_openai(
+        &sb,
+        &m,
+        &[
+            "run",
+            "--constrained",
+            "--max-tokens",
+            "321",
+            "--temperature",
+            "0.2",
+            "go",
+        ],
+    )?;
+    assert!(out.ok, "{out:?}");
+    let first = m.requests()[0].json();
+    assert_eq!(first["max_tokens"], 321);
+    assert!((first["temperature"].as_f64().unwrap_or(9.0) - 0.2).abs() < 1e-6);
+    assert_eq!(first["response_format"]["type"], "json_schema");
+    Ok(())
+}
+
+#[test]
+fn the_small_profile_is_lean() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![Reply::Sse(openai(
+        r#"{"name":"final_answer","arguments":{"text":"ok"}}"#,
+        &[],
+    ))])?;
+    let out = run_openai(&sb, &m, &["run", "--profile", "small", "go"])?;
+    assert!(out.ok, "{out:?}");
+    let first = m.requests()[0].json();
+    assert_eq!(first["temperature"], 0.0);
+    assert_eq!(first["max_tokens"], 2048);
+    let schema = &first["response_format"]["json_schema"]["schema"];
+    let names: Vec<&str> = schema["anyOf"]
+        .as_array()
+        .ok_or("anyOf")?
+        .iter()
+        .filter_map(|o| o["properties"]["name"]["enum"][0].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bash",
+            "edit",
+            "grep",
+            "ls",
+            "read",
+            "write",
+            "final_answer"
+        ]
+    );
+    let system = system_of(&first);
+    assert_eq!(
+        system.matches("- read(").count(),
+        1,
+        "tools listed once: {system}"
+    );
+    assert!(!system.contains("- glob("), "{system}");
+    // The whole first request, tools included, is a few hundred tokens.
+    assert!(system.len() < 2000, "{} bytes: {system}", system.len());
+    Ok(())
+}
+
+#[test]
+fn a_small_model_on_a_local_runtime_gets_the_small_profile_and_is_told() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![Reply::Sse(openai(
+        r#"{"name":"final_answer","arguments":{"text":"ok"}}"#,
+        &[],
+    ))])?;
+    // What llama-server answers to GET /v1/models.
+    m.set_models(
+        r#"{"models":[{"name":"qwen.gguf","model":"qwen.gguf"}],"object":"list","data":[{"id":"qwen.gguf","object":"model","created":1764576000,"owned_by":"llamacpp","meta":{"vocab_type":2,"n_vocab":151936,"n_ctx_train":32768,"n_embd":1536,"n_params":1543714304,"size":1117320736}}]}"#,
+    );
+    let out = run_openai(&sb, &m, &["run", "go"])?;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("profile small: llama.cpp serves qwen (1.5B parameters)"),
+        "{}",
+        out.stderr
+    );
+    let first = m.requests()[0].json();
+    assert_eq!(first["temperature"], 0.0);
+    assert_eq!(first["response_format"]["type"], "json_schema");
+    // A big model on the same runtime keeps the default profile.
+    m.set_models(r#"{"object":"list","data":[{"id":"big.gguf","owned_by":"llamacpp","meta":{"n_params":32763876352}}]}"#);
+    let m2 = MockModel::start(vec![Reply::Sse(openai("ok", &[]))])?;
+    m2.set_models(r#"{"object":"list","data":[{"id":"big.gguf","owned_by":"llamacpp","meta":{"n_params":32763876352}}]}"#);
+    let out = run_openai(&sb, &m2, &["run", "go"])?;
+    assert!(out.ok, "{out:?}");
+    assert!(!out.stderr.contains("profile small"), "{}", out.stderr);
+    assert!(m2.requests()[0].json().get("tools").is_some());
+    Ok(())
+}
+
+#[test]
+fn a_server_error_about_a_tool_schema_names_the_plugin_and_tool() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![Reply::Status(
+        400,
+        vec![],
+        r#"{"error":{"code":400,"message":"JSON schema conversion failed:\ncannot resolve $ref #/$defs/OutputMode, $defs not found","type":"invalid_request_error"}}"#.into(),
+    )])?;
+    let out = run_openai(&sb, &m, &["run", "go"])?;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("tool `grep` (plugin `search`)"),
+        "{}",
+        out.stderr
+    );
+    // About tools, but no tool's: no plugin is blamed.
+    let m = MockModel::start(vec![Reply::Status(
+        400,
+        vec![],
+        r#"{"error":{"code":400,"message":"tools param requires --jinja flag","type":"invalid_request_error"}}"#.into(),
+    )])?;
+    let out = run_openai(&sb, &m, &["run", "go"])?;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("--jinja") && !out.stderr.contains("plugin `"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn the_first_request_stays_within_12_kb_of_tools_and_system_prompt() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai("ok", &[])),
+        Reply::Sse(openai(
+            r#"{"name":"final_answer","arguments":{"text":"ok"}}"#,
+            &[],
+        )),
+    ])?;
+    assert!(run_openai(&sb, &m, &["run", "go"])?.ok);
+    let out = run_openai(&sb, &m, &["run", "--constrained", "go"])?;
+    assert!(out.ok, "{out:?}");
+    for req in m.requests() {
+        let b = req.json();
+        let size = system_of(&b).len()
+            + b.get("tools").map_or(0, |t| t.to_string().len())
+            + b.get("response_format").map_or(0, |t| t.to_string().len());
+        assert!(size <= 12 * 1024, "{size} bytes");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_number_or_boolean_written_as_a_string_is_taken_as_one() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("a.txt", "one\ntwo\nthree\n")?;
+    let out = sb.cove(&[
+        "tools",
+        "call",
+        "read",
+        r#"{"file_path":"a.txt","offset":"2","limit":"1"}"#,
+    ])?;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stdout.contains("two") && !out.stdout.contains("three"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.cove(&[
+        "tools",
+        "call",
+        "read",
+        r#"{"file_path":"a.txt","limit":"many"}"#,
+    ])?;
+    assert!(
+        !out.ok && out.stderr.contains("does not match its schema"),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+/// Replies recorded from a real small model (llama.cpp serving Qwen2.5-Coder, by
+/// `scripts/bench-small.sh` with RECORD set), replayed byte for byte over the same wire: the
+/// parsing, schema and profile paths must still turn them into the same fix.
+#[test]
+fn recorded_small_model_sessions_still_fix_their_bugs() -> TestResult {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/small-models");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let f: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let sb = Sandbox::new()?;
+        for (name, text) in f["files"].as_object().ok_or("files")? {
+            sb.write(name, text.as_str().unwrap_or_default())?;
+        }
+        let replies: Vec<Reply> = f["replies"]
+            .as_array()
+            .ok_or("replies")?
+            .iter()
+            .map(|r| Reply::Sse(vec![r.as_str().unwrap_or_default().to_string()]))
+            .collect();
+        let n = replies.len();
+        let m = MockModel::start(replies)?;
+        m.set_models(f["models"].as_str().unwrap_or("{}"));
+        let mut args = vec!["run", "--output-format", "json", "--policy", "trusted"];
+        args.push(f["prompt"].as_str().unwrap_or("go"));
+        let out = run_openai(&sb, &m, &args)?;
+        let v: Value = serde_json::from_str(&out.stdout)?;
+        assert_eq!(v["outcome"], f["outcome"], "{}: {out:?}", path.display());
+        assert_eq!(m.requests().len(), n, "{}", path.display());
+        for (name, text) in f["expect"].as_object().ok_or("expect")? {
+            assert_eq!(
+                sb.read(name)?,
+                text.as_str().unwrap_or_default(),
+                "{}",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "no fixtures in {}", dir.display());
+    Ok(())
+}
+
+#[test]
+fn a_failing_call_repeated_word_for_word_is_told_so() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("calc.py", "def add(a, b):\n    return a - b\n")?;
+    let edit = r#"{"name":"edit","arguments":{"file_path":"calc.py","old_string":"assert 1 + 1 == 2","new_string":"x"}}"#;
+    let m = MockModel::start(vec![
+        Reply::Sse(openai(edit, &[])),
+        Reply::Sse(openai(edit, &[])),
+        Reply::Sse(openai("Giving up.", &[])),
+    ])?;
+    let out = run_openai(&sb, &m, &["run", "--yes", "go"])?;
+    assert!(out.ok, "{out:?}");
+    let result = |i: usize| -> String {
+        let b = m.requests()[i].json();
+        b["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "tool"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(!result(1).contains("exact call before"), "{}", result(1));
+    assert!(result(2).contains("exact call before"), "{}", result(2));
+    Ok(())
+}
