@@ -677,14 +677,12 @@ fn main() -> Res<()> {
     }
     println!("{report}");
     if let Some(path) = write_to {
-        let notes = std::fs::read_to_string(&path)
+        // Every later section (the other benches' and the notes) is kept as it is.
+        let rest = std::fs::read_to_string(&path)
             .ok()
-            .and_then(|old| {
-                old.split_once("\n## Notes")
-                    .map(|(_, n)| format!("\n## Notes{n}"))
-            })
+            .and_then(|old| old.find("\n## ").map(|i| old[i..].to_string()))
             .unwrap_or_default();
-        std::fs::write(&path, format!("{report}{notes}"))?;
+        std::fs::write(&path, format!("{report}{rest}"))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
