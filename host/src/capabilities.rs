@@ -9,3 +9,33 @@
 pub mod ast;
 pub mod memory;
 pub mod search;
+
+/// Walk `builder`'s tree on the machine's threads (at most 8): `visit` sees each regular file,
+/// with the state `init` made for its thread; `error` hears each entry the walk could not read.
+/// `visit` decides whether the walk goes on.
+pub(crate) fn walk_files<S: Send>(
+    builder: &mut ignore::WalkBuilder,
+    init: impl Fn() -> S + Sync,
+    error: impl Fn(String) + Sync,
+    visit: impl Fn(&mut S, &std::path::Path) -> ignore::WalkState + Sync,
+) {
+    use ignore::WalkState;
+    builder.threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)));
+    builder.build_parallel().run(|| {
+        let (init, error, visit) = (&init, &error, &visit);
+        let mut state = init();
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    error(e.to_string());
+                    return WalkState::Continue;
+                }
+            };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return WalkState::Continue;
+            }
+            visit(&mut state, entry.path())
+        })
+    });
+}

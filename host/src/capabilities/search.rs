@@ -161,8 +161,6 @@ pub fn run(wt: &Worktree, req: &Request) -> Result<Response, SearchError> {
         }
         builder.types(tb.build().map_err(|e| SearchError::Type(e.to_string()))?);
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
-    builder.threads(threads);
 
     let shared = Shared {
         wt,
@@ -174,23 +172,12 @@ pub fn run(wt: &Worktree, req: &Request) -> Result<Response, SearchError> {
         line_count: AtomicU64::new(0),
         truncated: AtomicBool::new(false),
     };
-    builder.build_parallel().run(|| {
-        let shared = &shared;
-        let mut searcher = build_searcher(req);
-        Box::new(move |entry| {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    shared.error(e.to_string());
-                    return WalkState::Continue;
-                }
-            };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return WalkState::Continue;
-            }
-            shared.visit(entry.path(), &mut searcher)
-        })
-    });
+    super::walk_files(
+        &mut builder,
+        || build_searcher(req),
+        |e| shared.error(e),
+        |searcher, path| shared.visit(path, searcher),
+    );
 
     let mut files = shared.files.into_inner().unwrap_or_else(|p| p.into_inner());
     files.sort_by(|a, b| a.path.cmp(&b.path));

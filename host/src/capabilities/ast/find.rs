@@ -120,24 +120,13 @@ pub fn find(wt: &Worktree, req: &FindRequest) -> Result<FindResponse, AstError> 
         .follow_links(false)
         .hidden(true)
         .require_git(true)
-        .filter_entry(|e| e.file_name() != ".git")
-        .threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)));
-    builder.build_parallel().run(|| {
-        let shared = &shared;
-        Box::new(move |entry| {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    shared.error(e.to_string());
-                    return WalkState::Continue;
-                }
-            };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return WalkState::Continue;
-            }
-            shared.visit(entry.path())
-        })
-    });
+        .filter_entry(|e| e.file_name() != ".git");
+    crate::capabilities::walk_files(
+        &mut builder,
+        || (),
+        |e| shared.error(e),
+        |(), path| shared.visit(path),
+    );
 
     let (mut definitions, mut references) =
         shared.found.into_inner().unwrap_or_else(|p| p.into_inner());
