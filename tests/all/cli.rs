@@ -42,21 +42,7 @@ fn tools_list_json_is_machine_readable() -> TestResult {
     let v: serde_json::Value = serde_json::from_str(run.out())?;
     let tools = v["tools"].as_array().ok_or("tools is not an array")?;
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "bash",
-            "edit",
-            "find_symbol",
-            "glob",
-            "grep",
-            "ls",
-            "outline",
-            "read",
-            "remember",
-            "write"
-        ]
-    );
+    assert_eq!(names, crate::support::BUILT_IN_TOOLS);
     let grep = tools
         .iter()
         .find(|t| t["name"] == "grep")

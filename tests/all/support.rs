@@ -310,6 +310,20 @@ impl Run {
     }
 }
 
+/// Every built-in tool, in the order the model is offered them (by name).
+pub const BUILT_IN_TOOLS: [&str; 10] = [
+    "bash",
+    "edit",
+    "find_symbol",
+    "glob",
+    "grep",
+    "ls",
+    "outline",
+    "read",
+    "remember",
+    "write",
+];
+
 /// The evil guest's tools and their read-only flags.
 pub const EVIL_TOOLS: [(&str, bool); 8] = [
     ("spin", true),
