@@ -13,6 +13,7 @@ pub mod profile;
 pub mod workspace;
 
 use crate::context::cache::Ledger;
+use crate::context::compress::{self, Compressor, Report};
 use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
 use crate::plugins::registry::Registry;
 use crate::provider::{Event, Provider, Reply, Request};
@@ -57,6 +58,8 @@ pub struct Settings {
     pub assume_yes: bool,
     /// The agent's role, as policies see it (`main`, `explorer`…).
     pub role: String,
+    /// The context compressor's tuning.
+    pub context: compress::Settings,
 }
 
 /// How a run ended.
@@ -112,6 +115,8 @@ pub trait Observer: Send {
     fn tool_result(&mut self, _id: &str, _name: &str, _result: &ToolResult) {}
     fn turn_end(&mut self, _usage: &Usage, _ledger: &Ledger) {}
     fn warning(&mut self, _message: &str) {}
+    /// The context was compacted.
+    fn compaction(&mut self, _report: &Report) {}
     /// A policy asks the user about a call. `None`: there is nobody to ask (headless).
     fn ask(&mut self, _pending: &Pending) -> Option<Answer> {
         None
@@ -146,10 +151,26 @@ pub struct Agent {
     read_only: HashMap<String, bool>,
     /// What the user approved for the rest of this session.
     approvals: Approvals,
+    /// Keeps requests under the window; answers `recall`.
+    compressor: std::sync::Mutex<Compressor>,
+    /// Builds the system prompt again from disk (memory files), after a compaction.
+    system_source: Option<SystemSource>,
     /// Harness time per turn: from a reply being whole to the next request going out, less the
     /// time spent in tools.
     pub harness: Vec<Duration>,
 }
+
+/// When [`Agent::compact`] compacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    /// Only if the next request would pass `compact_at` of the window (before every request).
+    Due,
+    /// Now, every layer, with an optional focus for the summary (`/compact [focus]`).
+    Now { focus: Option<String> },
+}
+
+/// Builds the system prompt from what is on disk now.
+pub type SystemSource = Box<dyn Fn() -> String + Send + Sync>;
 
 /// What a run needs that outlives it.
 pub struct RunContext<'a> {
@@ -168,10 +189,17 @@ impl Agent {
         settings: Settings,
         system: String,
     ) -> (Self, Vec<String>) {
-        let (tools, read_only, problems) = registry.model_tools();
+        let (mut tools, mut read_only, problems) = registry.model_tools();
         // The first request goes out meanwhile; the first call finds its validator ready.
         let prepare = registry.clone();
         std::thread::spawn(move || prepare.prepare_validators());
+        if settings.context.enabled {
+            let recall = Compressor::recall_tool();
+            let at = tools.partition_point(|t| t.name < recall.name);
+            read_only.insert(recall.name.clone(), true);
+            tools.insert(at, recall);
+        }
+        let compressor = std::sync::Mutex::new(Compressor::new(settings.context.clone()));
         (
             Self {
                 provider,
@@ -181,6 +209,8 @@ impl Agent {
                 tools,
                 read_only,
                 approvals: Approvals::default(),
+                compressor,
+                system_source: None,
                 harness: Vec::new(),
             },
             problems,
@@ -205,6 +235,19 @@ impl Agent {
         &self.system
     }
 
+    /// Where the system prompt comes from, read again after each compaction so that rules in
+    /// the memory files survive it.
+    pub fn set_system_source(&mut self, source: SystemSource) {
+        self.system_source = Some(source);
+    }
+
+    /// Results a resumed session's compactions took out of its context (for `recall`).
+    pub fn restore_archive(&mut self, results: Vec<(String, String)>) {
+        if let Ok(mut c) = self.compressor.lock() {
+            c.restore(results);
+        }
+    }
+
     /// The worktree this agent works in.
     pub fn root(&self) -> &std::path::Path {
         self.registry.worktree().root()
@@ -227,6 +270,15 @@ impl Agent {
         loop {
             state = match state {
                 State::Perceive => {
+                    self.compact(
+                        messages,
+                        transcript.as_deref_mut(),
+                        ledger,
+                        observer,
+                        &cancel,
+                        When::Due,
+                    )
+                    .await;
                     let (next, sent_at) = self
                         .perceive(messages, &mut turns, ledger, observer, &cancel)
                         .await;
@@ -247,6 +299,7 @@ impl Agent {
                             observer,
                             &cancel,
                             transcript.as_deref_mut(),
+                            messages,
                         )
                         .await;
                     turn_started = Some((started, tool_time));
@@ -303,6 +356,11 @@ impl Agent {
             }
         }
         *turns += 1;
+        if let Ok(mut c) = self.compressor.lock() {
+            let estimate = c.estimate(&self.system, &self.tools, messages);
+            let raw = c.meter.raw(estimate);
+            c.meter.sending(raw);
+        }
         let req = Request {
             model: &self.settings.model,
             system: &self.system,
@@ -358,8 +416,12 @@ impl Agent {
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
         mut transcript: Option<&mut Transcript>,
+        messages: &[Message],
     ) -> (State, Duration) {
         ledger.record(&reply.usage);
+        if let Ok(mut c) = self.compressor.lock() {
+            c.meter.replied(reply.usage.total_input());
+        }
         observer.turn_end(&reply.usage, ledger);
         if reply.stop == StopReason::MaxTokens {
             return (self.cut(reply, strikes, observer), Duration::ZERO);
@@ -420,6 +482,13 @@ impl Agent {
                 let mut text =
                     crate::plugins::runtime::cut(&r.text, self.settings.max_result_bytes)
                         .into_owned();
+                // A read the model already has in front of it, word for word.
+                if !r.is_error
+                    && self.read_only.get(name).copied().unwrap_or(false)
+                    && let Some(note) = compress::unchanged(messages, name, input, &text)
+                {
+                    text = note;
+                }
                 // At temperature 0 a small model repeats a failing call word for word, forever.
                 if r.is_error {
                     let key = (name.clone(), input.clone());
@@ -745,6 +814,12 @@ impl Agent {
                         observer,
                     );
                 }
+                if name == compress::RECALL {
+                    let call = permitted.into_call();
+                    results[i + k] = Some(self.recall(&call.input));
+                    running.push(None);
+                    continue;
+                }
                 let registry = self.registry.clone();
                 let flag = flag.clone();
                 running.push(Some(tokio::task::spawn_blocking(move || {
@@ -798,6 +873,182 @@ impl Agent {
                 })
             })
             .collect()
+    }
+}
+
+/// The context compressor's side of the loop: when to compact, the summary requests, the record.
+impl Agent {
+    /// The `recall` tool.
+    fn recall(&self, input: &str) -> ToolResult {
+        let answer = match self.compressor.lock() {
+            Ok(c) => c.recall(input),
+            Err(_) => Err("the compressor's archive is unavailable".into()),
+        };
+        match answer {
+            Ok(text) => ToolResult {
+                text: crate::plugins::runtime::cut(&text, self.settings.max_result_bytes)
+                    .into_owned(),
+                is_error: false,
+            },
+            Err(text) => ToolResult {
+                text,
+                is_error: true,
+            },
+        }
+    }
+
+    fn estimate(&self, messages: &[Message]) -> u64 {
+        self.compressor
+            .lock()
+            .map(|mut c| c.estimate(&self.system, &self.tools, messages))
+            .unwrap_or(0)
+    }
+
+    /// Compact `messages` when the next request would pass `compact_at` of the window, or now
+    /// (`/compact`, with an optional focus for the summary): mask, then structure, then
+    /// summary, each only while the request is still over the target (all three, now). The
+    /// memory files are read again, the transcript records the compacted history, and the
+    /// observer hears what was done. `None` when nothing was due or nothing could be done.
+    pub async fn compact(
+        &mut self,
+        messages: &mut Vec<Message>,
+        transcript: Option<&mut Transcript>,
+        ledger: &mut Ledger,
+        observer: &mut dyn Observer,
+        cancel: &CancellationToken,
+        when: When,
+    ) -> Option<Report> {
+        let forced = match when {
+            When::Due => None,
+            When::Now { focus } => Some(focus),
+        };
+        let before = self.estimate(messages);
+        let (due, goal, ratio, limit) = match self.compressor.lock() {
+            Ok(c) => (
+                c.due(before),
+                c.settings.goal(),
+                c.meter.ratio(),
+                c.settings.limit(),
+            ),
+            Err(_) => return None,
+        };
+        if forced.is_none() && !due {
+            return None;
+        }
+        let focus = forced.clone().flatten();
+        let mut report = Report {
+            tokens_before: before,
+            forced: forced.is_some(),
+            focus: focus.clone(),
+            ..Report::default()
+        };
+        // Tokens still to free, in the estimator's units; everything it can, when forced.
+        let need = |now: u64| {
+            if forced.is_some() {
+                u64::MAX
+            } else {
+                (now.saturating_sub(goal) as f64 / ratio).ceil() as u64
+            }
+        };
+        if let Ok(mut c) = self.compressor.lock() {
+            c.mask(messages, need(before), &mut report);
+        }
+        let now = self.estimate(messages);
+        if (forced.is_some() || now > goal)
+            && let Ok(mut c) = self.compressor.lock()
+        {
+            c.structure(messages, need(now), &mut report);
+        }
+        let now = self.estimate(messages);
+        if forced.is_some() || now > goal {
+            // Each piece the summariser reads fits half the window, with room for its reply.
+            let chunk = (limit as f64 / 2.0 / ratio) as u64;
+            let plan = self
+                .compressor
+                .lock()
+                .ok()
+                .and_then(|mut c| c.plan_summary(&self.system, &self.tools, messages, chunk));
+            if let Some(plan) = plan {
+                match self.summarise(&plan, focus.as_deref(), ledger, cancel).await {
+                    Ok(summary) => {
+                        if let Err(e) = crate::capabilities::memory::append_summary(
+                            self.root(),
+                            &summary,
+                        ) {
+                            observer.warning(&format!(
+                                "the summary could not be kept in the memory file: {e}"
+                            ));
+                        }
+                        if let Ok(mut c) = self.compressor.lock() {
+                            c.apply_summary(messages, &plan, &summary, &mut report);
+                        }
+                    }
+                    Err(e) => observer.warning(&format!(
+                        "the context could not be summarised ({e}); going on with what masking freed"
+                    )),
+                }
+            }
+        }
+        if report.layers.is_empty() {
+            if forced.is_none() {
+                observer.warning(&format!(
+                    "the context is at ~{before} tokens of {limit} and nothing more can be compacted"
+                ));
+            }
+            return None;
+        }
+        // Rules survive: the memory files as they are on disk now.
+        if let Some(source) = &self.system_source {
+            self.system = source();
+        }
+        report.tokens_after = self.estimate(messages);
+        record(
+            transcript,
+            &Record::Compaction {
+                report: report.clone(),
+                history: messages.clone(),
+            },
+            observer,
+        );
+        observer.compaction(&report);
+        Some(report)
+    }
+
+    /// Ask the model for the summary of `plan`, piece by piece (each piece's request fits the
+    /// window; the summary so far goes into the next), without tools.
+    async fn summarise(
+        &self,
+        plan: &compress::SummaryPlan,
+        focus: Option<&str>,
+        ledger: &mut Ledger,
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let mut summary: Option<String> = None;
+        for chunk in &plan.chunks {
+            let messages = [compress::summary_request(chunk, summary.as_deref(), focus)];
+            let req = Request {
+                model: &self.settings.model,
+                system: compress::SUMMARY_SYSTEM,
+                tools: &[],
+                messages: &messages,
+                max_tokens: self.settings.max_tokens.min(4096),
+                temperature: self.settings.temperature,
+                constrained: false,
+                tools_in_prompt: false,
+            };
+            let mut quiet = |_: Event<'_>| {};
+            let reply = tokio::select! {
+                r = self.provider.send(req, &mut quiet) => r.map_err(|e| e.to_string())?,
+                () = cancel.cancelled() => return Err("cancelled".into()),
+            };
+            ledger.record(&reply.usage);
+            let text = reply.message.text();
+            if text.trim().is_empty() {
+                return Err("the model's summary was empty".into());
+            }
+            summary = Some(text);
+        }
+        summary.ok_or_else(|| "there was nothing to summarise".into())
     }
 }
 

@@ -85,10 +85,24 @@ struct RunArgs {
     /// a JSON schema (`--constrained=false` turns it off where a profile turns it on).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     constrained: Option<bool>,
+    /// Compact the context before a request would pass this share of the model's window
+    /// (default 0.92; `[context] compact_at`).
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    compact_at: Option<f64>,
     /// `small` (small local models: lean prompt, few tools, constrained, temperature 0) or
     /// `default`. Unset: small when a local runtime serves a small model.
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
+}
+
+/// A share of the window: a number above 0 and at most 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a share of the window: give a number above 0 and at most 1, like 0.5"
+        )),
+    }
 }
 
 #[derive(Subcommand)]
@@ -253,6 +267,7 @@ impl RunArgs {
             temperature: None,
             constrained: None,
             profile: None,
+            compact_at: None,
         }
     }
 }

@@ -90,6 +90,49 @@ impl LimitsConfig {
     }
 }
 
+/// The context compressor (`[context]`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    /// The model's window, for a model cove's table does not know.
+    pub window_tokens: Option<u64>,
+    /// Compact before a request would pass this share of the window (default 0.92).
+    pub compact_at: Option<f64>,
+    /// And bring it down to this share (default 0.6).
+    pub target: Option<f64>,
+    /// `false` turns compaction off.
+    pub compact: Option<bool>,
+}
+
+impl ContextConfig {
+    fn merge(&mut self, later: ContextConfig) {
+        self.window_tokens = later.window_tokens.or(self.window_tokens);
+        self.compact_at = later.compact_at.or(self.compact_at);
+        self.target = later.target.or(self.target);
+        self.compact = later.compact.or(self.compact);
+    }
+
+    /// The compressor's settings for `model` with replies of up to `max_tokens`; `compact_at`
+    /// from a flag wins over the config.
+    pub fn settings(
+        &self,
+        model: &str,
+        max_tokens: u32,
+        compact_at: Option<f64>,
+    ) -> crate::context::compress::Settings {
+        use crate::context::compress;
+        crate::context::compress::Settings {
+            enabled: self.compact.unwrap_or(true),
+            window: crate::context::tokens::window(model, self.window_tokens),
+            compact_at: compact_at
+                .or(self.compact_at)
+                .unwrap_or(compress::DEFAULT_COMPACT_AT),
+            target: self.target.unwrap_or(compress::DEFAULT_TARGET),
+            reserve: u64::from(max_tokens),
+        }
+    }
+}
+
 /// Resources one command (the `exec` capability) may use.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +273,8 @@ pub struct ConfigFile {
     limits: LimitsConfig,
     #[serde(default)]
     sandbox: SandboxConfig,
+    #[serde(default)]
+    context: ContextConfig,
 }
 
 impl ConfigFile {
@@ -241,7 +286,7 @@ impl ConfigFile {
         let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             message: format!(
-                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits] and [sandbox] (memory_mb, disk_mb)",
+                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb) and [context] (window_tokens, compact_at, target, compact)",
                 e.message()
             ),
         })?;
@@ -277,6 +322,7 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginConfig>,
     pub limits: LimitsConfig,
     pub sandbox: SandboxConfig,
+    pub context: ContextConfig,
     /// Caps an untrusted project put on plugins' limits (they can only lower them).
     pub caps: BTreeMap<String, LimitsConfig>,
     /// A cap on every plugin's limits, from an untrusted project.
@@ -346,6 +392,7 @@ impl Config {
             self.plugins.entry(name).or_default().merge(pc);
         }
         self.limits.merge(f.limits);
+        self.context.merge(f.context);
         if f.sandbox.memory_mb.is_some() {
             self.sandbox.memory_mb = f.sandbox.memory_mb;
         }
@@ -403,6 +450,9 @@ impl Config {
             self.project_endpoint = Some(endpoint);
         }
         self.provider.merge(provider);
+
+        // How the context is compacted: what it costs in tokens, never what cove may touch.
+        self.context.merge(f.context);
 
         // Policies.
         if let Some(p) = f.policy {

@@ -6,6 +6,8 @@
 //! prefix stays cacheable. Must not build provider requests.
 
 pub mod cache;
+pub mod compress;
+pub mod tokens;
 
 use crate::capabilities::memory;
 

@@ -49,6 +49,12 @@ pub enum Record {
     },
     /// How a run ended.
     End { outcome: String, usage: Usage },
+    /// The context was compacted: from here on the conversation is `history` (what came before
+    /// stays above, whole, and `recall` reaches the results taken out).
+    Compaction {
+        report: crate::context::compress::Report,
+        history: Vec<Message>,
+    },
 }
 
 /// Errors reading or writing sessions.
@@ -76,6 +82,9 @@ pub struct Resumed {
     pub messages: Vec<Message>,
     /// Lines left out because they are damaged, one message each, for the user.
     pub damaged: Vec<String>,
+    /// Every tool result the transcript holds, by call id, when a compaction took some out of
+    /// the conversation (for `recall`); empty otherwise.
+    pub results: Vec<(String, String)>,
 }
 
 /// A summary for `cove sessions list`.
@@ -222,6 +231,7 @@ impl Store {
                 file,
             },
             messages: conversation(&records),
+            results: results(&records),
             damaged,
         })
     }
@@ -438,6 +448,7 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
                     push(results.clone(), &mut out);
                 }
             }
+            Record::Compaction { history, .. } => out = history.clone(),
             Record::Session { .. } | Record::End { .. } => {}
         }
     }
@@ -453,6 +464,40 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
             .any(|b| matches!(b, Block::ToolUse { .. }))
     {
         out.pop();
+    }
+    out
+}
+
+/// Every tool result in `records`, by call id, if a compaction took any out of the conversation.
+fn results(records: &[Record]) -> Vec<(String, String)> {
+    if !records
+        .iter()
+        .any(|r| matches!(r, Record::Compaction { .. }))
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut from = |m: &Message| {
+        for b in &m.content {
+            if let Block::ToolResult {
+                tool_use_id,
+                content,
+                ..
+            } = b
+            {
+                out.push((tool_use_id.clone(), content.clone()));
+            }
+        }
+    };
+    for r in records {
+        match r {
+            Record::ToolResults { message } => from(message),
+            Record::Turn {
+                tool_results: Some(m),
+                ..
+            } => from(m),
+            _ => {}
+        }
     }
     out
 }

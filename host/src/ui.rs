@@ -8,6 +8,7 @@ use crate::agent::dispatch::ToolResult;
 use crate::agent::policy::{Answer, Pending};
 use crate::agent::{Observer, Outcome};
 use crate::context::cache::{self, Ledger};
+use crate::context::compress::Report;
 use crate::conversation::Usage;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -215,6 +216,11 @@ impl Observer for Terminal {
             self.paint("33", &format!("warning: {}", printable(message)))
         );
     }
+
+    fn compaction(&mut self, report: &Report) {
+        self.end_line();
+        eprintln!("{}", self.paint("2", &report.describe()));
+    }
 }
 
 /// Ask `question` on the terminal itself, not stdin (which may be a pipe of prompts), and read
@@ -245,6 +251,7 @@ pub struct JsonCollector {
     pub text: String,
     pub tool_calls: Vec<Value>,
     pub warnings: Vec<String>,
+    pub compactions: Vec<Value>,
 }
 
 impl Observer for JsonCollector {
@@ -258,6 +265,16 @@ impl Observer for JsonCollector {
     fn warning(&mut self, message: &str) {
         self.warnings.push(message.to_string());
     }
+    fn compaction(&mut self, report: &Report) {
+        self.compactions.push(compaction_json(report));
+    }
+}
+
+/// A compaction as stream-json's `compaction` event (and json's `compactions`).
+pub fn compaction_json(report: &Report) -> Value {
+    let mut v = serde_json::to_value(report).unwrap_or_default();
+    v["type"] = "compaction".into();
+    v
 }
 
 /// One JSON event per line on stdout.
@@ -301,6 +318,9 @@ impl Observer for StreamJson {
     }
     fn warning(&mut self, message: &str) {
         emit(&json!({"type": "warning", "message": message}));
+    }
+    fn compaction(&mut self, report: &Report) {
+        emit(&compaction_json(report));
     }
 }
 

@@ -5,6 +5,7 @@ mod agent;
 mod cli;
 mod code_tools;
 mod cold_start;
+mod compaction;
 mod exec_sandbox;
 mod faults;
 mod fs_tools;

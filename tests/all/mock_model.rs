@@ -48,7 +48,18 @@ pub struct MockModel {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// The body of `GET …/models` (404 when `None`); GETs are neither recorded nor use a reply.
     models: Arc<Mutex<Option<String>>>,
+    /// Answers summary requests (cove's compressor) apart from the queue, when set.
+    summariser: Summariser,
+    /// Refuse requests over this many tokens as Anthropic does ("prompt is too long").
+    window: Arc<Mutex<Option<usize>>>,
 }
+
+/// Writes the summary for a compressor's request: chosen by the conversation's own content, so
+/// the scripted replies stay in order whenever cove compacts.
+pub type Summariser = Arc<Mutex<Option<Box<dyn Fn(&str) -> String + Send>>>>;
+
+/// What begins cove's summary requests' system prompt.
+pub const SUMMARY_MARK: &str = "You summarise the earlier part of a coding agent's session";
 
 /// How far back from a breakpoint the provider looks for an earlier cache entry, in blocks.
 const LOOKBACK_BLOCKS: usize = 20;
@@ -106,14 +117,23 @@ impl MockModel {
         let replies = Arc::new(Mutex::new(VecDeque::from(replies)));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let models = Arc::new(Mutex::new(None));
-        let (r, s, m) = (replies.clone(), seen.clone(), models.clone());
+        let summariser: Summariser = Arc::new(Mutex::new(None));
+        let window = Arc::new(Mutex::new(None));
+        let (r, s, m, w, win) = (
+            replies.clone(),
+            seen.clone(),
+            models.clone(),
+            summariser.clone(),
+            window.clone(),
+        );
         let cache = Arc::new(Mutex::new(Vec::new()));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
-                let (r, s, c, m) = (r.clone(), s.clone(), cache.clone(), m.clone());
+                let (r, s, c, m, w) = (r.clone(), s.clone(), cache.clone(), m.clone(), w.clone());
+                let win = win.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &r, &s, &c, &m);
+                    let _ = serve(stream, &r, &s, &c, &m, &w, &win);
                 });
             }
         });
@@ -122,6 +142,8 @@ impl MockModel {
             replies,
             seen,
             models,
+            summariser,
+            window,
         })
     }
 
@@ -129,6 +151,20 @@ impl MockModel {
     pub fn set_models(&self, body: &str) {
         if let Ok(mut m) = self.models.lock() {
             *m = Some(body.to_string());
+        }
+    }
+
+    /// Answer cove's summary requests with `write(the request's body)`, outside the queue.
+    pub fn set_summariser(&self, write: impl Fn(&str) -> String + Send + 'static) {
+        if let Ok(mut w) = self.summariser.lock() {
+            *w = Some(Box::new(write));
+        }
+    }
+
+    /// Refuse requests of more than `tokens` (about 4 bytes a token) with Anthropic's 400.
+    pub fn set_window(&self, tokens: usize) {
+        if let Ok(mut w) = self.window.lock() {
+            *w = Some(tokens);
         }
     }
 
@@ -159,6 +195,8 @@ fn serve(
     seen: &Mutex<Vec<Seen>>,
     cache: &Mutex<Vec<String>>,
     models: &Mutex<Option<String>>,
+    summariser: &Summariser,
+    window: &Mutex<Option<usize>>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -211,7 +249,32 @@ fn serve(
                 body: body.clone(),
             });
         }
-        let mut reply = replies.lock().ok().and_then(|mut r| r.pop_front());
+        let limit = window.lock().ok().and_then(|w| *w);
+        let size = unmarked(&body).0.len() / 4;
+        if let Some(limit) = limit.filter(|l| size > *l) {
+            let text = format!(
+                r#"{{"type":"error","error":{{"type":"invalid_request_error","message":"prompt is too long: {size} tokens > {limit} maximum"}}}}"#
+            );
+            write!(
+                out,
+                "HTTP/1.1 400 X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                text.len()
+            )?;
+            out.flush()?;
+            return Ok(());
+        }
+        let summary = if body.contains(SUMMARY_MARK) {
+            summariser
+                .lock()
+                .ok()
+                .and_then(|w| w.as_ref().map(|write| write(&body)))
+        } else {
+            None
+        };
+        let mut reply = match summary {
+            Some(text) => Some(Reply::AnthropicCached(text, Vec::new())),
+            None => replies.lock().ok().and_then(|mut r| r.pop_front()),
+        };
         if let Some(Reply::AnthropicCached(text, calls)) = &reply {
             let usage = cache
                 .lock()

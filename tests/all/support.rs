@@ -324,6 +324,9 @@ pub const BUILT_IN_TOOLS: [&str; 10] = [
     "write",
 ];
 
+/// The tools the host answers itself, offered beside the plugins' (`recall`: the compressor's).
+pub const HOST_TOOLS: [&str; 1] = ["recall"];
+
 /// The evil guest's tools and their read-only flags.
 pub const EVIL_TOOLS: [(&str, bool); 8] = [
     ("spin", true),

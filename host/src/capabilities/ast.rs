@@ -237,6 +237,26 @@ pub fn outline(wt: &Worktree, path: &str) -> Result<String, AstError> {
     Ok(render(&file))
 }
 
+/// The outline of `text`, the content of a file named `path` (whose name picks the grammar),
+/// as [`render`] gives it; `None` for a language cove has no grammar for, a text that parses to
+/// no definitions, or one too slow to parse. The compressor outlines what the model read this way,
+/// as it read it.
+pub fn outline_of_text(path: &str, text: &str) -> Option<String> {
+    let lang = Lang::from_path(Path::new(path))?;
+    let parsed = cache::parse(cache::parses(), lang, text.as_bytes().to_vec())?;
+    let file = FileSymbols {
+        path: path.to_string(),
+        lang: Some(lang),
+        symbols: parsed.symbols(),
+        lines: line_count(text.as_bytes()),
+        syntax_errors: 0,
+        error_lines: Vec::new(),
+        binary: false,
+    };
+    let out = render(&file);
+    (!out.is_empty()).then_some(out)
+}
+
 /// One capture of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capture {

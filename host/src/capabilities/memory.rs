@@ -133,13 +133,38 @@ pub fn remember(
         return Ok(Remembered::Already(path));
     }
     let date = jiff::Zoned::now().date();
+    append(&path, &existing, &format!("- {date}: {fact}\n"))?;
+    Ok(Remembered::Added(path))
+}
+
+/// Append a session summary (the compressor's) to the project's memory file as a dated section.
+/// Never changes what is already in the file.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn append_summary(root: &Path, summary: &str) -> Result<PathBuf, MemoryError> {
+    let path = root.join(PROJECT_FILE);
+    let existing = std::fs::read(&path).unwrap_or_default();
+    let existing = String::from_utf8_lossy(&existing);
+    let date = jiff::Zoned::now().date();
+    let section = format!(
+        "{}## Session summary, {date}\n\n{}\n",
+        if existing.is_empty() { "" } else { "\n" },
+        summary.trim()
+    );
+    append(&path, &existing, &section)?;
+    Ok(path)
+}
+
+/// Append `text` to `path` (holding `existing`), on a line of its own, and sync it.
+fn append(path: &Path, existing: &str, text: &str) -> Result<(), MemoryError> {
     let mut entry = String::new();
     if !existing.is_empty() && !existing.ends_with('\n') {
         entry.push('\n');
     }
-    entry.push_str(&format!("- {date}: {fact}\n"));
+    entry.push_str(text);
     let write_err = |source| MemoryError::Write {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     if let Some(dir) = path.parent() {
@@ -148,11 +173,11 @@ pub fn remember(
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .map_err(write_err)?;
     f.write_all(entry.as_bytes()).map_err(write_err)?;
     f.sync_data().map_err(write_err)?;
-    Ok(Remembered::Added(path))
+    Ok(())
 }
 
 /// The fact of an entry line `- YYYY-MM-DD: fact`, whitespace collapsed; `None` for other lines.

@@ -77,13 +77,14 @@ pub(crate) fn start(
     };
     let gate =
         cove::agent::policy::Gate::new(&registry, &policies).map_err(|e| anyhow::anyhow!(e))?;
+    let max_tokens = pc.max_tokens.unwrap_or(if small {
+        cove::agent::profile::SMALL_MAX_TOKENS
+    } else {
+        8192
+    });
     let settings = cove::agent::Settings {
         model: model.clone(),
-        max_tokens: pc.max_tokens.unwrap_or(if small {
-            cove::agent::profile::SMALL_MAX_TOKENS
-        } else {
-            8192
-        }),
+        max_tokens,
         temperature: pc.temperature.or(small.then_some(0.0)),
         constrained: pc.constrained.unwrap_or(small),
         tools_in_prompt: small,
@@ -97,6 +98,7 @@ pub(crate) fn start(
         gate,
         assume_yes: args.yes,
         role: "main".into(),
+        context: config.context.settings(&model, max_tokens, args.compact_at),
     };
     let store = session_store()?;
     let resumed = match (&args.resume, args.continue_) {
@@ -104,24 +106,37 @@ pub(crate) fn start(
         (None, true) => Some(store.resume(&store.latest(&root)?)?),
         (None, false) => None,
     };
-    let (mut transcript, mut messages) = match resumed {
+    let (mut transcript, mut messages, archive) = match resumed {
         Some(r) => {
             for d in &r.damaged {
                 eprintln!("warning: {d}");
             }
-            (r.transcript, r.messages)
+            (r.transcript, r.messages, r.results)
         }
-        None => (store.create(&root, provider.name(), &model)?, Vec::new()),
+        None => (
+            store.create(&root, provider.name(), &model)?,
+            Vec::new(),
+            Vec::new(),
+        ),
     };
     // Loading components runs them (describe): never on the async thread.
     let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
     for p in problems {
         eprintln!("warning: {p}");
     }
+    agent.restore_archive(archive);
     if small {
         agent.retain_tools(|name| cove::agent::profile::SMALL_TOOLS.contains(&name));
         let lean = cove::agent::profile::small_system_prompt(&root, &cwd, agent.tools());
         agent.set_system(lean);
+        let tools = agent.tools().to_vec();
+        let (root, cwd) = (root.clone(), cwd.clone());
+        agent.set_system_source(Box::new(move || {
+            cove::agent::profile::small_system_prompt(&root, &cwd, &tools)
+        }));
+    } else {
+        let (root, cwd) = (root.clone(), cwd.clone());
+        agent.set_system_source(Box::new(move || cove::context::system_prompt(&root, &cwd)));
     }
     runtime.block_on(async move {
         match prompt {
@@ -207,6 +222,7 @@ pub(crate) async fn one_task(
             v["result"] = serde_json::Value::String(c.text);
             v["tool_calls"] = serde_json::Value::Array(c.tool_calls);
             v["warnings"] = serde_json::json!(c.warnings);
+            v["compactions"] = serde_json::Value::Array(c.compactions);
             println!("{}", serde_json::to_string_pretty(&v)?);
             outcome
         }
@@ -268,6 +284,29 @@ pub(crate) async fn chat(
         // `# fact`: remembered for the project's later sessions, without a model turn.
         if let Some(fact) = line.strip_prefix("# ") {
             remember(agent.root(), fact);
+            continue;
+        }
+        // `/compact [focus]`: compact the context now.
+        if line == "/compact" || line.starts_with("/compact ") {
+            let focus = line["/compact".len()..].trim();
+            let focus = (!focus.is_empty()).then(|| focus.to_string());
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let watcher = cancel_on_ctrl_c(&cancel);
+            let mut t = cove::ui::Terminal::new(color, std::io::stderr().is_terminal());
+            let done = agent
+                .compact(
+                    messages,
+                    Some(&mut *transcript),
+                    &mut ledger,
+                    &mut t,
+                    &cancel,
+                    cove::agent::When::Now { focus },
+                )
+                .await;
+            watcher.abort();
+            if done.is_none() {
+                eprintln!("Nothing to compact yet.");
+            }
             continue;
         }
         let user = cove::conversation::Message::user_text(line);
