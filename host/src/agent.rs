@@ -224,6 +224,10 @@ impl Agent {
     /// Offer only the tools `keep` accepts (the `small` profile's few).
     pub fn retain_tools(&mut self, keep: impl Fn(&str) -> bool) {
         self.tools.retain(|t| keep(&t.name));
+        let offered = self.tools.iter().any(|t| t.name == compress::RECALL);
+        if let Ok(mut c) = self.compressor.lock() {
+            c.recall_offered = offered;
+        }
     }
 
     /// Replace the system prompt (one made from the tools offered, say).
@@ -942,12 +946,14 @@ impl Agent {
             focus: focus.clone(),
             ..Report::default()
         };
-        // Tokens still to free, in the estimator's units; everything it can, when forced.
+        // Tokens still to free, in the estimator's units, with a margin of 5 % of the window
+        // so that a layer that reaches the target does not leave the next one to run for a few
+        // tokens short; everything it can, when forced.
         let need = |now: u64| {
             if forced.is_some() {
                 u64::MAX
             } else {
-                (now.saturating_sub(goal) as f64 / ratio).ceil() as u64
+                ((now.saturating_sub(goal) + limit / 20) as f64 / ratio).ceil() as u64
             }
         };
         if let Ok(mut c) = self.compressor.lock() {

@@ -158,6 +158,8 @@ pub struct Compressor {
     estimates: Vec<(usize, u64)>,
     /// Estimated tokens of the system prompt and tools, with their sizes.
     fixed: Option<(usize, usize, u64)>,
+    /// Whether the model is offered `recall` (the `small` profile's few tools leave it out).
+    pub recall_offered: bool,
 }
 
 impl Compressor {
@@ -168,6 +170,16 @@ impl Compressor {
             archive: HashMap::new(),
             estimates: Vec::new(),
             fixed: None,
+            recall_offered: true,
+        }
+    }
+
+    /// How a stub tells the model to get `what` back.
+    fn way_back(&self, handle: &str, what: &str) -> String {
+        if self.recall_offered {
+            format!("recall {{\"handle\":\"{handle}\"}} returns {what}")
+        } else {
+            "make the call again if you need it".to_string()
         }
     }
 
@@ -241,10 +253,11 @@ impl Compressor {
                 }
                 let (name, input) = call_of(call_msg, tool_use_id);
                 let stub = format!(
-                    "{MASKED} {name} {} gave {} in {} lines; recall {{\"handle\":\"{tool_use_id}\"}} returns it]",
+                    "{MASKED} {name} {} gave {} in {} lines; {}]",
                     short_input(input),
                     size(content.len()),
-                    content.lines().count()
+                    content.lines().count(),
+                    self.way_back(tool_use_id, "it")
                 );
                 freed += tokens::estimate(content).saturating_sub(tokens::estimate(&stub));
                 let old = std::mem::replace(content, stub);
@@ -299,9 +312,10 @@ impl Compressor {
                     continue;
                 };
                 let text = format!(
-                    "{OUTLINED} {path} as read was {} in {} lines; recall {{\"handle\":\"{tool_use_id}\"}} returns the text]\n{outline}",
+                    "{OUTLINED} {path} as read was {} in {} lines; {}]\n{outline}",
                     size(content.len()),
-                    content.lines().count()
+                    content.lines().count(),
+                    self.way_back(tool_use_id, "the text")
                 );
                 if text.len() * 2 > content.len() {
                     continue;
@@ -746,6 +760,18 @@ mod tests {
         let mut r = Report::default();
         c.mask(&mut m, 10, &mut r);
         assert_eq!(r.masked, ["t0"]);
+        // Without `recall` on offer (the small profile), the stub says how else to get it back.
+        let mut c = Compressor::new(settings(100_000));
+        c.recall_offered = false;
+        let mut m = session(8);
+        c.mask(&mut m, 10, &mut Report::default());
+        let Block::ToolResult { content, .. } = &m[2].content[0] else {
+            panic!("not a result")
+        };
+        assert!(
+            content.ends_with("; make the call again if you need it]"),
+            "{content}"
+        );
     }
 
     #[test]
@@ -862,5 +888,188 @@ mod tests {
         let b = c.estimate("sys", &[], &m);
         assert!(b < a, "{b} < {a}");
         assert!(c.due(a) == (a > c.settings.trigger()));
+    }
+}
+
+/// Needle recall: facts planted early in a session stay reachable through each layer — in the
+/// request, or behind a handle the request names (`recall`). Run with `--nocapture` for the
+/// fraction per layer.
+#[cfg(test)]
+mod needles {
+    use super::*;
+    use serde_json::json;
+
+    const NEEDLES: [(&str, &str); 5] = [
+        ("a user constraint", "never edit vendor/"),
+        ("an exact path", "src/deep/needle_7f3a.rs"),
+        (
+            "an error string",
+            "E0599: no method named `frobnicate_9c1e`",
+        ),
+        (
+            "a rejected approach",
+            "Rejected: a regex parser, it breaks on nested braces",
+        ),
+        ("a value inside a file", "NEEDLE_LIMIT: u32 = 7341"),
+    ];
+
+    fn turn(
+        m: &mut Vec<Message>,
+        id: &str,
+        text: &str,
+        name: &str,
+        input: Value,
+        result: String,
+        err: bool,
+    ) {
+        m.push(Message {
+            role: Role::Assistant,
+            content: vec![
+                Block::Text { text: text.into() },
+                Block::ToolUse {
+                    id: id.into(),
+                    name: name.into(),
+                    input,
+                },
+            ],
+        });
+        m.push(Message {
+            role: Role::User,
+            content: vec![Block::ToolResult {
+                tool_use_id: id.into(),
+                content: result,
+                is_error: err,
+            }],
+        });
+    }
+
+    fn numbered(text: &str) -> String {
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| format!("{:>6}\t{l}\n", i + 1))
+            .collect()
+    }
+
+    fn session() -> Vec<Message> {
+        let mut m = vec![Message::user_text(format!(
+            "Fix the parser; {}.",
+            NEEDLES[0].1
+        ))];
+        let file: String = (0..40)
+            .map(|f| {
+                format!("pub fn step_{f}(x: u32) -> u32 {{\n    let y = x + {f};\n    y * 2\n}}\n")
+            })
+            .collect::<String>()
+            + &format!("pub const {};\n", NEEDLES[4].1);
+        turn(
+            &mut m,
+            "t0",
+            "Reading.",
+            "read",
+            json!({"file_path": NEEDLES[1].1}),
+            numbered(&file),
+            false,
+        );
+        turn(
+            &mut m,
+            "t1",
+            "Building.",
+            "bash",
+            json!({"command": "cargo build"}),
+            format!(
+                "error[{}]\n{}",
+                NEEDLES[2].1,
+                "  --> src/lib.rs:3:7\n".repeat(40)
+            ),
+            true,
+        );
+        turn(
+            &mut m,
+            "t2",
+            &format!("{}.", NEEDLES[3].1),
+            "read",
+            json!({"file_path": "src/parse.rs"}),
+            numbered(&file.replace("step_", "parse_")),
+            false,
+        );
+        for i in 3..9 {
+            turn(
+                &mut m,
+                &format!("t{i}"),
+                "Looking further.",
+                "read",
+                json!({"file_path": format!("src/m{i}.rs")}),
+                numbered(&file.replace("step_", &format!("m{i}_"))),
+                false,
+            );
+        }
+        m
+    }
+
+    /// Which needles are in `m` or behind a handle it names.
+    fn reachable(c: &Compressor, m: &[Message]) -> Vec<bool> {
+        let text = serde_json::to_string(m).unwrap_or_default();
+        let recalled: String = c
+            .archive
+            .iter()
+            .filter(|(h, _)| {
+                text.contains(&format!("\\\"handle\\\":\\\"{h}\\\""))
+                    || text.contains(&format!("handle {h}"))
+            })
+            .map(|(_, t)| t.as_str())
+            .collect();
+        NEEDLES
+            .iter()
+            .map(|(_, n)| {
+                let n_json = serde_json::to_string(n).unwrap_or_default();
+                text.contains(n_json.trim_matches('"')) || recalled.contains(n)
+            })
+            .collect()
+    }
+
+    /// A stand-in for the model: keeps what the summary prompt asks for — the user's words,
+    /// the calls (with their paths and handles), errors, rejected approaches — and no file bodies.
+    fn summarise(chunk: &str) -> String {
+        chunk
+            .lines()
+            .filter(|l| {
+                l.starts_with("USER:")
+                    || l.starts_with("CALL ")
+                    || l.starts_with("RESULT (error)")
+                    || l.contains("Rejected")
+            })
+            .map(|l| format!("- {l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn needles_stay_reachable_through_every_layer() -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = Compressor::new(Settings {
+            enabled: true,
+            window: 8_000,
+            compact_at: DEFAULT_COMPACT_AT,
+            target: DEFAULT_TARGET,
+            reserve: 1000,
+        });
+        let mut m = session();
+        let mut r = Report::default();
+        let mut rows = Vec::new();
+        c.mask(&mut m, u64::MAX, &mut r);
+        rows.push(("mask", reachable(&c, &m)));
+        c.structure(&mut m, u64::MAX, &mut r);
+        rows.push(("structure", reachable(&c, &m)));
+        let plan = c.plan_summary("system", &[], &m, 4000).ok_or("a plan")?;
+        let summary: String = plan.chunks.iter().map(|ch| summarise(ch)).collect();
+        c.apply_summary(&mut m, &plan, &summary, &mut r);
+        rows.push(("summary", reachable(&c, &m)));
+        assert_eq!(r.layers, [Layer::Mask, Layer::Structure, Layer::Summary]);
+        for (layer, found) in &rows {
+            let n = found.iter().filter(|f| **f).count();
+            eprintln!("needle recall after {layer}: {n}/{}", NEEDLES.len());
+            for ((what, _), f) in NEEDLES.iter().zip(found) {
+                assert!(f, "{what} lost after {layer}");
+            }
+        }
+        Ok(())
     }
 }
