@@ -112,18 +112,20 @@ impl ContextConfig {
         self.compact = later.compact.or(self.compact);
     }
 
-    /// The compressor's settings for `model` with replies of up to `max_tokens`; `compact_at`
-    /// from a flag wins over the config.
+    /// The compressor's settings for `model` with replies of up to `max_tokens`, on a server
+    /// that gives it a context of `served` tokens (when it says); `compact_at` from a flag wins
+    /// over the config, and the config's window over the server's.
     pub fn settings(
         &self,
         model: &str,
         max_tokens: u32,
         compact_at: Option<f64>,
+        served: Option<u64>,
     ) -> crate::context::compress::Settings {
         use crate::context::compress;
         crate::context::compress::Settings {
             enabled: self.compact.unwrap_or(true),
-            window: crate::context::tokens::window(model, self.window_tokens),
+            window: crate::context::tokens::window(model, self.window_tokens.or(served)),
             compact_at: compact_at
                 .or(self.compact_at)
                 .unwrap_or(compress::DEFAULT_COMPACT_AT),

@@ -123,6 +123,9 @@ pub struct Server {
     pub runtime: String,
     /// The model's parameter count, when the server reports it.
     pub params: Option<u64>,
+    /// The context the server gives the model, in tokens, when it says (llama.cpp's `n_ctx`,
+    /// vLLM's `max_model_len`): what the compressor must keep each request under.
+    pub context: Option<u64>,
 }
 
 /// How far a setting is trusted: the user's own (flags, environment, `~/.config/cove`) or a

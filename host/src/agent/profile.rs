@@ -148,6 +148,7 @@ mod tests {
         let llama = Server {
             runtime: "llama.cpp".into(),
             params: Some(1_543_714_304),
+            context: Some(8192),
         };
         let (p, why) = choose(None, Some(&llama), "x")?;
         assert_eq!(p, Profile::Small);
@@ -155,6 +156,7 @@ mod tests {
         let ollama = Server {
             runtime: "Ollama".into(),
             params: None,
+            context: None,
         };
         assert_eq!(
             choose(None, Some(&ollama), "qwen2.5:14b")?.0,

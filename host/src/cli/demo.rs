@@ -52,7 +52,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         gate,
         assume_yes: false,
         role: "main".into(),
-        context: ws.config.context.settings("scripted", 4096, None),
+        context: ws.config.context.settings("scripted", 4096, None, None),
     };
     println!(
         "cove demo: a scripted model fixes a bug in a sample repository at {}\n",

@@ -98,7 +98,12 @@ pub(crate) fn start(
         gate,
         assume_yes: args.yes,
         role: "main".into(),
-        context: config.context.settings(&model, max_tokens, args.compact_at),
+        context: config.context.settings(
+            &model,
+            max_tokens,
+            args.compact_at,
+            server.as_ref().and_then(|s| s.context),
+        ),
     };
     let store = session_store()?;
     let resumed = match (&args.resume, args.continue_) {

@@ -478,8 +478,9 @@ impl Provider for OpenAi {
 }
 
 /// Which local runtime answered `GET /models` (llama.cpp says `owned_by: "llamacpp"` and gives
-/// `meta.n_params`; vLLM says `"vllm"`; Ollama names the namespace, `"library"` for its own
-/// models), and the size of `model` (or of the only model served) when it is given.
+/// `meta.n_params` and `meta.n_ctx`; vLLM says `"vllm"` and gives `max_model_len`; Ollama names
+/// the namespace, `"library"` for its own models), and the size and context of `model` (or of
+/// the only model served) when they are given.
 pub fn server_from_models(v: &Value, model: &str) -> Option<super::Server> {
     let data = v["data"].as_array()?;
     let entry = data
@@ -495,6 +496,10 @@ pub fn server_from_models(v: &Value, model: &str) -> Option<super::Server> {
     Some(super::Server {
         runtime: runtime.into(),
         params: entry["meta"]["n_params"].as_u64(),
+        context: entry["meta"]["n_ctx"]
+            .as_u64()
+            .or_else(|| entry["max_model_len"].as_u64())
+            .filter(|n| *n > 0),
     })
 }
 
@@ -532,6 +537,36 @@ mod tests {
             description: "r".into(),
             input_schema: json!({"type":"object"}),
         }]
+    }
+
+    #[test]
+    fn local_runtimes_say_what_they_serve_and_in_what_context() {
+        // llama-server (b7000s): the slot's context is `meta.n_ctx`.
+        let llama = json!({"object":"list","data":[{"id":"qwen.gguf","owned_by":"llamacpp",
+            "meta":{"n_ctx":8192,"n_ctx_train":32768,"n_params":1543714304}}]});
+        assert_eq!(
+            server_from_models(&llama, "qwen.gguf"),
+            Some(crate::provider::Server {
+                runtime: "llama.cpp".into(),
+                params: Some(1_543_714_304),
+                context: Some(8192),
+            })
+        );
+        // vLLM: `max_model_len`.
+        let vllm = json!({"object":"list","data":[{"id":"Qwen/Qwen2.5-Coder-7B-Instruct","owned_by":"vllm","max_model_len":16384}]});
+        let s = server_from_models(&vllm, "Qwen/Qwen2.5-Coder-7B-Instruct");
+        assert_eq!(s.and_then(|s| s.context), Some(16384));
+        // An older llama-server without `n_ctx`: its training context is not the server's.
+        let old = json!({"data":[{"id":"m","owned_by":"llamacpp","meta":{"n_ctx_train":32768}}]});
+        assert_eq!(server_from_models(&old, "m").and_then(|s| s.context), None);
+        // Not a local runtime.
+        assert_eq!(
+            server_from_models(
+                &json!({"data":[{"id":"gpt-4o","owned_by":"openai"}]}),
+                "gpt-4o"
+            ),
+            None
+        );
     }
 
     #[test]
