@@ -7,6 +7,7 @@
 //! cancellation. The states are an enum; each transition is a method.
 //! Must not format output (an [`Observer`] does) or know a provider's wire format.
 
+pub mod assemble;
 pub mod dispatch;
 pub mod policy;
 pub mod profile;

@@ -30,81 +30,37 @@ pub(crate) fn start(
         }
     })?;
     ws.registry.start_loading();
-    let flags = cove::config::ProviderConfig {
-        kind: args.provider.clone(),
-        model: args.model.clone(),
-        base_url: args.base_url.clone(),
-        max_turns: args.max_turns,
-        token_budget: args.token_budget,
-        script: args.script.clone(),
-        max_tokens: args.max_tokens,
-        temperature: args.temperature,
-        constrained: args.constrained,
-        profile: args.profile.clone(),
-        ..Default::default()
+    let choices = cove::agent::assemble::Choices {
+        flags: cove::config::ProviderConfig {
+            kind: args.provider.clone(),
+            model: args.model.clone(),
+            base_url: args.base_url.clone(),
+            max_turns: args.max_turns,
+            token_budget: args.token_budget,
+            script: args.script.clone(),
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            constrained: args.constrained,
+            profile: args.profile.clone(),
+            ..Default::default()
+        },
+        policy: args.policy.clone(),
+        assume_yes: args.yes,
+        compact_at: args.compact_at,
+        role: "main".into(),
     };
-    let selection = cove::provider::select(&ws.config, &flags, &|k| {
-        std::env::var(k).ok().filter(|v| !v.is_empty())
-    })?;
-    for w in &selection.warnings {
-        eprintln!("warning: {w}");
-    }
-    let (provider, model) = (selection.provider, selection.model);
-    let mut pc = ws.config.provider.clone();
-    pc.merge(flags);
     let runtime = async_runtime()?;
-    // Only a server the user did not describe is asked what it is (one GET, a few seconds at most).
-    let server = if pc.profile.is_none() {
-        runtime.block_on(provider.identify(&model))
-    } else {
-        None
-    };
-    let (profile, why) =
-        cove::agent::profile::choose(pc.profile.as_deref(), server.as_ref(), &model)?;
-    if let Some(why) = why {
-        eprintln!("{why}");
-    }
-    let small = profile == cove::agent::profile::Profile::Small;
     let root = ws.worktree.root().to_path_buf();
     let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
-    let system = cove::context::system_prompt(&root, &cwd);
-    let config = &ws.config;
-    let registry = ws.registry.clone();
-    let policies = if args.policy.is_empty() {
-        config.policy.clone()
-    } else {
-        args.policy.clone()
-    };
-    let gate =
-        cove::agent::policy::Gate::new(&registry, &policies).map_err(|e| anyhow::anyhow!(e))?;
-    let max_tokens = pc.max_tokens.unwrap_or(if small {
-        cove::agent::profile::SMALL_MAX_TOKENS
-    } else {
-        8192
-    });
-    let settings = cove::agent::Settings {
-        model: model.clone(),
-        max_tokens,
-        temperature: pc.temperature.or(small.then_some(0.0)),
-        constrained: pc.constrained.unwrap_or(small),
-        tools_in_prompt: small,
-        max_result_bytes: if small {
-            cove::agent::profile::SMALL_MAX_RESULT_BYTES
-        } else {
-            cove::agent::MAX_RESULT_BYTES
-        },
-        max_turns: pc.max_turns.unwrap_or(cove::config::DEFAULT_MAX_TURNS),
-        token_budget: pc.token_budget,
-        gate,
-        assume_yes: args.yes,
-        role: "main".into(),
-        context: config.context.settings(
-            &model,
-            max_tokens,
-            args.compact_at,
-            server.as_ref().and_then(|s| s.context),
-        ),
-    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let prepared = cove::agent::assemble::prepare(&ws, choices, &env, &cwd, &runtime)?;
+    for w in &prepared.warnings {
+        eprintln!("warning: {w}");
+    }
+    for n in &prepared.notes {
+        eprintln!("{n}");
+    }
+    let model = prepared.model.clone();
     let store = session_store()?;
     let resumed = match (&args.resume, args.continue_) {
         (Some(id), _) => Some(store.resume(id)?),
@@ -119,30 +75,16 @@ pub(crate) fn start(
             (r.transcript, r.messages, r.results)
         }
         None => (
-            store.create(&root, provider.name(), &model)?,
+            store.create(&root, &prepared.provider_name, &model)?,
             Vec::new(),
             Vec::new(),
         ),
     };
-    // Loading components runs them (describe): never on the async thread.
-    let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
+    let (mut agent, problems) = prepared.build(&ws);
     for p in problems {
         eprintln!("warning: {p}");
     }
     agent.restore_archive(archive);
-    if small {
-        agent.retain_tools(|name| cove::agent::profile::SMALL_TOOLS.contains(&name));
-        let lean = cove::agent::profile::small_system_prompt(&root, &cwd, agent.tools());
-        agent.set_system(lean);
-        let tools = agent.tools().to_vec();
-        let (root, cwd) = (root.clone(), cwd.clone());
-        agent.set_system_source(Box::new(move || {
-            cove::agent::profile::small_system_prompt(&root, &cwd, &tools)
-        }));
-    } else {
-        let (root, cwd) = (root.clone(), cwd.clone());
-        agent.set_system_source(Box::new(move || cove::context::system_prompt(&root, &cwd)));
-    }
     runtime.block_on(async move {
         match prompt {
             Some(prompt) => {
