@@ -47,6 +47,9 @@ pub enum Record {
         tool_results: Option<Message>,
         usage: Usage,
     },
+    /// The model loaded a skill (the `skill` tool): it stays active, and `--resume` activates
+    /// it again.
+    Skill { name: String },
     /// How a run ended.
     End { outcome: String, usage: Usage },
 }
@@ -76,6 +79,8 @@ pub struct Resumed {
     pub messages: Vec<Message>,
     /// Lines left out because they are damaged, one message each, for the user.
     pub damaged: Vec<String>,
+    /// Skills the session had loaded, in the order it loaded them.
+    pub skills: Vec<String>,
 }
 
 /// A summary for `cove sessions list`.
@@ -222,6 +227,7 @@ impl Store {
                 file,
             },
             messages: conversation(&records),
+            skills: skills(&records),
             damaged,
         })
     }
@@ -343,6 +349,19 @@ fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>), SessionError>
     Ok((out, damaged))
 }
 
+/// The skills a transcript records as loaded, once each, in order.
+pub fn skills(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records {
+        if let Record::Skill { name } = r
+            && !out.contains(name)
+        {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
 /// What is known of a turn whose results were never written: the calls that started, and the
 /// ones that finished with their results.
 #[derive(Default)]
@@ -396,7 +415,10 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
     for r in records {
         if !matches!(
             r,
-            Record::ToolStart { .. } | Record::ToolDone { .. } | Record::ToolResults { .. }
+            Record::ToolStart { .. }
+                | Record::ToolDone { .. }
+                | Record::ToolResults { .. }
+                | Record::Skill { .. }
         ) && let Some((assistant, progress)) = waiting.take()
         {
             push(unanswered(&assistant, &progress), &mut out);
@@ -438,7 +460,7 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
                     push(results.clone(), &mut out);
                 }
             }
-            Record::Session { .. } | Record::End { .. } => {}
+            Record::Session { .. } | Record::End { .. } | Record::Skill { .. } => {}
         }
     }
     if let Some((assistant, progress)) = waiting {

@@ -127,6 +127,7 @@ impl Sandbox {
     /// config, sessions or keys.
     pub fn isolate(&self, c: &mut Command) {
         c.env("COVE_CONFIG_DIR", self.tmp.path().join("config"))
+            .env("CLAUDE_CONFIG_DIR", self.tmp.path().join("claude"))
             .env("COVE_CACHE_DIR", shared_cache())
             .env("COVE_DATA_DIR", self.tmp.path().join("data"))
             .env("RUST_LOG", "warn");
@@ -367,6 +368,7 @@ pub fn permit(
         role: "test".into(),
         turns_left: u32::MAX,
         tokens_left: u64::MAX,
+        skills: Default::default(),
     };
     let call = cove::agent::dispatch::ToolCall {
         tool: tool.into(),

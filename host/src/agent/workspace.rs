@@ -144,6 +144,19 @@ impl Workspace {
         })
     }
 
+    /// Every skill of this workspace: the repository's (offered only when trusted), the user's
+    /// (cove's config directory and Claude Code's `claude_dir`) and the skill plugins. Reads
+    /// files and manifests; compiles nothing.
+    pub fn skills(&self, claude_dir: Option<&Path>) -> crate::context::skills::Catalog {
+        crate::context::skills::Catalog::discover(crate::context::skills::Sources {
+            project: &self.project.skills,
+            trusted: self.trusted,
+            user_dir: self.user_dir.as_deref(),
+            claude_dir,
+            registry: Some(&self.registry),
+        })
+    }
+
     /// Project settings and plugins that were left out because the repository is not trusted.
     pub fn withheld(&self) -> &[String] {
         if self.trusted { &[] } else { &self.asks }

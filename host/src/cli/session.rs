@@ -67,7 +67,11 @@ pub(crate) fn start(
     let small = profile == cove::agent::profile::Profile::Small;
     let root = ws.worktree.root().to_path_buf();
     let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
-    let system = cove::context::system_prompt(&root, &cwd);
+    let catalog = std::sync::Arc::new(ws.skills(cove::paths::claude_dir().as_deref()));
+    for p in catalog.problems() {
+        eprintln!("warning: skill not loaded: {p}");
+    }
+    let system = cove::context::system_prompt(&root, &cwd, &catalog);
     let config = &ws.config;
     let registry = ws.registry.clone();
     let policies = if args.policy.is_empty() {
@@ -104,19 +108,27 @@ pub(crate) fn start(
         (None, true) => Some(store.resume(&store.latest(&root)?)?),
         (None, false) => None,
     };
-    let (mut transcript, mut messages) = match resumed {
+    let (mut transcript, mut messages, skills) = match resumed {
         Some(r) => {
             for d in &r.damaged {
                 eprintln!("warning: {d}");
             }
-            (r.transcript, r.messages)
+            (r.transcript, r.messages, r.skills)
         }
-        None => (store.create(&root, provider.name(), &model)?, Vec::new()),
+        None => (
+            store.create(&root, provider.name(), &model)?,
+            Vec::new(),
+            Vec::new(),
+        ),
     };
     // Loading components runs them (describe): never on the async thread.
     let (mut agent, problems) = cove::agent::Agent::new(provider, registry, settings, system);
     for p in problems {
         eprintln!("warning: {p}");
+    }
+    agent.offer_skills(catalog).map_err(anyhow::Error::msg)?;
+    for w in agent.restore_skills(&skills) {
+        eprintln!("warning: {w}");
     }
     if small {
         agent.retain_tools(|name| cove::agent::profile::SMALL_TOOLS.contains(&name));

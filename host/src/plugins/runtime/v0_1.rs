@@ -26,6 +26,23 @@ pub mod policy_world {
     });
 }
 
+/// Bindings of the `skill` world: the same imports as the tool world (shared, so the host side
+/// below serves both), plus `skill-api`.
+pub mod skill_world {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "cove:plugin/skill@0.1.0",
+        with: {
+            "cove:plugin/types": super::cove::plugin::types,
+            "cove:plugin/log": super::cove::plugin::log,
+            "cove:plugin/search": super::cove::plugin::search,
+            "cove:plugin/exec": super::cove::plugin::exec,
+            "cove:plugin/ast": super::cove::plugin::ast,
+            "cove:plugin/memory": super::cove::plugin::memory,
+        },
+    });
+}
+
 impl types::Host for StoreState {}
 
 impl log::Host for StoreState {
