@@ -56,41 +56,33 @@ fn main() {
         .join("plugins");
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "plugin",
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    for (krate, _) in PLUGINS {
-        cmd.args(["-p", krate]);
-    }
-    for krate in GUESTS {
-        cmd.args(["-p", krate]);
-    }
+    let build = |krates: &mut dyn Iterator<Item = &str>| {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&root)
+            .args([
+                "build",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "plugin",
+                "--target-dir",
+            ])
+            .arg(&target_dir);
+        for krate in krates {
+            cmd.args(["-p", krate]);
+        }
+        cmd
+    };
+    let all = build(
+        &mut PLUGINS
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(GUESTS.iter().copied()),
+    );
     // Guests that turn on the SDK's `skill` feature are built on their own: built with the
     // others, cargo would unify the feature into every plugin's SDK.
-    let mut skills = Command::new(&cargo);
-    skills
-        .current_dir(&root)
-        .args([
-            "build",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "plugin",
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    for krate in SKILL_GUESTS {
-        skills.args(["-p", krate]);
-    }
-    for mut c in [cmd, skills] {
+    let skills = build(&mut SKILL_GUESTS.iter().copied());
+    for mut c in [all, skills] {
         // The outer build's flags and wrappers (clippy, coverage) are for the host, not for wasm.
         for var in [
             "CARGO_ENCODED_RUSTFLAGS",

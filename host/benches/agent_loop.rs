@@ -9,10 +9,12 @@
 #[allow(dead_code)]
 #[path = "../../tests/all/mock_model.rs"]
 mod mock_model;
+#[path = "common/report.rs"]
+mod report;
 
 use mock_model::{MockModel, Reply};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -175,12 +177,7 @@ fn run_once(
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let write_to = args
-        .iter()
-        .position(|a| a == "--write")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
+    let write_to = report::write_target();
     let tmp = tempfile::tempdir()?;
     std::fs::create_dir_all(tmp.path().join("config"))?;
 
@@ -351,21 +348,7 @@ fn main() -> Res<()> {
     println!("{report}");
     if let Some(path) = write_to {
         let old = std::fs::read_to_string(&path).unwrap_or_default();
-        let start = old.find("## The master loop");
-        let kept = match start {
-            Some(i) => {
-                let rest = &old[i..];
-                let end = rest[2..].find("\n## ").map(|j| i + 2 + j + 1);
-                format!("{}{}{}", &old[..i], report, end.map_or("", |e| &old[e..]))
-            }
-            None => {
-                // Before the notes, if there are any.
-                match old.find("\n## Notes") {
-                    Some(n) => format!("{}\n{}{}", &old[..n], report, &old[n..]),
-                    None => format!("{old}\n{report}"),
-                }
-            }
-        };
+        let kept = report::replace_section(&old, "## The master loop", &report);
         std::fs::write(&path, kept)?;
         eprintln!("wrote {}", path.display());
     }

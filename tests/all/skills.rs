@@ -156,7 +156,10 @@ fn the_body_is_absent_from_the_first_request_and_present_after_the_skill_call() 
     let m = MockModel::start(vec![
         Reply::Sse(anthropic(
             "",
-            &[("toolu_1", "skill", r#"{"name":"pdf-forms"}"#)],
+            &[
+                ("toolu_0", "skill", r#"{"skill":"pdf-forms"}"#),
+                ("toolu_1", "skill", r#"{"name":"pdf-forms"}"#),
+            ],
             (1, 0, 0),
         )),
         Reply::Sse(anthropic("Done.", &[], (1, 0, 0))),
@@ -179,8 +182,17 @@ fn the_body_is_absent_from_the_first_request_and_present_after_the_skill_call() 
     assert_eq!(names.pop().as_deref(), Some("skill"));
     assert_eq!(names, crate::support::BUILT_IN_TOOLS.to_vec());
     let results = results_in(&requests[1]);
-    assert_eq!(results.len(), 1);
-    let (is_error, text) = &results[0];
+    assert_eq!(results.len(), 2);
+    // A host tool's input is checked against its schema like a plugin tool's.
+    assert!(
+        results[0].0
+            && results[0]
+                .1
+                .contains("input for `skill` does not match its schema"),
+        "{:?}",
+        results[0]
+    );
+    let (is_error, text) = &results[1];
     assert!(!is_error, "{text}");
     assert!(text.contains("PDF-FORMS-BODY-MARKER"), "{text}");
     assert!(

@@ -295,3 +295,41 @@ impl HostTool for SkillTool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(ToolDef);
+    impl HostTool for Named {
+        fn def(&self) -> &ToolDef {
+            &self.0
+        }
+        fn call(&self, input: serde_json::Value, cx: &HostCx<'_>) -> HostAnswer {
+            HostAnswer {
+                result: ToolResult::ok(format!("{input} after {} messages", cx.messages.len())),
+                effect: None,
+            }
+        }
+    }
+
+    fn named(name: &str) -> Arc<dyn HostTool> {
+        Arc::new(Named(ToolDef {
+            name: name.into(),
+            description: "d".into(),
+            input_schema: serde_json::json!({"type": "object", "required": ["name"]}),
+        }))
+    }
+
+    #[test]
+    fn only_listed_host_tools_are_added_and_once() {
+        let mut tools = HostTools::default();
+        assert!(tools.add(named("recall")).is_err(), "not in HOST_TOOLS");
+        assert!(tools.add(named(SKILL)).is_ok());
+        assert!(tools.add(named(SKILL)).is_err(), "twice");
+        assert!(tools.has(SKILL) && !tools.has("read"));
+        assert_eq!(tools.defs().len(), 1);
+        assert_eq!(read_only(SKILL), Some(true));
+        assert_eq!(read_only("read"), None);
+    }
+}

@@ -775,12 +775,14 @@ mod tests {
         active.push(activation("middle", 8000));
         active.push(activation("newest", 300));
         active.push(activation("newest", 1));
-        let r = active.reinjection_within(5000, 6000);
+        // 300 + 5000 fit in 5350; the oldest's 100 more would not.
+        let r = active.reinjection_within(5000, 5350);
         let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, vec!["middle", "newest"]);
         assert!(r[0].cut && r[0].text.len() <= 5000, "{}", r[0].text.len());
         assert!(!r[1].cut && r[1].text.len() == 300);
-        assert!(r.iter().map(|r| r.text.len()).sum::<usize>() <= 6000);
+        assert!(r.iter().map(|r| r.text.len()).sum::<usize>() <= 5350);
+        assert_eq!(active.reinjection_within(5000, 5400).len(), 3);
         let all = active.reinjection();
         assert_eq!(all.len(), 3);
         assert!(all.iter().all(|r| r.text.len() <= REINJECT_PER_SKILL));

@@ -126,19 +126,7 @@ impl Project {
             Err(e) => return Err(read_err(config_rel, e)),
         }
         let plugins_rel = Path::new(".cove/plugins");
-        let entries = match dir.read_dir(plugins_rel) {
-            Ok(e) => Some(e),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(read_err(plugins_rel, e)),
-        };
-        let mut folders: Vec<String> = entries
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        folders.sort();
+        let folders = folders(dir, plugins_rel).map_err(|e| read_err(plugins_rel, e))?;
         for folder in folders {
             let rel = plugins_rel.join(&folder);
             let manifest_rel = rel.join("plugin.toml");
@@ -218,6 +206,22 @@ impl Project {
     }
 }
 
+/// The names of the folders in `rel` (none when it does not exist), sorted.
+fn folders(dir: &cap_std::fs::Dir, rel: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match dir.read_dir(rel) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Read every `<root_rel>/<folder>/SKILL.md` and hash every file beside it (a script the skill
 /// tells the model to run is part of what is trusted). Folders without `SKILL.md` are skipped.
 fn read_skills(
@@ -232,18 +236,7 @@ fn read_skills(
         message: e.to_string(),
     };
     let base = Path::new(root_rel);
-    let entries = match dir.read_dir(base) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(read_err(base, e)),
-    };
-    let mut folders: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    folders.sort();
-    for folder in folders {
+    for folder in folders(dir, base).map_err(|e| read_err(base, e))? {
         let rel = base.join(&folder);
         let skill_rel = rel.join("SKILL.md");
         let text = match dir.open(&skill_rel) {
