@@ -62,7 +62,7 @@ fn repo(dir: &Path, tmp: &Path, n: usize) -> Res<()> {
         let folder = dir.join(".cove/skills").join(&name);
         std::fs::create_dir_all(folder.join("scripts"))?;
         let description = format!(
-            "Skill number {i:02}: handle the kind of task it is named for, step by step. Use it when the user asks for \
+            "Skill number {i:02} handles the kind of task it is named for, step by step. Use it when the user asks for \
              that task or a file of that kind turns up."
         );
         let body = "Follow these steps, checking each before the next.\n".repeat(40);
