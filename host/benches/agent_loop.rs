@@ -13,21 +13,13 @@ mod mock_model;
 mod report;
 
 use mock_model::{MockModel, Reply};
+use report::{median, ms};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
 
 fn repo(dir: &Path) -> Res<()> {
     std::fs::create_dir_all(dir.join("src"))?;
@@ -177,7 +169,6 @@ fn run_once(
 }
 
 fn main() -> Res<()> {
-    let write_to = report::write_target();
     let tmp = tempfile::tempdir()?;
     std::fs::create_dir_all(tmp.path().join("config"))?;
 
@@ -345,12 +336,6 @@ fn main() -> Res<()> {
     for r in &rows {
         writeln!(report, "| {} | {} | {} | {} |", r[0], r[1], r[2], r[3])?;
     }
-    println!("{report}");
-    if let Some(path) = write_to {
-        let old = std::fs::read_to_string(&path).unwrap_or_default();
-        let kept = report::replace_section(&old, "## The master loop", &report);
-        std::fs::write(&path, kept)?;
-        eprintln!("wrote {}", path.display());
-    }
+    report::publish("## The master loop", &report)?;
     Ok(())
 }

@@ -15,24 +15,16 @@ mod mock_model;
 mod report;
 
 use mock_model::{MockModel, Reply};
+use report::{median, ms};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const SKILLS: usize = 50;
 const RUNS: usize = 20;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
 
 fn cove(dir: &Path, tmp: &Path, url: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cove"));
@@ -94,7 +86,6 @@ fn first_request_bytes(dir: &Path, tmp: &Path) -> Res<usize> {
 }
 
 fn main() -> Res<()> {
-    let write_to = report::write_target();
     let tmp = tempfile::tempdir()?;
     std::fs::create_dir_all(tmp.path().join("config"))?;
     // Names of one length: the worktree's path is in the system prompt.
@@ -155,12 +146,6 @@ fn main() -> Res<()> {
         ms(median(list)),
         ms(median(spawn))
     )?;
-    println!("{report}");
-    if let Some(path) = write_to {
-        let old = std::fs::read_to_string(&path).unwrap_or_default();
-        let kept = report::replace_section(&old, "## Skills\n", &report);
-        std::fs::write(&path, kept)?;
-        eprintln!("wrote {}", path.display());
-    }
+    report::publish("## Skills\n", &report)?;
     Ok(())
 }
