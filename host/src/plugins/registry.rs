@@ -6,6 +6,9 @@
 //! code from the binary, else the runtime's cache or a compile), `describe`, and checking what the
 //! component says against its manifest. Discovery reads
 //! manifests only and compiles nothing. A bad plugin is reported and skipped; the others still load.
+//! Skill plugins are kept apart: the tools they bundle are not among the tools offered at start
+//! (`skill_tool_owner` finds them for the gate and dispatch once a skill is loaded), and a skill's
+//! instructions are asked for only when the model loads it.
 //!
 //! Must not run tools (that is `dispatch`) or touch wasmtime (that is `runtime`).
 

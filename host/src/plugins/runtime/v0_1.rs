@@ -1,6 +1,7 @@
 //! Bindings for contract `cove:plugin@0.1.0` and the host side of its imports.
 //!
-//! Owns the generated types of this one contract version and how each host capability answers a
+//! Owns the generated types of this one contract version (the `tool`, `skill` and `policy`
+//! worlds, sharing one set of imports) and how each host capability answers a
 //! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], `exec` to
 //! [`crate::sandbox`], `memory` to [`crate::capabilities::memory`] and `ast` to
 //! [`crate::capabilities::ast`]. Every capability checks the plugin's grants first. Must not hold
