@@ -30,6 +30,8 @@ const GUESTS: &[&str] = &[
     "cove-guest-badpolicy",
     "cove-guest-oldast",
 ];
+/// Test guests of the `skill` world (the SDK's `skill` feature), built in a cargo run of their own.
+const SKILL_GUESTS: &[&str] = &["cove-guest-skill"];
 
 fn fail(msg: String) -> ! {
     eprintln!("error: {msg}");
@@ -54,43 +56,54 @@ fn main() {
         .join("plugins");
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "plugin",
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    for (krate, _) in PLUGINS {
-        cmd.args(["-p", krate]);
-    }
-    for krate in GUESTS {
-        cmd.args(["-p", krate]);
-    }
-    // The outer build's flags and wrappers (clippy, coverage) are for the host, not for wasm.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTC_WRAPPER",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-    ] {
-        cmd.env_remove(var);
-    }
-    match cmd.status() {
-        Ok(s) if s.success() => {}
-        Ok(s) => fail(format!(
-            "building the plugins for wasm32-wasip2 failed ({s}); is the target installed? `rustup target add wasm32-wasip2`"
-        )),
-        Err(e) => fail(format!("cannot run cargo to build the plugins: {e}")),
+    let build = |krates: &mut dyn Iterator<Item = &str>| {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&root)
+            .args([
+                "build",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "plugin",
+                "--target-dir",
+            ])
+            .arg(&target_dir);
+        for krate in krates {
+            cmd.args(["-p", krate]);
+        }
+        cmd
+    };
+    let all = build(
+        &mut PLUGINS
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(GUESTS.iter().copied()),
+    );
+    // Guests that turn on the SDK's `skill` feature are built on their own: built with the
+    // others, cargo would unify the feature into every plugin's SDK.
+    let skills = build(&mut SKILL_GUESTS.iter().copied());
+    for mut c in [all, skills] {
+        // The outer build's flags and wrappers (clippy, coverage) are for the host, not for wasm.
+        for var in [
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "RUSTC_WRAPPER",
+            "CARGO_BUILD_TARGET",
+            "CARGO_TARGET_DIR",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_MAKEFLAGS",
+            "MAKEFLAGS",
+        ] {
+            c.env_remove(var);
+        }
+        match c.status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => fail(format!(
+                "building the plugins for wasm32-wasip2 failed ({s}); is the target installed? `rustup target add wasm32-wasip2`"
+            )),
+            Err(e) => fail(format!("cannot run cargo to build the plugins: {e}")),
+        }
     }
     let wasm_dir = target_dir.join("wasm32-wasip2").join("plugin");
 

@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo bench --locked -p cove --bench foundation -- --write "$PWD/docs/PERFORMANCE.md" "$@"
 cargo bench --locked -p cove --bench agent_loop -- --write "$PWD/docs/PERFORMANCE.md" "$@"
+cargo bench --locked -p cove --bench skills -- --write "$PWD/docs/PERFORMANCE.md" "$@"

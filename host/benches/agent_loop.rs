@@ -9,23 +9,17 @@
 #[allow(dead_code)]
 #[path = "../../tests/all/mock_model.rs"]
 mod mock_model;
+#[path = "common/report.rs"]
+mod report;
 
 use mock_model::{MockModel, Reply};
+use report::{median, ms};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
 
 fn repo(dir: &Path) -> Res<()> {
     std::fs::create_dir_all(dir.join("src"))?;
@@ -175,21 +169,12 @@ fn run_once(
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let write_to = args
-        .iter()
-        .position(|a| a == "--write")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
     let tmp = tempfile::tempdir()?;
     std::fs::create_dir_all(tmp.path().join("config"))?;
     // The compressor's figures are token counts, not times: they need no quiet machine.
-    if args.iter().any(|a| a == "--compressor-only") {
+    if std::env::args().any(|a| a == "--compressor-only") {
         let compressor = compressor_figures(tmp.path(), &tmp.path().join("cache"))?;
-        println!("{compressor}");
-        if let Some(path) = &write_to {
-            write_section(path, "## The context compressor", &compressor)?;
-        }
+        report::publish("## The context compressor", &compressor)?;
         return Ok(());
     }
 
@@ -357,34 +342,9 @@ fn main() -> Res<()> {
     for r in &rows {
         writeln!(report, "| {} | {} | {} | {} |", r[0], r[1], r[2], r[3])?;
     }
-    println!("{report}");
-    if let Some(path) = &write_to {
-        write_section(path, "## The master loop", &report)?;
-    }
+    report::publish("## The master loop", &report)?;
     let compressor = compressor_figures(tmp.path(), &cache)?;
-    println!("{compressor}");
-    if let Some(path) = &write_to {
-        write_section(path, "## The context compressor", &compressor)?;
-    }
-    Ok(())
-}
-
-/// Put `report` in place of the section that starts with `heading` (or before the notes).
-fn write_section(path: &Path, heading: &str, report: &str) -> Res<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let kept = match old.find(heading) {
-        Some(i) => {
-            let rest = &old[i..];
-            let end = rest[2..].find("\n## ").map(|j| i + 2 + j + 1);
-            format!("{}{}{}", &old[..i], report, end.map_or("", |e| &old[e..]))
-        }
-        None => match old.find("\n## Notes") {
-            Some(n) => format!("{}\n{}{}", &old[..n], report, &old[n..]),
-            None => format!("{old}\n{report}"),
-        },
-    };
-    std::fs::write(path, kept)?;
-    eprintln!("wrote {} ({heading})", path.display());
+    report::publish("## The context compressor", &compressor)?;
     Ok(())
 }
 

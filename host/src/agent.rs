@@ -4,22 +4,27 @@
 //! the tool calls of each reply through dispatch (read-only calls in parallel, mutating calls in
 //! order, results in the model's order, exactly one result per call), writing each whole turn to
 //! the transcript, and stopping at end of turn, max turns, the token budget, a provider failure or
-//! cancellation. The states are an enum; each transition is a method.
+//! cancellation. The states are an enum; each transition is a method. Host tools (`host_tools`)
+//! are answered on the loop's thread, and what they change (a skill loaded) is applied here and
+//! recorded; the skills active in the session travel with every policy decision.
 //! Must not format output (an [`Observer`] does) or know a provider's wire format.
 
 pub mod assemble;
 pub mod dispatch;
+pub mod host_tools;
 pub mod policy;
 pub mod profile;
 pub mod workspace;
 
 use crate::context::cache::Ledger;
 use crate::context::compress::{self, Compressor, Report};
+use crate::context::skills::{Active, Catalog};
 use crate::conversation::{Block, Message, Role, StopReason, ToolDef, Usage};
 use crate::plugins::registry::Registry;
 use crate::provider::{Event, Provider, Reply, Request};
 use crate::session::{Record, Transcript};
 use dispatch::{ToolCall, ToolResult};
+use host_tools::{Effect, HostCx, HostTool, HostTools, SkillTool};
 use policy::{Answer, Approvals, Decision, Gate, Pending, Permitted};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -152,10 +157,16 @@ pub struct Agent {
     read_only: HashMap<String, bool>,
     /// What the user approved for the rest of this session.
     approvals: Approvals,
-    /// Keeps requests under the window; answers `recall`.
-    compressor: std::sync::Mutex<Compressor>,
+    /// Keeps requests under the window; `recall` answers from its archive.
+    compressor: Arc<std::sync::Mutex<Compressor>>,
     /// Builds the system prompt again from disk (memory files), after a compaction.
     system_source: Option<SystemSource>,
+    /// Tools the host answers itself (offered after the plugin tools).
+    host: HostTools,
+    /// The `skill` tool, when there are skills to offer.
+    skill_tool: Option<Arc<SkillTool>>,
+    /// The skills the model loaded in this session, oldest first.
+    skills: Active,
     /// Harness time per turn: from a reply being whole to the next request going out, less the
     /// time spent in tools.
     pub harness: Vec<Duration>,
@@ -194,13 +205,17 @@ impl Agent {
         // The first request goes out meanwhile; the first call finds its validator ready.
         let prepare = registry.clone();
         std::thread::spawn(move || prepare.prepare_validators());
+        let compressor = Arc::new(std::sync::Mutex::new(Compressor::new(
+            settings.context.clone(),
+        )));
+        let mut host = HostTools::default();
         if settings.context.enabled {
-            let recall = Compressor::recall_tool();
-            let at = tools.partition_point(|t| t.name < recall.name);
-            read_only.insert(recall.name.clone(), true);
-            tools.insert(at, recall);
+            let recall = Arc::new(host_tools::RecallTool::new(compressor.clone()));
+            if host.add(recall.clone()).is_ok() {
+                read_only.insert(compress::RECALL.into(), true);
+                tools.push(recall.def().clone());
+            }
         }
-        let compressor = std::sync::Mutex::new(Compressor::new(settings.context.clone()));
         (
             Self {
                 provider,
@@ -212,6 +227,9 @@ impl Agent {
                 approvals: Approvals::default(),
                 compressor,
                 system_source: None,
+                host,
+                skill_tool: None,
+                skills: Active::default(),
                 harness: Vec::new(),
             },
             problems,
@@ -220,6 +238,81 @@ impl Agent {
 
     pub fn tools(&self) -> &[ToolDef] {
         &self.tools
+    }
+
+    /// Offer the `skill` tool over `catalog` (nothing when it has no skills); its index belongs
+    /// in the system prompt (`context::system_prompt`).
+    ///
+    /// # Errors
+    /// When the `skill` tool is offered already.
+    pub fn offer_skills(&mut self, catalog: Arc<Catalog>) -> Result<(), String> {
+        if catalog.is_empty() {
+            return Ok(());
+        }
+        let tool = Arc::new(SkillTool::new(catalog, self.registry.clone()));
+        self.host.add(tool.clone())?;
+        self.tools.push(tool.def().clone());
+        self.skill_tool = Some(tool);
+        Ok(())
+    }
+
+    /// Load again the skills a resumed session had loaded (its transcript's `skill` records).
+    /// Returns a warning for each that cannot be loaded any more.
+    pub fn restore_skills(&mut self, names: &[String]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for name in names {
+            let loaded = match &self.skill_tool {
+                Some(tool) => tool.load(name),
+                None => Err("this session offers no skills".into()),
+            };
+            match loaded {
+                Ok(load) => self.activate(load.activation, load.tools),
+                Err(why) => warnings.push(format!(
+                    "the resumed session had skill `{name}` loaded, but it cannot be loaded again: {why}"
+                )),
+            }
+        }
+        warnings
+    }
+
+    /// The skills loaded in this session, oldest first (the compressor re-injects them).
+    pub fn active_skills(&self) -> &Active {
+        &self.skills
+    }
+
+    fn activate(
+        &mut self,
+        activation: crate::context::skills::Activation,
+        tools: Vec<(ToolDef, bool)>,
+    ) {
+        for (def, read_only) in tools {
+            if !self.tools.iter().any(|t| t.name == def.name) {
+                self.read_only.insert(def.name.clone(), read_only);
+                self.tools.push(def);
+            }
+        }
+        self.skills.push(activation);
+    }
+
+    /// Apply what a host tool changed, recording it first.
+    fn apply(
+        &mut self,
+        effect: Effect,
+        transcript: Option<&mut Transcript>,
+        observer: &mut dyn Observer,
+    ) {
+        match effect {
+            Effect::ActivateSkill { activation, tools } => {
+                record(
+                    transcript,
+                    &Record::Skill {
+                        name: activation.name.clone(),
+                    },
+                    observer,
+                );
+                self.activate(activation, tools);
+            }
+        }
     }
 
     /// Offer only the tools `keep` accepts (the `small` profile's few).
@@ -413,7 +506,7 @@ impl Agent {
     /// Run the reply's tool calls. Returns the next state and the time spent in tools.
     #[allow(clippy::too_many_arguments)]
     async fn act(
-        &self,
+        &mut self,
         reply: Reply,
         turns: u32,
         strikes: &mut Strikes,
@@ -469,15 +562,16 @@ impl Agent {
             observer,
         );
         let started = Instant::now();
-        let cx = policy::Context {
+        let mut cx = policy::Context {
             role: self.settings.role.clone(),
             turns_left: self.settings.max_turns.saturating_sub(turns),
             tokens_left: self.settings.token_budget.map_or(u64::MAX, |b| {
                 b.saturating_sub(ledger.total.total_input() + ledger.total.output_tokens)
             }),
+            skills: self.skills.clone(),
         };
         let results = self
-            .run_tools(&calls, &cx, observer, cancel, transcript)
+            .run_tools(&calls, &mut cx, messages, observer, cancel, transcript)
             .await;
         let tool_time = started.elapsed();
         let content = calls
@@ -759,9 +853,10 @@ impl Agent {
     }
 
     async fn run_tools(
-        &self,
+        &mut self,
         calls: &[(String, String, Value)],
-        cx: &policy::Context,
+        cx: &mut policy::Context,
+        messages: &[Message],
         observer: &mut dyn Observer,
         cancel: &CancellationToken,
         mut transcript: Option<&mut Transcript>,
@@ -807,6 +902,24 @@ impl Agent {
                         continue;
                     }
                 };
+                // A host tool answers here, in order: what it changes (a skill loaded) holds for
+                // the calls after it.
+                if self.host.has(name) {
+                    let answer = self.host.call(
+                        permitted,
+                        &HostCx {
+                            messages,
+                            skills: &self.skills,
+                        },
+                    );
+                    if let Some(effect) = answer.effect {
+                        self.apply(effect, transcript.as_deref_mut(), observer);
+                        cx.skills = self.skills.clone();
+                    }
+                    results[i + k] = Some(answer.result);
+                    running.push(None);
+                    continue;
+                }
                 if !parallel {
                     // A call that changes something is marked before it starts, so a crash
                     // leaves a trace that it may have partly happened.
@@ -818,12 +931,6 @@ impl Agent {
                         },
                         observer,
                     );
-                }
-                if name == compress::RECALL {
-                    let call = permitted.into_call();
-                    results[i + k] = Some(self.recall(&call.input));
-                    running.push(None);
-                    continue;
                 }
                 let registry = self.registry.clone();
                 let flag = flag.clone();
@@ -883,25 +990,6 @@ impl Agent {
 
 /// The context compressor's side of the loop: when to compact, the summary requests, the record.
 impl Agent {
-    /// The `recall` tool.
-    fn recall(&self, input: &str) -> ToolResult {
-        let answer = match self.compressor.lock() {
-            Ok(c) => c.recall(input),
-            Err(_) => Err("the compressor's archive is unavailable".into()),
-        };
-        match answer {
-            Ok(text) => ToolResult {
-                text: crate::plugins::runtime::cut(&text, self.settings.max_result_bytes)
-                    .into_owned(),
-                is_error: false,
-            },
-            Err(text) => ToolResult {
-                text,
-                is_error: true,
-            },
-        }
-    }
-
     fn estimate(&self, messages: &[Message]) -> u64 {
         self.compressor
             .lock()
@@ -1004,9 +1092,10 @@ impl Agent {
             }
             return None;
         }
-        // Rules survive: the memory files as they are on disk now.
+        // Rules survive: the memory files as they are on disk now, and the skills in use.
         if let Some(source) = &self.system_source {
             self.system = source();
+            self.system.push_str(&reinjected(&self.skills));
         }
         report.tokens_after = self.estimate(messages);
         record(
@@ -1057,6 +1146,20 @@ impl Agent {
         }
         summary.ok_or_else(|| "there was nothing to summarise".into())
     }
+}
+
+/// The instructions of the skills in use, for the system prompt after a compaction (their
+/// `skill` results may have been masked or summarised away).
+fn reinjected(skills: &Active) -> String {
+    let mut out = String::new();
+    for r in skills.reinjection() {
+        out.push_str(&format!(
+            "\n<skill name=\"{}\" loaded=\"earlier in this session\">\n{}\n</skill>\n",
+            r.name,
+            r.text.trim_end()
+        ));
+    }
+    out
 }
 
 /// Replies in a row that could not be run, each kind counted apart, and the calls that failed.

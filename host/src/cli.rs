@@ -7,6 +7,7 @@ mod doctor;
 mod plugin;
 mod session;
 mod sessions;
+mod skills;
 mod tools;
 mod trust;
 
@@ -124,6 +125,9 @@ enum Command {
     /// The tools available in this worktree.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// The skills available in this worktree (SKILL.md folders and skill plugins).
+    #[command(subcommand)]
+    Skills(SkillsCommand),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -176,6 +180,17 @@ enum ToolsCommand {
 }
 
 #[derive(Subcommand)]
+enum SkillsCommand {
+    /// Every skill: name, source, path, description and warnings, then what could not load.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One skill's front matter, instructions and files.
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
 enum PluginCommand {
     /// Show a component's kind, contract version, exports, imports and its manifest's asks.
     Inspect {
@@ -208,6 +223,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tools(ToolsCommand::Call { tool, input, json }) => {
             tools::call(cli.worktree, tool, input, json)
         }
+        Command::Skills(SkillsCommand::List { json }) => skills::list(cli.worktree, json),
+        Command::Skills(SkillsCommand::Show { name }) => skills::show(cli.worktree, &name),
         Command::Plugin(PluginCommand::Inspect { file, json }) => plugin::inspect(&file, json),
         Command::Demo => demo::run(),
         Command::Doctor { json } => doctor::run(json),

@@ -2,11 +2,13 @@
 //!
 //! Owns what goes into the system prompt: fixed instructions, the worktree's path, the memory
 //! files (`AGENTS.md`, `CLAUDE.md`) from the repository root down to the working directory, then
-//! the memory store's files (`capabilities::memory`). Nothing time-dependent or random goes in, so the prompt
-//! prefix stays cacheable. Must not build provider requests.
+//! the memory store's files (`capabilities::memory`), then the skills index (`skills`). Nothing
+//! time-dependent or random goes in, so the prompt prefix stays cacheable. Must not build
+//! provider requests.
 
 pub mod cache;
 pub mod compress;
+pub mod skills;
 pub mod tokens;
 
 use crate::capabilities::memory;
@@ -24,12 +26,15 @@ Make the smallest change that does the job, then check it. Paths may be relative
 When the task is done, say briefly what you changed and stop.";
 
 /// The system prompt for a session in `root`, started from `cwd` (inside `root`), with the
-/// user's memory from cove's config directory.
-pub fn system_prompt(root: &Path, cwd: &Path) -> String {
-    prompt(root, cwd, crate::paths::config_dir().as_deref())
+/// user's memory from cove's config directory and the index of `skills` (names and
+/// descriptions only: a skill's body comes with the `skill` tool).
+pub fn system_prompt(root: &Path, cwd: &Path, skills: &skills::Catalog) -> String {
+    let mut out = prompt(root, cwd, crate::paths::config_dir().as_deref());
+    out.push_str(&skills.index());
+    out
 }
 
-/// The system prompt, with the user's memory from `user_dir`.
+/// The system prompt without skills, with the user's memory from `user_dir`.
 fn prompt(root: &Path, cwd: &Path, user_dir: Option<&Path>) -> String {
     let mut out = format!("{INSTRUCTIONS}\n\nWorktree: {}\n", root.display());
     let files = memory_files(root, cwd)
@@ -89,12 +94,16 @@ mod tests {
         std::fs::write(root.join("a/CLAUDE.md"), "a rules")?;
         std::fs::write(root.join("a/b/AGENTS.md"), "b rules")?;
         std::fs::write(root.join("other.md"), "not memory")?;
-        let p = system_prompt(root, &root.join("a/b"));
+        let none = skills::Catalog::default();
+        let p = system_prompt(root, &root.join("a/b"), &none);
         let (r, a, b) = (p.find("root rules"), p.find("a rules"), p.find("b rules"));
         assert!(r.is_some() && r < a && a < b, "{p}");
         assert!(!p.contains("not memory"));
-        assert!(!system_prompt(root, root).contains("a rules"));
-        assert_eq!(system_prompt(root, root), system_prompt(root, root));
+        assert!(!system_prompt(root, root, &none).contains("a rules"));
+        assert_eq!(
+            system_prompt(root, root, &none),
+            system_prompt(root, root, &none)
+        );
         Ok(())
     }
 

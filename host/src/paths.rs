@@ -1,6 +1,7 @@
 //! Where cove keeps things on disk: the user's config and cache directories.
 //!
-//! Owns the XDG lookups (config, cache, data) and the `COVE_*` overrides tests use. Must not create or read anything.
+//! Owns the XDG lookups (config, cache, data), Claude Code's directory (`~/.claude`, for its
+//! skills) and the `COVE_*` overrides tests use. Must not create or read anything.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,17 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// `$COVE_DATA_DIR`, else `$XDG_DATA_HOME/cove`, else `~/.local/share/cove`. Sessions live here.
 pub fn data_dir() -> Option<PathBuf> {
     dir_from("COVE_DATA_DIR", "XDG_DATA_HOME", ".local/share")
+}
+
+/// Claude Code's own directory, whose `skills/` cove reads too: `$CLAUDE_CONFIG_DIR` (Claude
+/// Code's own override), else `~/.claude`.
+pub fn claude_dir() -> Option<PathBuf> {
+    let non_empty = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    non_empty("CLAUDE_CONFIG_DIR").or_else(|| non_empty("HOME").map(|h| h.join(".claude")))
 }
 
 fn dir_from(own: &str, xdg: &str, home_rel: &str) -> Option<PathBuf> {

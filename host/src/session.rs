@@ -47,6 +47,9 @@ pub enum Record {
         tool_results: Option<Message>,
         usage: Usage,
     },
+    /// The model loaded a skill (the `skill` tool): it stays active, and `--resume` activates
+    /// it again.
+    Skill { name: String },
     /// How a run ended.
     End { outcome: String, usage: Usage },
     /// The context was compacted: from here on the conversation is `history` (what came before
@@ -85,6 +88,8 @@ pub struct Resumed {
     /// Every tool result the transcript holds, by call id, when a compaction took some out of
     /// the conversation (for `recall`); empty otherwise.
     pub results: Vec<(String, String)>,
+    /// Skills the session had loaded, in the order it loaded them.
+    pub skills: Vec<String>,
 }
 
 /// A summary for `cove sessions list`.
@@ -232,6 +237,7 @@ impl Store {
             },
             messages: conversation(&records),
             results: results(&records),
+            skills: skills(&records),
             damaged,
         })
     }
@@ -353,6 +359,19 @@ fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>), SessionError>
     Ok((out, damaged))
 }
 
+/// The skills a transcript records as loaded, once each, in order.
+pub fn skills(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records {
+        if let Record::Skill { name } = r
+            && !out.contains(name)
+        {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
 /// What is known of a turn whose results were never written: the calls that started, and the
 /// ones that finished with their results.
 #[derive(Default)]
@@ -406,7 +425,10 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
     for r in records {
         if !matches!(
             r,
-            Record::ToolStart { .. } | Record::ToolDone { .. } | Record::ToolResults { .. }
+            Record::ToolStart { .. }
+                | Record::ToolDone { .. }
+                | Record::ToolResults { .. }
+                | Record::Skill { .. }
         ) && let Some((assistant, progress)) = waiting.take()
         {
             push(unanswered(&assistant, &progress), &mut out);
@@ -449,7 +471,7 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
                 }
             }
             Record::Compaction { history, .. } => out = history.clone(),
-            Record::Session { .. } | Record::End { .. } => {}
+            Record::Session { .. } | Record::End { .. } | Record::Skill { .. } => {}
         }
     }
     if let Some((assistant, progress)) = waiting {

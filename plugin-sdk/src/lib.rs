@@ -6,6 +6,11 @@
 //! input and I/O errors to the contract's `tool-error`. Host capabilities are wrapped in
 //! [`search`], [`exec`], [`ast`] and [`log`].
 //!
+//! A skill component (the `skill` world: instructions loaded on demand, and tools it bundles)
+//! implements [`Skill`] and lists itself and its tools in [`skill!`]; that needs the crate's
+//! `skill` feature, which generates the `skill` world instead of the `tool` world (so a crate
+//! with it exports with `skill!`, never `tools!`), and keeps tool components free of it.
+//!
 //! This crate must stay a thin layer over the public WIT contract: anything it does, an author in
 //! another language can do with that contract alone.
 //!
@@ -29,9 +34,11 @@
 
 use std::fmt;
 
-/// Generated bindings for the `tool` world. Authors rarely need these directly.
+/// Generated bindings for the `tool` world (with the `skill` feature: the `skill` world, which
+/// has the same imports and exports `tool-api` too). Authors rarely need these directly.
 #[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn)]
 pub mod bindings {
+    #[cfg(not(feature = "skill"))]
     wit_bindgen::generate!({
         path: "../wit/v0.1",
         world: "cove:plugin/tool@0.1.0",
@@ -39,6 +46,74 @@ pub mod bindings {
         default_bindings_module: "cove_plugin_sdk::bindings",
         export_macro_name: "export_tool_world",
     });
+    #[cfg(feature = "skill")]
+    wit_bindgen::generate!({
+        path: "../wit/v0.1",
+        world: "cove:plugin/skill@0.1.0",
+        pub_export_macro: true,
+        default_bindings_module: "cove_plugin_sdk::bindings",
+        export_macro_name: "export_skill_world",
+    });
+}
+
+/// A skill: a name and a one-line description for the skills index, and instructions the host
+/// asks for only when the model loads the skill. Export it, with the tools it bundles, with
+/// [`skill!`].
+#[cfg(feature = "skill")]
+pub trait Skill {
+    /// The skill's name (the same as its plugin's `name` in plugin.toml).
+    const NAME: &'static str;
+    /// One line: what it is for and when to use it.
+    const DESCRIPTION: &'static str;
+    /// The full instructions, written for the model.
+    fn instructions() -> String;
+}
+
+#[cfg(feature = "skill")]
+#[doc(hidden)]
+pub use bindings::exports::cove::plugin::skill_api::Guest as __SkillGuest;
+
+/// Export a [`Skill`] type, and the [`Tool`] types it bundles (offered to the model only once
+/// the skill is loaded), as this component's `skill` world. Needs the `skill` feature.
+#[cfg(feature = "skill")]
+#[macro_export]
+macro_rules! skill {
+    ($skill:ty $(, $tool:ty)* $(,)?) => {
+        struct __CoveSkill;
+        impl $crate::__SkillGuest for __CoveSkill {
+            fn name() -> ::std::string::String {
+                <$skill as $crate::Skill>::NAME.to_string()
+            }
+            fn description() -> ::std::string::String {
+                <$skill as $crate::Skill>::DESCRIPTION.to_string()
+            }
+            fn instructions() -> ::std::string::String {
+                <$skill as $crate::Skill>::instructions()
+            }
+        }
+        impl $crate::__ToolGuest for __CoveSkill {
+            fn describe() -> ::std::vec::Vec<$crate::__ToolSpec> {
+                ::std::vec![$($crate::spec::<$tool>()),*]
+            }
+            fn call(name: ::std::string::String, input: ::std::string::String)
+                -> ::std::result::Result<::std::string::String, $crate::__WitToolError> {
+                $(
+                    if name == <$tool as $crate::Tool>::NAME {
+                        return $crate::dispatch::<$tool>(&input);
+                    }
+                )*
+                let _ = &input;
+                Err($crate::unknown_tool(&name, &[$(<$tool as $crate::Tool>::NAME),*]))
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::export_skill_world!(__CoveSkill);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: (fn() -> ::std::string::String, fn() -> ::std::vec::Vec<$crate::__ToolSpec>) = (
+            <__CoveSkill as $crate::__SkillGuest>::instructions,
+            <__CoveSkill as $crate::__ToolGuest>::describe,
+        );
+    };
 }
 
 use bindings::cove::plugin::types::{ToolError as WitToolError, ToolSpec};
@@ -291,7 +366,7 @@ pub use bindings::cove::plugin::types::{ToolError as __WitToolError, ToolSpec as
 #[doc(hidden)]
 pub use bindings::exports::cove::plugin::tool_api::Guest as __ToolGuest;
 
-/// Export the listed [`Tool`] types as this component's `tool` world.
+/// Export the listed [`Tool`] types as this component's `tool` world (without the `skill` feature).
 #[macro_export]
 macro_rules! tools {
     ($($tool:ty),+ $(,)?) => {

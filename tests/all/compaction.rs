@@ -479,3 +479,41 @@ fn compaction_can_be_turned_off() -> TestResult {
     assert!(bad.stderr.contains("not a share of the window"), "{bad:?}");
     Ok(())
 }
+
+#[test]
+fn a_skill_in_use_survives_compaction() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.config("[context]\nwindow_tokens = 16000\n")?;
+    let skill = sb.tmp.path().join("config/skills/release");
+    std::fs::create_dir_all(&skill)?;
+    std::fs::write(
+        skill.join("SKILL.md"),
+        format!(
+            "---\nname: release\ndescription: Cut a release.\n---\nRELEASE-BODY-MARKER\n{}",
+            "Check the changelog before tagging.\n".repeat(40)
+        ),
+    )?;
+    let mut replies = vec![call("s0", "skill", json!({"name": "release"}))];
+    for (i, tag) in ["a", "b", "c", "d"].iter().enumerate() {
+        sb.write(&format!("src/{tag}.rs"), rust_file(tag, 110))?;
+        replies.push(read(&format!("t{i}"), &format!("src/{tag}.rs")));
+    }
+    replies.push(done("Released."));
+    let m = MockModel::start(replies)?;
+    m.set_summariser(|_| "SUMMARY".into());
+    let r = run(&sb, &m, &[], "Cut the release.")?;
+    assert!(r.ok, "{r:?}");
+    assert!(!events(&r, "compaction").is_empty(), "{r:?}");
+    let requests = m.requests();
+    let system = |i: usize| requests[i].json()["system"].to_string();
+    assert!(
+        !system(0).contains("RELEASE-BODY-MARKER"),
+        "only the index at first"
+    );
+    let last = requests.last().ok_or("no request")?.json();
+    // The skill's result went with the compaction; its instructions are back in the system prompt.
+    let messages = last["messages"].to_string();
+    assert!(!messages.contains("RELEASE-BODY-MARKER"), "{messages}");
+    assert!(last["system"].to_string().contains("RELEASE-BODY-MARKER"));
+    Ok(())
+}

@@ -14,6 +14,7 @@ mod mock_model;
 mod policy;
 mod sandbox;
 mod search_tools;
+mod skills;
 mod small;
 mod support;
 mod trust;

@@ -127,6 +127,7 @@ impl Sandbox {
     /// config, sessions or keys.
     pub fn isolate(&self, c: &mut Command) {
         c.env("COVE_CONFIG_DIR", self.tmp.path().join("config"))
+            .env("CLAUDE_CONFIG_DIR", self.tmp.path().join("claude"))
             .env("COVE_CACHE_DIR", shared_cache())
             .env("COVE_DATA_DIR", self.tmp.path().join("data"))
             .env("RUST_LOG", "warn");
@@ -324,7 +325,8 @@ pub const BUILT_IN_TOOLS: [&str; 10] = [
     "write",
 ];
 
-/// The tools the host answers itself, offered beside the plugins' (`recall`: the compressor's).
+/// The tools the host answers itself that every session offers, after the plugins' (`recall`:
+/// the compressor's; `skill` only where there are skills).
 pub const HOST_TOOLS: [&str; 1] = ["recall"];
 
 /// The evil guest's tools and their read-only flags.
@@ -370,6 +372,7 @@ pub fn permit(
         role: "test".into(),
         turns_left: u32::MAX,
         tokens_left: u64::MAX,
+        skills: Default::default(),
     };
     let call = cove::agent::dispatch::ToolCall {
         tool: tool.into(),

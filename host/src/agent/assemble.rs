@@ -10,8 +10,10 @@ use crate::agent::profile::{self, Profile, UnknownProfile};
 use crate::agent::workspace::Workspace;
 use crate::agent::{Agent, MAX_RESULT_BYTES, Settings, policy::Gate};
 use crate::config::{DEFAULT_MAX_TURNS, ProviderConfig};
+use crate::context::skills::Catalog;
 use crate::provider::ProviderError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The default reply limit (the `small` profile's is [`profile::SMALL_MAX_TOKENS`]).
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
@@ -37,13 +39,14 @@ pub struct Prepared {
     pub model: String,
     /// The provider's short name (`anthropic`, `openai`, `scripted`).
     pub provider_name: String,
-    /// What the user should be warned about (the provider's choice).
+    /// What the user should be warned about (the provider's choice, skills that would not load).
     pub warnings: Vec<String>,
     /// What the user should know (the profile chosen, and why).
     pub notes: Vec<String>,
     provider: std::sync::Arc<dyn crate::provider::Provider>,
     settings: Settings,
     small: bool,
+    skills: Arc<Catalog>,
     root: PathBuf,
     cwd: PathBuf,
 }
@@ -74,7 +77,7 @@ pub fn prepare(
 ) -> Result<Prepared, AssembleError> {
     let selection = crate::provider::select(&ws.config, &choices.flags, env)?;
     let (provider, model) = (selection.provider, selection.model);
-    let warnings = selection.warnings;
+    let mut warnings = selection.warnings;
     let mut notes = Vec::new();
     let mut pc = ws.config.provider.clone();
     pc.merge(choices.flags);
@@ -125,6 +128,13 @@ pub fn prepare(
             server.as_ref().and_then(|s| s.context),
         ),
     };
+    let skills = Arc::new(ws.skills(crate::paths::claude_dir().as_deref()));
+    warnings.extend(
+        skills
+            .problems()
+            .iter()
+            .map(|p| format!("skill not loaded: {p}")),
+    );
     Ok(Prepared {
         model,
         provider_name: provider.name().to_string(),
@@ -133,6 +143,7 @@ pub fn prepare(
         provider,
         settings,
         small,
+        skills,
         root: ws.worktree.root().to_path_buf(),
         cwd: cwd.to_path_buf(),
     })
@@ -147,12 +158,16 @@ impl Prepared {
             provider,
             settings,
             small,
+            skills,
             root,
             cwd,
             ..
         } = self;
-        let system = crate::context::system_prompt(&root, &cwd);
-        let (mut agent, problems) = Agent::new(provider, ws.registry.clone(), settings, system);
+        let system = crate::context::system_prompt(&root, &cwd, &skills);
+        let (mut agent, mut problems) = Agent::new(provider, ws.registry.clone(), settings, system);
+        if let Err(e) = agent.offer_skills(skills.clone()) {
+            problems.push(e);
+        }
         if small {
             agent.retain_tools(|name| profile::SMALL_TOOLS.contains(&name));
             let tools = agent.tools().to_vec();
@@ -161,7 +176,9 @@ impl Prepared {
                 profile::small_system_prompt(&root, &cwd, &tools)
             }));
         } else {
-            agent.set_system_source(Box::new(move || crate::context::system_prompt(&root, &cwd)));
+            agent.set_system_source(Box::new(move || {
+                crate::context::system_prompt(&root, &cwd, &skills)
+            }));
         }
         (agent, problems)
     }

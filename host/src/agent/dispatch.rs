@@ -28,14 +28,14 @@ pub struct ToolResult {
 }
 
 impl ToolResult {
-    fn ok(text: String) -> Self {
+    pub fn ok(text: String) -> Self {
         Self {
             text,
             is_error: false,
         }
     }
 
-    fn error(text: String) -> Self {
+    pub fn error(text: String) -> Self {
         Self {
             text,
             is_error: true,
@@ -59,7 +59,11 @@ pub fn call_cancellable(
 ) -> ToolResult {
     let call = call.into_call();
     let tool = call.tool.as_str();
-    let Some(plugin) = registry.provider(tool) else {
+    // A skill plugin's tool reaches here only once the gate saw its skill loaded.
+    let Some(plugin) = registry
+        .provider(tool)
+        .or_else(|| registry.skill_tool_owner(tool))
+    else {
         let names: Vec<String> = registry.tools().into_iter().map(|t| t.name).collect();
         return ToolResult::error(format!(
             "unknown tool `{tool}`; available tools: {}",
@@ -75,53 +79,14 @@ pub fn call_cancellable(
             "tool `{tool}` is unavailable: its plugin no longer offers it"
         ));
     };
-    let mut input = call.input.clone();
-    let mut value: serde_json::Value = match serde_json::from_str(&call.input) {
-        Ok(v) => v,
-        Err(e) => {
-            return ToolResult::error(format!(
-                "input for `{tool}` is not valid JSON ({e}); send one JSON object matching this schema: {}",
-                spec.spec.input_schema
-            ));
-        }
-    };
     let validator = match spec.validator() {
         Ok(v) => v,
         Err(why) => return ToolResult::error(why.to_string()),
     };
-    // Small models write `"limit": "20"` or `"replace_all": "true"`: a string that is plainly
-    // the number or boolean the schema asks for is taken as one.
-    if !validator.is_valid(&value)
-        && let Ok(schema) = serde_json::from_str::<serde_json::Value>(&spec.spec.input_schema)
-        && let Some(coerced) = coerce_scalars(&value, &schema)
-        && validator.is_valid(&coerced)
-    {
-        input = coerced.to_string();
-        value = coerced;
-    }
-    let problems: Vec<String> = if validator.is_valid(&value) {
-        Vec::new()
-    } else {
-        validator
-            .iter_errors(&value)
-            .take(MAX_SCHEMA_ERRORS)
-            .map(|e| {
-                let at = e.instance_path.to_string();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("at {at}: {e}")
-                }
-            })
-            .collect()
+    let input = match checked_input(tool, &call.input, validator, &spec.spec.input_schema) {
+        Ok((_, input)) => input,
+        Err(e) => return e,
     };
-    if !problems.is_empty() {
-        return ToolResult::error(format!(
-            "input for `{tool}` does not match its schema: {}. Schema: {}",
-            problems.join("; "),
-            spec.spec.input_schema
-        ));
-    }
     let runtime = match registry.runtime() {
         Ok(r) => r,
         Err(e) => return ToolResult::error(e),
@@ -147,6 +112,58 @@ pub fn call_cancellable(
         }),
         Err(e) => ToolResult::error(e.to_string()),
     }
+}
+
+/// The model's `input` for `tool` as JSON that fits the tool's schema (`schema` is its text, for
+/// the error), and that JSON's text: a top-level string that spells the number or boolean the
+/// schema asks for is taken as one. Host tools pass the same check.
+///
+/// # Errors
+/// The result for the model: not JSON, or what does not fit, with the schema.
+pub(crate) fn checked_input(
+    tool: &str,
+    input: &str,
+    validator: &jsonschema::Validator,
+    schema: &str,
+) -> Result<(serde_json::Value, String), ToolResult> {
+    let mut input = input.to_string();
+    let mut value: serde_json::Value = match serde_json::from_str(&input) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(ToolResult::error(format!(
+                "input for `{tool}` is not valid JSON ({e}); send one JSON object matching this schema: {schema}"
+            )));
+        }
+    };
+    // Small models write `"limit": "20"` or `"replace_all": "true"`: a string that is plainly
+    // the number or boolean the schema asks for is taken as one.
+    if !validator.is_valid(&value)
+        && let Ok(schema) = serde_json::from_str::<serde_json::Value>(schema)
+        && let Some(coerced) = coerce_scalars(&value, &schema)
+        && validator.is_valid(&coerced)
+    {
+        input = coerced.to_string();
+        value = coerced;
+    }
+    if validator.is_valid(&value) {
+        return Ok((value, input));
+    }
+    let problems: Vec<String> = validator
+        .iter_errors(&value)
+        .take(MAX_SCHEMA_ERRORS)
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("at {at}: {e}")
+            }
+        })
+        .collect();
+    Err(ToolResult::error(format!(
+        "input for `{tool}` does not match its schema: {}. Schema: {schema}",
+        problems.join("; ")
+    )))
 }
 
 /// `value` with each top-level string that spells a number or boolean its property's schema asks

@@ -4,8 +4,12 @@
 //! here: by the policies' verdict, or by the user's answer to a [`Pending`] question (or a
 //! standing approval they gave in this session, [`Approvals`]). It cannot be cloned and dispatch
 //! consumes it, so one permission runs one call, once. Several policies combine: deny beats ask
-//! beats allow. A policy that traps, times out or cannot load denies (fail closed). Must not run
-//! tools, and takes its policy names from config and flags only, never from the model.
+//! beats allow. A policy that traps, times out or cannot load denies (fail closed). Before any
+//! policy is asked, the skills active in the session narrow what may run: a tool outside an
+//! active skill's `allowed-tools`, or a skill plugin's tool whose skill is not loaded, is denied
+//! (the `skill` tool itself always passes). The active skills are part of the [`Context`] every
+//! decision takes, so no caller can leave them out. Must not run tools, and takes its policy
+//! names from config and flags only, never from the model.
 //!
 //! A permission is made nowhere else:
 //!
@@ -25,6 +29,8 @@
 //! ```
 
 use crate::agent::dispatch::ToolCall;
+use crate::agent::host_tools;
+use crate::context::skills::{Active, AllowedTools, Commands, ToolRule};
 use crate::plugins::registry::Registry;
 use crate::plugins::runtime::{PolicyRequest, Verdict};
 
@@ -207,6 +213,8 @@ pub struct Context {
     pub role: String,
     pub turns_left: u32,
     pub tokens_left: u64,
+    /// The skills active in the session: their `allowed-tools` narrow every call.
+    pub skills: Active,
 }
 
 /// The policies in force, by plugin name.
@@ -251,19 +259,30 @@ impl Gate {
         &self.names
     }
 
-    /// Ask every policy about `call`; deny beats ask beats allow.
+    /// Check `call` against the active skills, then ask every policy; deny beats ask beats allow.
     pub fn decide(&self, registry: &Registry, call: ToolCall, cx: &Context) -> Decision {
-        let (plugin, read_only) = match registry.provider(&call.tool) {
-            Some(p) => (
+        if let Some(why) = narrowed(&cx.skills, registry, &call) {
+            return Decision::Deny(why);
+        }
+        let from_manifest = |p: &crate::plugins::registry::Plugin| {
+            (
                 p.manifest.name.clone(),
                 p.manifest
                     .tools
                     .iter()
                     .find(|t| t.name == call.tool)
                     .is_some_and(|t| t.read_only),
-            ),
+            )
+        };
+        let (plugin, read_only) = if let Some(p) = registry.provider(&call.tool) {
+            from_manifest(p)
+        } else if let Some(read_only) = host_tools::read_only(&call.tool) {
+            (host_tools::PLUGIN.to_string(), read_only)
+        } else if let Some(p) = registry.skill_tool_owner(&call.tool) {
+            from_manifest(p)
+        } else {
             // Unknown tools fail in dispatch with the list of tools; nothing can run anyway.
-            None => (String::new(), true),
+            (String::new(), true)
         };
         let req = PolicyRequest {
             tool: call.tool.clone(),
@@ -281,6 +300,55 @@ impl Gate {
             .collect();
         combine(call, verdicts)
     }
+}
+
+/// Why the active skills forbid `call`, if they do: a skill plugin's tool whose skill is not
+/// loaded, or a tool outside an active skill's `allowed-tools`. The `skill` tool always passes.
+fn narrowed(skills: &Active, registry: &Registry, call: &ToolCall) -> Option<String> {
+    if call.tool == host_tools::SKILL {
+        return None;
+    }
+    if registry.provider(&call.tool).is_none()
+        && let Some(owner) = registry.skill_tool_owner(&call.tool)
+        && skills.owner_of(&call.tool).is_none()
+    {
+        let skill = &owner.manifest.name;
+        return Some(format!(
+            "tool `{}` comes with skill `{skill}`, which is not loaded; call `skill` with {{\"name\": \"{skill}\"}} first",
+            call.tool
+        ));
+    }
+    skills.iter().find_map(|a| {
+        let allowed = a.allowed_tools.as_ref()?;
+        (!permits(allowed, call)).then(|| {
+            format!(
+                "skill `{}` is active and allows only {} (its allowed-tools), so `{}` may not run now",
+                a.name,
+                allowed.describe(),
+                call.tool
+            )
+        })
+    })
+}
+
+/// Whether one skill's `allowed-tools` covers `call`.
+fn permits(allowed: &AllowedTools, call: &ToolCall) -> bool {
+    allowed.rules.iter().any(|rule| match rule {
+        ToolRule::Tool(t) => *t == call.tool,
+        ToolRule::Bash(commands) => {
+            call.tool == "bash"
+                && match commands {
+                    Commands::Any => true,
+                    Commands::Exact(e) => command_of(call).is_some_and(|c| c.trim() == e),
+                    Commands::Prefix(p) => command_of(call).is_some_and(|c| {
+                        let c = c.trim_start();
+                        is_simple(c)
+                            && c.strip_prefix(p.as_str())
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+                    }),
+                }
+        }
+    })
 }
 
 fn ask_one(registry: &Registry, name: &str, req: &PolicyRequest) -> Verdict {
@@ -413,6 +481,23 @@ mod tests {
             tool: "write".into(),
             input: "{}".into()
         }));
+    }
+
+    #[test]
+    fn allowed_tools_cover_their_tools_and_commands_only() {
+        let (allowed, _) =
+            AllowedTools::parse(&["Read, Grep, Bash(git:*), Bash(make test)".into()]);
+        let tool = |t: &str| ToolCall {
+            tool: t.into(),
+            input: "{}".into(),
+        };
+        assert!(permits(&allowed, &tool("read")) && permits(&allowed, &tool("grep")));
+        assert!(!permits(&allowed, &tool("edit")) && !permits(&allowed, &tool("Read")));
+        assert!(permits(&allowed, &bash("git status")) && permits(&allowed, &bash("git")));
+        assert!(permits(&allowed, &bash("make test")));
+        assert!(!permits(&allowed, &bash("make test; rm -rf ~")));
+        assert!(!permits(&allowed, &bash("git status; rm -rf ~")));
+        assert!(!permits(&allowed, &bash("gitk")) && !permits(&allowed, &bash("make")));
     }
 
     #[test]

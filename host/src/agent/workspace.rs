@@ -21,6 +21,9 @@ pub struct Undecided<'a> {
     pub asks: &'a [String],
     /// The user decided about an earlier `.cove/`, which has changed since.
     pub changed: bool,
+    /// All it asks is to offer the repository's skills: going on without them (a headless run)
+    /// leaves nothing else out.
+    pub only_skills: bool,
 }
 
 impl Undecided<'_> {
@@ -100,6 +103,7 @@ impl Workspace {
                     root,
                     asks: &asks,
                     changed,
+                    only_skills: !project.skills.is_empty() && asks.len() == project.skills.len(),
                 };
                 match decide(&undecided) {
                     Choice::Refuse => {
@@ -141,6 +145,19 @@ impl Workspace {
             trusted,
             registry,
             user_dir: user_dir.map(Path::to_path_buf),
+        })
+    }
+
+    /// Every skill of this workspace: the repository's (offered only when trusted), the user's
+    /// (cove's config directory and Claude Code's `claude_dir`) and the skill plugins. Reads
+    /// files and manifests; compiles nothing.
+    pub fn skills(&self, claude_dir: Option<&Path>) -> crate::context::skills::Catalog {
+        crate::context::skills::Catalog::discover(crate::context::skills::Sources {
+            project: &self.project.skills,
+            trusted: self.trusted,
+            user_dir: self.user_dir.as_deref(),
+            claude_dir,
+            registry: Some(&self.registry),
         })
     }
 

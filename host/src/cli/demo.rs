@@ -35,7 +35,11 @@ pub(crate) fn run() -> Result<ExitCode> {
         // The demo's repository is made above and has no .cove/: nothing to decide.
         &mut |_| cove::agent::workspace::Choice::Refuse,
     )?;
-    let system = cove::context::system_prompt(ws.worktree.root(), ws.worktree.root());
+    let system = cove::context::system_prompt(
+        ws.worktree.root(),
+        ws.worktree.root(),
+        &cove::context::skills::Catalog::default(),
+    );
     let registry = ws.registry.clone();
     // The demo's script is known in advance, so its calls run without asking.
     let gate = cove::agent::policy::Gate::new(&registry, &["trusted".to_string()])

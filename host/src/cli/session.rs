@@ -15,6 +15,15 @@ pub(crate) fn start(
     let interactive = prompt.is_none();
     let ws = super::open_workspace(worktree, &mut |u| {
         if !interactive {
+            // Many repositories carry `.claude/skills`: a headless run goes on without them
+            // rather than refuse, since leaving skills out narrows and nothing else is asked.
+            if u.only_skills {
+                eprintln!(
+                    "note: {}These skills are not offered until you run `cove trust`.",
+                    u.describe()
+                );
+                return Choice::NarrowOnce;
+            }
             return Choice::Refuse;
         }
         eprint!("{}", u.describe());
@@ -67,15 +76,16 @@ pub(crate) fn start(
         (None, true) => Some(store.resume(&store.latest(&root)?)?),
         (None, false) => None,
     };
-    let (mut transcript, mut messages, archive) = match resumed {
+    let (mut transcript, mut messages, archive, skills) = match resumed {
         Some(r) => {
             for d in &r.damaged {
                 eprintln!("warning: {d}");
             }
-            (r.transcript, r.messages, r.results)
+            (r.transcript, r.messages, r.results, r.skills)
         }
         None => (
             store.create(&root, &prepared.provider_name, &model)?,
+            Vec::new(),
             Vec::new(),
             Vec::new(),
         ),
@@ -85,6 +95,9 @@ pub(crate) fn start(
         eprintln!("warning: {p}");
     }
     agent.restore_archive(archive);
+    for w in agent.restore_skills(&skills) {
+        eprintln!("warning: {w}");
+    }
     runtime.block_on(async move {
         match prompt {
             Some(prompt) => {

@@ -32,6 +32,8 @@ pub(crate) fn call(
         role: "user".into(),
         turns_left: u32::MAX,
         tokens_left: u64::MAX,
+        // A call typed by hand runs outside any session: no skill is loaded.
+        skills: Default::default(),
     };
     let result = match gate.decide(&registry, ToolCall { tool, input }, &cx) {
         Decision::Allow(permitted) => dispatch::call(&registry, permitted),

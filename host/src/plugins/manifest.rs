@@ -157,6 +157,12 @@ impl Manifest {
                 "a tool plugin lists its tools: add a [[tool]] entry with name, description and read_only for each".into(),
             ));
         }
+        if manifest.kind == Kind::Skill && manifest.description.trim().is_empty() {
+            return Err(err(
+                "field `description`: a skill plugin describes itself in one line, shown in the skills index                  before it is loaded: add description = \"what it does and when to use it\""
+                    .into(),
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for t in &manifest.tools {
             if !is_tool_name(&t.name) {

@@ -6,6 +6,9 @@
 //! code from the binary, else the runtime's cache or a compile), `describe`, and checking what the
 //! component says against its manifest. Discovery reads
 //! manifests only and compiles nothing. A bad plugin is reported and skipped; the others still load.
+//! Skill plugins are kept apart: the tools they bundle are not among the tools offered at start
+//! (`skill_tool_owner` finds them for the gate and dispatch once a skill is loaded), and a skill's
+//! instructions are asked for only when the model loads it.
 //!
 //! Must not run tools (that is `dispatch`) or touch wasmtime (that is `runtime`).
 
@@ -13,7 +16,9 @@ use crate::config::{Config, PluginConfig};
 use crate::conversation::ToolDef;
 use crate::plugins::contract;
 use crate::plugins::manifest::{FsAccess, Kind, Manifest, ManifestError, ToolEntry};
-use crate::plugins::runtime::{CallEnv, Grants, Limits, Loaded, LoadedPolicy, Runtime, ToolSpec};
+use crate::plugins::runtime::{
+    CallEnv, Grants, Limits, Loaded, LoadedPolicy, Runtime, SkillText, ToolSpec,
+};
 use crate::plugins::trust::ProjectPlugin;
 use crate::worktree::Worktree;
 use std::collections::{BTreeMap, HashMap};
@@ -168,6 +173,8 @@ pub struct Registry {
     plugins: Vec<Plugin>,
     /// Tool name → index of the plugin that provides it (enabled plugins only).
     tools: BTreeMap<String, usize>,
+    /// Tool name → index of the enabled skill plugin that bundles it (offered once it is loaded).
+    skill_tools: BTreeMap<String, usize>,
     problems: Vec<String>,
     worktree: Arc<Worktree>,
     cache_dir: Option<PathBuf>,
@@ -281,6 +288,21 @@ impl Registry {
         let mut order: Vec<usize> = (0..plugins.len()).collect();
         order.sort_by_key(|&i| (plugins[i].layer, plugins[i].manifest.name.clone()));
         let mut tools: BTreeMap<String, usize> = BTreeMap::new();
+        let mut skill_tools: BTreeMap<String, usize> = BTreeMap::new();
+        for &i in &order {
+            let p = &plugins[i];
+            if !p.enabled || p.manifest.kind != Kind::Skill {
+                continue;
+            }
+            for t in &p.manifest.tools {
+                if let Some(prev) = skill_tools.insert(t.name.clone(), i) {
+                    problems.push(format!(
+                        "tool `{}` is bundled by both skills `{}` and `{}`; `{}` wins. Switch one off: [plugins.NAME] enabled = false",
+                        t.name, plugins[prev].manifest.name, p.manifest.name, p.manifest.name
+                    ));
+                }
+            }
+        }
         for i in order {
             let p = &plugins[i];
             if !p.enabled || p.manifest.kind != Kind::Tool {
@@ -298,9 +320,21 @@ impl Registry {
                 }
             }
         }
+        // A tool plugin's tool keeps its name: a skill cannot take it over by bundling one.
+        skill_tools.retain(|name, &mut i| {
+            let clash = tools.contains_key(name);
+            if clash {
+                problems.push(format!(
+                    "skill `{}` bundles tool `{name}`, which a tool plugin already offers; the skill's is left out",
+                    plugins[i].manifest.name
+                ));
+            }
+            !clash
+        });
         Self {
             plugins,
             tools,
+            skill_tools,
             problems,
             worktree,
             cache_dir,
@@ -355,6 +389,55 @@ impl Registry {
     /// The plugin that provides `tool`, if an enabled one does.
     pub fn provider(&self, tool: &str) -> Option<&Plugin> {
         self.tools.get(tool).map(|&i| &self.plugins[i])
+    }
+
+    /// The enabled skill plugin that bundles `tool` (its tools are offered only once the skill is
+    /// loaded; the policy gate checks that).
+    pub fn skill_tool_owner(&self, tool: &str) -> Option<&Plugin> {
+        self.skill_tools.get(tool).map(|&i| &self.plugins[i])
+    }
+
+    /// The enabled skill plugin called `name`.
+    pub fn skill_plugin(&self, name: &str) -> Option<&Plugin> {
+        self.plugins
+            .iter()
+            .find(|p| p.enabled && p.manifest.kind == Kind::Skill && p.manifest.name == name)
+    }
+
+    /// Load a skill plugin and ask it for its instructions, and the tools it bundles (in name
+    /// order) with their read-only flags.
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming the plugin: it does not load, or its instructions call fails.
+    pub fn skill_instructions(
+        &self,
+        plugin: &Plugin,
+    ) -> Result<(SkillText, Vec<(ToolDef, bool)>), LoadError> {
+        let err = |message: String| LoadError {
+            plugin: plugin.manifest.name.clone(),
+            message,
+        };
+        let loaded = self.load(plugin)?;
+        let runtime = self.runtime().map_err(&err)?;
+        let text = runtime
+            .skill_text(&loaded.component, &self.env(plugin))
+            .map_err(|e| err(format!("its instructions could not be read: {e}")))?;
+        let mut tools: Vec<(ToolDef, bool)> = loaded
+            .tools
+            .iter()
+            .map(|(name, t)| {
+                (
+                    ToolDef {
+                        name: name.clone(),
+                        description: t.spec.description.clone(),
+                        input_schema: t.schema.clone(),
+                    },
+                    t.spec.read_only,
+                )
+            })
+            .collect();
+        tools.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok((text, tools))
     }
 
     /// The runtime, started on first use.

@@ -224,6 +224,14 @@ impl ready::Pre for v0_1::policy_world::PolicyPre<StoreState> {
     }
 }
 
+/// What a skill component says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillText {
+    pub name: String,
+    pub description: String,
+    pub instructions: String,
+}
+
 /// What a policy is asked about one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyRequest {
@@ -641,6 +649,37 @@ impl Runtime {
                 read_only: s.read_only,
             })
             .collect())
+    }
+
+    /// Ask a skill component (loaded as a tool component: a skill exports `tool-api` too) for
+    /// its name, description and instructions, in a fresh instance of its `skill` world.
+    ///
+    /// # Errors
+    /// [`CallError`] when it does not export the skill world, traps, times out or hits its
+    /// memory cap.
+    pub fn skill_text(&self, loaded: &Loaded, env: &CallEnv) -> Result<SkillText, CallError> {
+        let pre =
+            v0_1::skill_world::SkillPre::new(loaded.pre.instance_pre().clone()).map_err(|e| {
+                CallError::Setup {
+                    plugin: env.plugin.to_string(),
+                    message: format!("it does not export the skill world: {e:#}"),
+                }
+            })?;
+        let (mut store, stdio) = new_store(&self.engine, env)?;
+        let result = pre.instantiate(&mut store).and_then(|instance| {
+            let api = instance.cove_plugin_skill_api();
+            Ok(SkillText {
+                name: api.call_name(&mut store)?,
+                description: api.call_description(&mut store)?,
+                instructions: api.call_instructions(&mut store)?,
+            })
+        });
+        stdio.log(&env.plugin);
+        let result = result.map_err(|e| classify(e, &store, env, &stdio));
+        self.worker.retire(store);
+        let mut text = result?;
+        text.instructions = cut(&text.instructions, env.limits.output_bytes).into_owned();
+        Ok(text)
     }
 
     /// Call one tool in a fresh instance.

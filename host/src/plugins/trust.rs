@@ -1,6 +1,7 @@
 //! Workspace trust: a repository is not trusted because it is checked out.
 //!
-//! Owns reading what a repository's `.cove/` holds (its `config.toml` and its plugins) once, through
+//! Owns reading what a repository's `.cove/` holds (its `config.toml`, its plugins, and the skill
+//! folders of `.cove/skills` and `.claude/skills`: every file in them, scripts too) once, through
 //! the worktree's capability handle (no link leaves the worktree), hashing exactly what was read,
 //! and the user's decisions about it: `trust.json` in the user's config directory, keyed by the
 //! repository's path and that hash, so a changed `.cove/` is asked about again. What the project
@@ -32,12 +33,34 @@ pub struct ProjectPlugin {
     pub component: Option<(PathBuf, String)>,
 }
 
+/// Where a repository keeps skills, in order of precedence.
+pub const SKILL_DIRS: [&str; 2] = [".cove/skills", ".claude/skills"];
+/// Largest `SKILL.md` read, and most files hashed in one skill folder, and how deep.
+const MAX_SKILL_FILE: u64 = 1 << 20;
+const MAX_SKILL_FILES: usize = 200;
+const MAX_SKILL_DEPTH: usize = 4;
+
+/// A skill folder of the repository as it was read for the trust decision.
+#[derive(Debug, Clone)]
+pub struct ProjectSkill {
+    /// One of [`SKILL_DIRS`].
+    pub root: &'static str,
+    /// The folder's name.
+    pub folder: String,
+    /// The folder, absolute.
+    pub dir: PathBuf,
+    /// `SKILL.md` as read (the text the user trusts), or why it could not be read.
+    pub text: Result<String, String>,
+}
+
 /// What a repository's `.cove/` holds.
 #[derive(Debug, Clone, Default)]
 pub struct Project {
     /// `.cove/config.toml`, parsed, and its path.
     pub config: Option<(ConfigFile, PathBuf)>,
     pub plugins: Vec<ProjectPlugin>,
+    /// Skill folders in `.cove/skills` and `.claude/skills`.
+    pub skills: Vec<ProjectSkill>,
     /// blake3 over everything above, as read.
     pub hash: String,
 }
@@ -103,19 +126,7 @@ impl Project {
             Err(e) => return Err(read_err(config_rel, e)),
         }
         let plugins_rel = Path::new(".cove/plugins");
-        let entries = match dir.read_dir(plugins_rel) {
-            Ok(e) => Some(e),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(read_err(plugins_rel, e)),
-        };
-        let mut folders: Vec<String> = entries
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        folders.sort();
+        let folders = folders(dir, plugins_rel).map_err(|e| read_err(plugins_rel, e))?;
         for folder in folders {
             let rel = plugins_rel.join(&folder);
             let manifest_rel = rel.join("plugin.toml");
@@ -153,13 +164,16 @@ impl Project {
                 component,
             });
         }
+        for root_rel in SKILL_DIRS {
+            read_skills(dir, root, root_rel, &mut hasher, &mut out.skills)?;
+        }
         out.hash = hasher.finalize().to_hex().to_string();
         Ok(out)
     }
 
-    /// Whether there is anything in `.cove/` at all.
+    /// Whether there is anything in `.cove/` (or a skill in `.claude/skills`) at all.
     pub fn is_empty(&self) -> bool {
-        self.config.is_none() && self.plugins.is_empty()
+        self.config.is_none() && self.plugins.is_empty() && self.skills.is_empty()
     }
 
     /// Everything the project asks for that widens what cove may do or changes where requests
@@ -182,8 +196,92 @@ impl Project {
             };
             out.push(format!(".cove/plugins/{folder}: {what}"));
         }
+        for s in &self.skills {
+            out.push(format!(
+                "{}/{}: a skill (instructions and scripts from the repository)",
+                s.root, s.folder
+            ));
+        }
         out
     }
+}
+
+/// The names of the folders in `rel` (none when it does not exist), sorted.
+fn folders(dir: &cap_std::fs::Dir, rel: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match dir.read_dir(rel) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Read every `<root_rel>/<folder>/SKILL.md` and hash every file beside it (a script the skill
+/// tells the model to run is part of what is trusted). Folders without `SKILL.md` are skipped.
+fn read_skills(
+    dir: &cap_std::fs::Dir,
+    root: &Path,
+    root_rel: &'static str,
+    hasher: &mut blake3::Hasher,
+    out: &mut Vec<ProjectSkill>,
+) -> Result<(), TrustError> {
+    let read_err = |rel: &Path, e: std::io::Error| TrustError::Read {
+        path: root.join(rel),
+        message: e.to_string(),
+    };
+    let base = Path::new(root_rel);
+    for folder in folders(dir, base).map_err(|e| read_err(base, e))? {
+        let rel = base.join(&folder);
+        let skill_rel = rel.join("SKILL.md");
+        let text = match dir.open(&skill_rel) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => Err(e.to_string()),
+            Ok(file) => {
+                let mut bytes = Vec::new();
+                match file.take(MAX_SKILL_FILE + 1).read_to_end(&mut bytes) {
+                    Ok(_) if bytes.len() as u64 > MAX_SKILL_FILE => {
+                        Err(format!("larger than {} KiB", MAX_SKILL_FILE >> 10))
+                    }
+                    Ok(_) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        hasher.update(format!("skill {root_rel}/{folder}\0").as_bytes());
+        let mut files = Vec::new();
+        let mut stack = vec![(rel.clone(), 0usize)];
+        while let Some((d, depth)) = stack.pop() {
+            let entries = dir.read_dir(&d).map_err(|e| read_err(&d, e))?;
+            for e in entries.filter_map(Result::ok) {
+                let Ok(ty) = e.file_type() else { continue };
+                let path = d.join(e.file_name());
+                if ty.is_dir() && depth + 1 < MAX_SKILL_DEPTH {
+                    stack.push((path, depth + 1));
+                } else if ty.is_file() && files.len() < MAX_SKILL_FILES {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        for f in &files {
+            let bytes = read_capped(dir, f).map_err(|e| read_err(f, e))?;
+            let h = blake3::hash(&bytes);
+            hasher.update(format!("file {}\0{}\0", f.display(), h.to_hex()).as_bytes());
+        }
+        out.push(ProjectSkill {
+            root: root_rel,
+            folder,
+            dir: root.join(&rel),
+            text,
+        });
+    }
+    Ok(())
 }
 
 /// A decision the user made about one repository.

@@ -1,6 +1,7 @@
 //! Bindings for contract `cove:plugin@0.1.0` and the host side of its imports.
 //!
-//! Owns the generated types of this one contract version and how each host capability answers a
+//! Owns the generated types of this one contract version (the `tool`, `skill` and `policy`
+//! worlds, sharing one set of imports) and how each host capability answers a
 //! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], `exec` to
 //! [`crate::sandbox`], `memory` to [`crate::capabilities::memory`] and `ast` to
 //! [`crate::capabilities::ast`]. Every capability checks the plugin's grants first. Must not hold
@@ -23,6 +24,23 @@ pub mod policy_world {
         path: "../wit/v0.1",
         world: "cove:plugin/policy@0.1.0",
         with: { "cove:plugin/log": super::cove::plugin::log },
+    });
+}
+
+/// Bindings of the `skill` world: the same imports as the tool world (shared, so the host side
+/// below serves both), plus `skill-api`.
+pub mod skill_world {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "cove:plugin/skill@0.1.0",
+        with: {
+            "cove:plugin/types": super::cove::plugin::types,
+            "cove:plugin/log": super::cove::plugin::log,
+            "cove:plugin/search": super::cove::plugin::search,
+            "cove:plugin/exec": super::cove::plugin::exec,
+            "cove:plugin/ast": super::cove::plugin::ast,
+            "cove:plugin/memory": super::cove::plugin::memory,
+        },
     });
 }
 

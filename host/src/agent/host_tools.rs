@@ -1,0 +1,372 @@
+//! Host tools: tools the host answers itself, offered beside the plugin tools.
+//!
+//! Owns the mechanism: a [`HostTool`] has a definition (name, description, input schema) and a
+//! read-only flag, and answers a call with a result and, optionally, an [`Effect`] on the agent
+//! (the loop applies it and records it). A host tool's call passes the same policy gate as a
+//! plugin tool's (it takes a [`Permitted`] call; policies see plugin [`PLUGIN`]) and the same
+//! input validation as dispatch's. Host tools are offered after the plugin tools, in the order
+//! they were added. They read what the loop hands them ([`HostCx`]: the conversation so far, the
+//! active skills), never the agent itself. Also owns the `skill` tool and the `recall` tool (over
+//! the compressor's archive).
+//!
+//! Must not run plugin tools (dispatch does) or decide permissions (the gate does). A host tool
+//! runs on the loop's thread, between the calls around it: it must be quick or say why not.
+
+use crate::agent::dispatch::{ToolResult, checked_input};
+use crate::agent::policy::Permitted;
+use crate::context::skills::{Activation, Active, Body, Catalog};
+use crate::conversation::{Message, ToolDef};
+use crate::plugins::registry::Registry;
+use std::sync::{Arc, OnceLock};
+
+/// The plugin name policies see for a host tool.
+pub const PLUGIN: &str = "cove";
+/// The `skill` tool's name.
+pub const SKILL: &str = "skill";
+pub use crate::context::compress::RECALL;
+/// Every host tool this cove has, with its read-only flag (what the gate tells policies).
+pub const HOST_TOOLS: &[(&str, bool)] = &[(SKILL, true), (RECALL, true)];
+
+/// Whether host tool `name` is read-only; `None` when there is no such host tool.
+pub fn read_only(name: &str) -> Option<bool> {
+    HOST_TOOLS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
+/// What a host tool may read of the agent's state for one call.
+pub struct HostCx<'a> {
+    /// The conversation so far (the turn under way is not in it yet).
+    pub messages: &'a [Message],
+    /// The skills active in the session.
+    pub skills: &'a Active,
+}
+
+/// What a host tool's call changes in the agent, applied by the loop and kept in the transcript.
+#[derive(Debug)]
+pub enum Effect {
+    /// A skill is loaded: it becomes active, its `allowed-tools` apply and the tools it bundles
+    /// (with their read-only flags) are offered from the next request on.
+    ActivateSkill {
+        activation: Activation,
+        tools: Vec<(ToolDef, bool)>,
+    },
+}
+
+/// A host tool's answer: the result for the model and what it changes.
+#[derive(Debug)]
+pub struct HostAnswer {
+    pub result: ToolResult,
+    pub effect: Option<Effect>,
+}
+
+impl HostAnswer {
+    fn error(text: String) -> Self {
+        Self {
+            result: ToolResult::error(text),
+            effect: None,
+        }
+    }
+}
+
+/// A tool the host answers itself.
+pub trait HostTool: Send + Sync {
+    /// Name, description and input schema, as the model is offered them. Its name must be in
+    /// [`HOST_TOOLS`].
+    fn def(&self) -> &ToolDef;
+    /// Answer one call whose input already fits the schema.
+    fn call(&self, input: serde_json::Value, cx: &HostCx<'_>) -> HostAnswer;
+}
+
+struct Entry {
+    tool: Arc<dyn HostTool>,
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+/// The host tools an agent offers, in a fixed order.
+#[derive(Default)]
+pub struct HostTools {
+    tools: Vec<Entry>,
+}
+
+impl HostTools {
+    /// Offer `tool` after the ones added before.
+    ///
+    /// # Errors
+    /// When its name is not listed in [`HOST_TOOLS`] (the gate would not know it) or is taken.
+    pub fn add(&mut self, tool: Arc<dyn HostTool>) -> Result<(), String> {
+        let name = tool.def().name.clone();
+        if read_only(&name).is_none() || self.get(&name).is_some() {
+            return Err(format!(
+                "host tool `{name}` is not listed in HOST_TOOLS or is added twice"
+            ));
+        }
+        self.tools.push(Entry {
+            tool,
+            validator: OnceLock::new(),
+        });
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<&Entry> {
+        self.tools.iter().find(|e| e.tool.def().name == name)
+    }
+
+    /// Whether `name` is one of these host tools.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Their definitions, in order.
+    pub fn defs(&self) -> Vec<ToolDef> {
+        self.tools.iter().map(|e| e.tool.def().clone()).collect()
+    }
+
+    /// Run a permitted call of one of these tools: its input is checked against the schema as
+    /// dispatch checks a plugin tool's, then the tool answers.
+    pub fn call(&self, call: Permitted, cx: &HostCx<'_>) -> HostAnswer {
+        let call = call.into_call();
+        let Some(entry) = self.get(&call.tool) else {
+            return HostAnswer::error(format!("`{}` is not a host tool", call.tool));
+        };
+        let def = entry.tool.def();
+        let validator = entry.validator.get_or_init(|| {
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft7)
+                .build(&def.input_schema)
+                .map_err(|e| format!("host tool `{}` has an invalid schema: {e}", def.name))
+        });
+        let validator = match validator {
+            Ok(v) => v,
+            Err(why) => return HostAnswer::error(why.clone()),
+        };
+        let schema = def.input_schema.to_string();
+        match checked_input(&def.name, &call.input, validator, &schema) {
+            Ok((value, _)) => entry.tool.call(value, cx),
+            Err(result) => HostAnswer {
+                result,
+                effect: None,
+            },
+        }
+    }
+}
+
+/// The `recall` tool: the full text of a result the compressor took out of the context.
+pub struct RecallTool {
+    def: ToolDef,
+    compressor: Arc<std::sync::Mutex<crate::context::compress::Compressor>>,
+}
+
+impl RecallTool {
+    pub fn new(compressor: Arc<std::sync::Mutex<crate::context::compress::Compressor>>) -> Self {
+        Self {
+            def: crate::context::compress::Compressor::recall_tool(),
+            compressor,
+        }
+    }
+}
+
+impl HostTool for RecallTool {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, input: serde_json::Value, _cx: &HostCx<'_>) -> HostAnswer {
+        let answer = match self.compressor.lock() {
+            Ok(c) => c.recall(&input.to_string()),
+            Err(_) => Err("the compressor's archive is unavailable".into()),
+        };
+        match answer {
+            Ok(text) => HostAnswer {
+                result: ToolResult::ok(text),
+                effect: None,
+            },
+            Err(why) => HostAnswer::error(why),
+        }
+    }
+}
+
+/// A skill the `skill` tool loaded: the text for the model, what becomes active, and the tools
+/// it bundles with their read-only flags.
+#[derive(Debug)]
+pub struct SkillLoad {
+    pub text: String,
+    pub activation: Activation,
+    pub tools: Vec<(ToolDef, bool)>,
+}
+
+/// The `skill` tool: loads a skill of the catalog by name.
+pub struct SkillTool {
+    def: ToolDef,
+    catalog: Arc<Catalog>,
+    registry: Arc<Registry>,
+}
+
+impl SkillTool {
+    pub fn new(catalog: Arc<Catalog>, registry: Arc<Registry>) -> Self {
+        Self {
+            def: ToolDef {
+                name: SKILL.into(),
+                description: "Load a skill from the skills index in the system prompt: its instructions, and the files \
+                    in its folder (read them with `read`; run its scripts only with `bash`). Load a skill before a task it matches."
+                    .into(),
+                input_schema: serde_json::json!({
+                    "type": "object",
+                    "properties": {"name": {"type": "string", "description": "The skill's name, as the index lists it."}},
+                    "required": ["name"],
+                    "additionalProperties": false
+                }),
+            },
+            catalog,
+            registry,
+        }
+    }
+
+    /// Load skill `name`: the text for the model, and what becomes active.
+    ///
+    /// # Errors
+    /// The text for the model: no such skill, or a skill plugin that would not load.
+    pub fn load(&self, name: &str) -> Result<SkillLoad, String> {
+        let Some(skill) = self.catalog.get(name) else {
+            let names: Vec<&str> = self
+                .catalog
+                .skills()
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            return Err(format!(
+                "no skill `{name}`; the skills are: {}",
+                names.join(", ")
+            ));
+        };
+        let root = self.registry.worktree().root();
+        let allowed = skill
+            .allowed_tools
+            .as_ref()
+            .map(|a| format!(" While it is active, only these tools may run (its allowed-tools): {}; `skill` always may.", a.describe()))
+            .unwrap_or_default();
+        let (body, tools) = match &skill.body {
+            Body::Markdown { dir, text } => {
+                let files = crate::context::skills::files(dir);
+                let mut out = format!("<skill name=\"{name}\">\n{text}\n</skill>\n");
+                if !files.is_empty() {
+                    match dir.strip_prefix(root) {
+                        Ok(rel) => {
+                            out.push_str("Files that come with it (read them with `read`; run its scripts only with `bash`):\n");
+                            for f in &files {
+                                out.push_str(&format!("- {}\n", rel.join(f).display()));
+                            }
+                        }
+                        Err(_) => {
+                            out.push_str(&format!(
+                                "Files that come with it, in {} (outside the worktree, so `read` cannot open them):\n",
+                                dir.display()
+                            ));
+                            for f in &files {
+                                out.push_str(&format!("- {f}\n"));
+                            }
+                        }
+                    }
+                }
+                (out, Vec::new())
+            }
+            Body::Wasm { plugin } => {
+                let Some(p) = self.registry.skill_plugin(plugin) else {
+                    return Err(format!(
+                        "skill `{name}`: its plugin `{plugin}` is not enabled"
+                    ));
+                };
+                let (text, tools) = self
+                    .registry
+                    .skill_instructions(p)
+                    .map_err(|e| format!("skill `{name}` could not be loaded: {e}"))?;
+                let mut out = format!(
+                    "<skill name=\"{name}\">\n{}\n</skill>\n",
+                    text.instructions.trim()
+                );
+                if !tools.is_empty() {
+                    let names: Vec<&str> = tools.iter().map(|(d, _)| d.name.as_str()).collect();
+                    out.push_str(&format!(
+                        "Tools it brings, offered from now on: {}\n",
+                        names.join(", ")
+                    ));
+                }
+                (out, tools)
+            }
+        };
+        let text = format!("Skill `{name}` is loaded.{allowed}\n{body}");
+        let activation = Activation {
+            name: name.to_string(),
+            text: body,
+            allowed_tools: skill.allowed_tools.clone(),
+            tools: tools.iter().map(|(d, _)| d.name.clone()).collect(),
+        };
+        Ok(SkillLoad {
+            text,
+            activation,
+            tools,
+        })
+    }
+}
+
+impl HostTool for SkillTool {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, input: serde_json::Value, cx: &HostCx<'_>) -> HostAnswer {
+        let name = input["name"].as_str().unwrap_or_default().trim();
+        match self.load(name) {
+            Ok(SkillLoad {
+                text,
+                activation,
+                tools,
+            }) => HostAnswer {
+                result: ToolResult::ok(text),
+                // Loading it again gives the text again and changes nothing.
+                effect: cx
+                    .skills
+                    .get(name)
+                    .is_none()
+                    .then_some(Effect::ActivateSkill { activation, tools }),
+            },
+            Err(why) => HostAnswer::error(why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(ToolDef);
+    impl HostTool for Named {
+        fn def(&self) -> &ToolDef {
+            &self.0
+        }
+        fn call(&self, input: serde_json::Value, cx: &HostCx<'_>) -> HostAnswer {
+            HostAnswer {
+                result: ToolResult::ok(format!("{input} after {} messages", cx.messages.len())),
+                effect: None,
+            }
+        }
+    }
+
+    fn named(name: &str) -> Arc<dyn HostTool> {
+        Arc::new(Named(ToolDef {
+            name: name.into(),
+            description: "d".into(),
+            input_schema: serde_json::json!({"type": "object", "required": ["name"]}),
+        }))
+    }
+
+    #[test]
+    fn only_listed_host_tools_are_added_and_once() {
+        let mut tools = HostTools::default();
+        assert!(tools.add(named("remember")).is_err(), "not in HOST_TOOLS");
+        assert!(tools.add(named(SKILL)).is_ok());
+        assert!(tools.add(named(SKILL)).is_err(), "twice");
+        assert!(tools.has(SKILL) && !tools.has("read"));
+        assert_eq!(tools.defs().len(), 1);
+        assert_eq!(read_only(SKILL), Some(true));
+        assert_eq!(read_only("read"), None);
+    }
+}
