@@ -19,6 +19,9 @@ pub fn ms(d: Duration) -> String {
 /// # Errors
 /// FILE cannot be written.
 pub fn publish(heading: &str, report: &str) -> std::io::Result<()> {
+    // One blank line before whatever section follows.
+    let report = format!("{}\n\n", report.trim_end());
+    let report = report.as_str();
     println!("{report}");
     if let Some(path) = write_target() {
         let old = std::fs::read_to_string(&path).unwrap_or_default();
