@@ -149,6 +149,43 @@ impl HostTools {
     }
 }
 
+/// Most bytes of one file of a skill folder outside the worktree given inline, and of all of them.
+const INLINE_FILE: usize = 8 * 1024;
+const INLINE_TOTAL: usize = 24 * 1024;
+
+/// The files of a skill folder outside the worktree (a user's skill), which `read` cannot open:
+/// their text inline, each up to [`INLINE_FILE`] and all up to [`INLINE_TOTAL`]; binary files and
+/// what does not fit are only named. Its scripts cannot run from there (`bash` runs in the
+/// worktree), and the model is told so.
+fn inline_files(dir: &std::path::Path, files: &[String]) -> String {
+    let mut out = format!(
+        "Files that come with it, in {} (outside the worktree: `read` cannot open them and `bash` cannot run them there, so their text is given here):\n",
+        dir.display()
+    );
+    let mut used = 0usize;
+    let mut named = Vec::new();
+    for f in files {
+        let text = std::fs::read(dir.join(f))
+            .ok()
+            .filter(|b| !b.contains(&0))
+            .and_then(|b| String::from_utf8(b).ok());
+        match text {
+            Some(t) if t.len() <= INLINE_FILE && used + t.len() <= INLINE_TOTAL => {
+                used += t.len();
+                out.push_str(&format!("<file path=\"{f}\">\n{}\n</file>\n", t.trim_end()));
+            }
+            _ => named.push(f.as_str()),
+        }
+    }
+    if !named.is_empty() {
+        out.push_str(&format!(
+            "Also there (binary or too long to give here): {}\n",
+            named.join(", ")
+        ));
+    }
+    out
+}
+
 /// The `recall` tool: the full text of a result the compressor took out of the context.
 pub struct RecallTool {
     def: ToolDef,
@@ -255,15 +292,7 @@ impl SkillTool {
                                 out.push_str(&format!("- {}\n", rel.join(f).display()));
                             }
                         }
-                        Err(_) => {
-                            out.push_str(&format!(
-                                "Files that come with it, in {} (outside the worktree, so `read` cannot open them):\n",
-                                dir.display()
-                            ));
-                            for f in &files {
-                                out.push_str(&format!("- {f}\n"));
-                            }
-                        }
+                        Err(_) => out.push_str(&inline_files(dir, &files)),
                     }
                 }
                 (out, Vec::new())
@@ -356,6 +385,24 @@ mod tests {
             description: "d".into(),
             input_schema: serde_json::json!({"type": "object", "required": ["name"]}),
         }))
+    }
+
+    #[test]
+    fn a_skill_folder_outside_the_worktree_is_given_inline_within_caps()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        std::fs::write(tmp.path().join("REFERENCE.md"), "REF-MARKER\n")?;
+        std::fs::write(tmp.path().join("big.txt"), "x".repeat(INLINE_FILE + 1))?;
+        std::fs::write(tmp.path().join("logo.png"), [0u8, 1, 2])?;
+        let files = ["REFERENCE.md", "big.txt", "logo.png"].map(String::from);
+        let out = inline_files(tmp.path(), &files);
+        assert!(
+            out.contains("<file path=\"REFERENCE.md\">\nREF-MARKER\n</file>"),
+            "{out}"
+        );
+        assert!(out.contains("Also there (binary or too long to give here): big.txt, logo.png"));
+        assert!(!out.contains("xxxx"));
+        Ok(())
     }
 
     #[test]
