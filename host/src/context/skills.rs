@@ -27,6 +27,10 @@ use std::sync::Arc;
 pub const SKILL_FILE: &str = "SKILL.md";
 /// Longest description the Agent Skills format allows; longer ones load with a warning.
 pub const MAX_DESCRIPTION: usize = 1024;
+/// Most bytes of skill lines in the index before descriptions are shortened, then left out.
+pub const MAX_INDEX: usize = 8 * 1024;
+/// A description's length in an index that would not fit otherwise.
+const SHORT_DESCRIPTION: usize = 100;
 /// Most bytes of one active skill re-injected after a compaction.
 pub const REINJECT_PER_SKILL: usize = 5 * 1024;
 /// Most bytes of all active skills re-injected after a compaction (the oldest are dropped first).
@@ -237,9 +241,39 @@ impl Catalog {
             "\n<skills>\nSkills hold instructions for particular tasks. When a task matches one, call the `skill` tool \
              with its name before you start: it returns the instructions and lists the files that come with it.\n",
         );
-        for s in &self.skills {
-            let d: String = s.description.chars().take(MAX_DESCRIPTION).collect();
-            out.push_str(&format!("- {}: {d}\n", s.name));
+        // Whole descriptions while they fit; then each cut short; then names alone, so that
+        // many skills cannot crowd the prompt and every one can still be loaded by name.
+        let lines = |cap: usize| -> Vec<String> {
+            self.skills
+                .iter()
+                .map(|s| {
+                    let mut d: String = s.description.chars().take(cap).collect();
+                    if d.len() < s.description.len() && cap < MAX_DESCRIPTION {
+                        d.push('…');
+                    }
+                    format!("- {}: {d}\n", s.name)
+                })
+                .collect()
+        };
+        let mut chosen = lines(MAX_DESCRIPTION);
+        if chosen.iter().map(String::len).sum::<usize>() > MAX_INDEX {
+            chosen = lines(SHORT_DESCRIPTION);
+        }
+        let mut used = 0;
+        let mut bare = 0;
+        for (line, s) in chosen.iter().zip(&self.skills) {
+            if used + line.len() <= MAX_INDEX {
+                used += line.len();
+                out.push_str(line);
+            } else {
+                bare += 1;
+                out.push_str(&format!("- {}\n", s.name));
+            }
+        }
+        if bare > 0 {
+            out.push_str(&format!(
+                "({bare} descriptions left out for room; `cove skills list` has them, and `skill` loads any of these)\n"
+            ));
         }
         out.push_str("</skills>\n");
         out
@@ -683,6 +717,38 @@ mod tests {
 
     fn parsed(text: &str) -> Result<Skill, String> {
         parse(text, Path::new("/s/pdf/SKILL.md"), "pdf", Source::User)
+    }
+
+    #[test]
+    fn many_skills_cannot_crowd_the_index_and_each_is_still_named() -> Result<(), String> {
+        let make = |n: usize, len: usize| -> Result<Catalog, String> {
+            let mut skills = Vec::new();
+            for i in 0..n {
+                skills.push(parsed(&format!(
+                    "---\nname: skill-{i:03}\ndescription: {}\n---\nbody\n",
+                    "d".repeat(len)
+                ))?);
+            }
+            Ok(Catalog {
+                skills,
+                ..Catalog::default()
+            })
+        };
+        // Few: whole descriptions.
+        let few = make(3, 300)?.index();
+        assert!(
+            few.contains(&format!("- skill-002: {}\n", "d".repeat(300))),
+            "{few}"
+        );
+        // Many: shortened, then names alone, and bounded.
+        let many = make(200, 300)?.index();
+        assert!(many.len() < MAX_INDEX + 200 * 16 + 400, "{}", many.len());
+        assert!(many.contains(&format!(
+            "- skill-000: {}…\n",
+            "d".repeat(SHORT_DESCRIPTION)
+        )));
+        assert!(many.contains("- skill-199\n") && many.contains("descriptions left out for room"));
+        Ok(())
     }
 
     #[test]
