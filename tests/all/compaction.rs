@@ -19,6 +19,17 @@ fn rust_file(tag: &str, fns: usize) -> String {
         .collect()
 }
 
+/// Four Rust files of 110 functions (`src/a.rs` … `src/d.rs`, about 4k tokens each read), and
+/// a reply reading each (`t0` … `t3`).
+fn four_big_reads(sb: &Sandbox) -> Result<Vec<Reply>, std::io::Error> {
+    let mut replies = Vec::new();
+    for (i, tag) in ["a", "b", "c", "d"].iter().enumerate() {
+        sb.write(&format!("src/{tag}.rs"), rust_file(tag, 110))?;
+        replies.push(read(&format!("t{i}"), &format!("src/{tag}.rs")));
+    }
+    Ok(replies)
+}
+
 fn read(id: &str, path: &str) -> Reply {
     Reply::AnthropicCached(
         String::new(),
@@ -222,11 +233,7 @@ fn a_re_read_of_an_unchanged_file_points_back_and_a_changed_one_is_sent() -> Tes
 fn file_contents_the_model_moved_past_become_their_outlines() -> TestResult {
     let sb = Sandbox::new()?;
     sb.config("[context]\nwindow_tokens = 16000\ntarget = 0.7\n")?;
-    let mut replies = Vec::new();
-    for (i, tag) in ["a", "b", "c", "d"].iter().enumerate() {
-        sb.write(&format!("src/{tag}.rs"), rust_file(tag, 110))?;
-        replies.push(read(&format!("t{i}"), &format!("src/{tag}.rs")));
-    }
+    let mut replies = four_big_reads(&sb)?;
     replies.push(done("Read them."));
     let m = MockModel::start(replies)?;
     m.set_summariser(|_| "SUMMARY".into());
@@ -441,11 +448,7 @@ fn compact_in_chat_summarises_now_with_a_focus() -> TestResult {
 fn compaction_can_be_turned_off() -> TestResult {
     let sb = Sandbox::new()?;
     sb.config("[context]\nwindow_tokens = 16000\ncompact = false\n")?;
-    let mut replies = Vec::new();
-    for (i, tag) in ["a", "b", "c", "d"].iter().enumerate() {
-        sb.write(&format!("src/{tag}.rs"), rust_file(tag, 110))?;
-        replies.push(read(&format!("t{i}"), &format!("src/{tag}.rs")));
-    }
+    let mut replies = four_big_reads(&sb)?;
     replies.push(done("Read them."));
     let m = MockModel::start(replies)?;
     let r = run(&sb, &m, &[], PROMPT)?;
@@ -453,13 +456,7 @@ fn compaction_can_be_turned_off() -> TestResult {
     assert!(events(&r, "compaction").is_empty());
     let requests = m.requests();
     // A server that holds to the window refuses the session at the request that passes it.
-    let strict = MockModel::start(
-        ["a", "b", "c", "d"]
-            .iter()
-            .enumerate()
-            .map(|(i, tag)| read(&format!("t{i}"), &format!("src/{tag}.rs")))
-            .collect(),
-    )?;
+    let strict = MockModel::start(four_big_reads(&sb)?)?;
     strict.set_window(15_000);
     let refused = run(&sb, &strict, &[], PROMPT)?;
     assert_eq!(refused.code, Some(1), "{refused:?}");
@@ -494,10 +491,7 @@ fn a_skill_in_use_survives_compaction() -> TestResult {
         ),
     )?;
     let mut replies = vec![call("s0", "skill", json!({"name": "release"}))];
-    for (i, tag) in ["a", "b", "c", "d"].iter().enumerate() {
-        sb.write(&format!("src/{tag}.rs"), rust_file(tag, 110))?;
-        replies.push(read(&format!("t{i}"), &format!("src/{tag}.rs")));
-    }
+    replies.extend(four_big_reads(&sb)?);
     replies.push(done("Released."));
     let m = MockModel::start(replies)?;
     m.set_summariser(|_| "SUMMARY".into());

@@ -147,6 +147,15 @@ pub struct SummaryPlan {
     pub turns: u32,
 }
 
+/// A result a layer may replace, with the call that made it.
+struct OldResult<'a> {
+    id: &'a str,
+    name: &'a str,
+    input: Option<&'a Value>,
+    content: &'a str,
+    is_error: bool,
+}
+
 /// The compressor of one agent.
 #[derive(Debug)]
 pub struct Compressor {
@@ -226,8 +235,61 @@ impl Compressor {
     /// Layer 1: replace old results with stubs, oldest first, until `need` tokens are freed
     /// (all of them, when forced). Returns the tokens freed.
     pub fn mask(&mut self, messages: &mut [Message], need: u64, report: &mut Report) -> u64 {
-        let keep_from = nth_assistant_from_end(messages, KEEP_TURNS);
+        let (freed, handles) = self.replace_old(messages, KEEP_TURNS, need, |c, r| {
+            Some(format!(
+                "{MASKED} {} {} gave {} in {} lines; {}]",
+                r.name,
+                short_input(r.input),
+                size(r.content.len()),
+                r.content.lines().count(),
+                c.way_back(r.id, "it")
+            ))
+        });
+        report.masked.extend(handles);
+        if !report.masked.is_empty() && !report.layers.contains(&Layer::Mask) {
+            report.layers.push(Layer::Mask);
+        }
+        freed
+    }
+
+    /// Layer 2: file contents the model has moved past (every turn but the newest) become
+    /// their outline, until `need` tokens are freed. Returns the tokens freed.
+    pub fn structure(&mut self, messages: &mut [Message], need: u64, report: &mut Report) -> u64 {
+        let (freed, handles) = self.replace_old(messages, 1, need, |c, r| {
+            let path = r.input?.get("file_path")?.as_str()?;
+            if r.is_error || r.name != "read" {
+                return None;
+            }
+            let outline = crate::capabilities::ast::outline_of_text(path, &unnumbered(r.content))?;
+            let text = format!(
+                "{OUTLINED} {path} as read was {} in {} lines; {}]\n{outline}",
+                size(r.content.len()),
+                r.content.lines().count(),
+                c.way_back(r.id, "the text")
+            );
+            (text.len() * 2 <= r.content.len()).then_some(text)
+        });
+        report.outlined.extend(handles);
+        if !report.outlined.is_empty() {
+            report.layers.push(Layer::Structure);
+        }
+        freed
+    }
+
+    /// What the layers share: oldest first, each result before the `keep`th newest turn that
+    /// is worth it (long enough, not already standing for something) and for which `shorter`
+    /// gives a text is replaced by that text, its original archived for `recall`, until `need`
+    /// tokens are freed. Returns the tokens freed and the handles replaced.
+    fn replace_old(
+        &mut self,
+        messages: &mut [Message],
+        keep: usize,
+        need: u64,
+        shorter: impl Fn(&Self, &OldResult<'_>) -> Option<String>,
+    ) -> (u64, Vec<String>) {
+        let keep_from = nth_assistant_from_end(messages, keep);
         let mut freed = 0;
+        let mut handles = Vec::new();
         for i in 1..keep_from {
             if freed >= need {
                 break;
@@ -243,7 +305,7 @@ impl Compressor {
                 let Block::ToolResult {
                     tool_use_id,
                     content,
-                    ..
+                    is_error,
                 } = b
                 else {
                     continue;
@@ -252,84 +314,23 @@ impl Compressor {
                     continue;
                 }
                 let (name, input) = call_of(call_msg, tool_use_id);
-                let stub = format!(
-                    "{MASKED} {name} {} gave {} in {} lines; {}]",
-                    short_input(input),
-                    size(content.len()),
-                    content.lines().count(),
-                    self.way_back(tool_use_id, "it")
-                );
-                freed += tokens::estimate(content).saturating_sub(tokens::estimate(&stub));
-                let old = std::mem::replace(content, stub);
-                self.archive.insert(tool_use_id.clone(), old);
-                report.masked.push(tool_use_id.clone());
-            }
-        }
-        if !report.masked.is_empty() && !report.layers.contains(&Layer::Mask) {
-            report.layers.push(Layer::Mask);
-        }
-        freed
-    }
-
-    /// Layer 2: file contents the model has moved past (every turn but the newest) become
-    /// their outline, until `need` tokens are freed. Returns the tokens freed.
-    pub fn structure(&mut self, messages: &mut [Message], need: u64, report: &mut Report) -> u64 {
-        let keep_from = nth_assistant_from_end(messages, 1);
-        let mut freed = 0;
-        for i in 1..keep_from {
-            if freed >= need {
-                break;
-            }
-            let (before, after) = messages.split_at_mut(i);
-            let Some(call_msg) = before.last() else {
-                continue;
-            };
-            for b in after[0].content.iter_mut() {
-                let Block::ToolResult {
-                    tool_use_id,
+                let old = OldResult {
+                    id: tool_use_id,
+                    name,
+                    input,
                     content,
-                    is_error: false,
-                } = b
-                else {
+                    is_error: *is_error,
+                };
+                let Some(text) = shorter(self, &old) else {
                     continue;
                 };
-                if content.len() < MIN_MASK_BYTES || is_stub(content) || freed >= need {
-                    continue;
-                }
-                let (name, input) = call_of(call_msg, tool_use_id);
-                let Some(path) = input
-                    .and_then(|v| v.get("file_path"))
-                    .and_then(Value::as_str)
-                else {
-                    continue;
-                };
-                if name != "read" {
-                    continue;
-                }
-                let Some(outline) =
-                    crate::capabilities::ast::outline_of_text(path, &unnumbered(content))
-                else {
-                    continue;
-                };
-                let text = format!(
-                    "{OUTLINED} {path} as read was {} in {} lines; {}]\n{outline}",
-                    size(content.len()),
-                    content.lines().count(),
-                    self.way_back(tool_use_id, "the text")
-                );
-                if text.len() * 2 > content.len() {
-                    continue;
-                }
                 freed += tokens::estimate(content).saturating_sub(tokens::estimate(&text));
-                let old = std::mem::replace(content, text);
-                self.archive.insert(tool_use_id.clone(), old);
-                report.outlined.push(tool_use_id.clone());
+                let original = std::mem::replace(content, text);
+                self.archive.insert(tool_use_id.clone(), original);
+                handles.push(tool_use_id.clone());
             }
         }
-        if !report.outlined.is_empty() {
-            report.layers.push(Layer::Structure);
-        }
-        freed
+        (freed, handles)
     }
 
     /// Layer 3, planned: which oldest turns to summarise so that the rest (the newest turns,
