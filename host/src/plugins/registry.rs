@@ -178,7 +178,9 @@ pub struct Registry {
     problems: Vec<String>,
     worktree: Arc<Worktree>,
     cache_dir: Option<PathBuf>,
-    runtime: OnceLock<Result<Runtime, String>>,
+    /// The engine and its component cache: one per process, shared with every registry made by
+    /// [`Registry::child`] (a subagent's), started on first use.
+    runtime: Arc<OnceLock<Result<Runtime, String>>>,
     /// What each command may take (`[sandbox]`).
     commands: crate::sandbox::Resources,
 }
@@ -338,11 +340,45 @@ impl Registry {
             problems,
             worktree,
             cache_dir,
-            runtime: OnceLock::new(),
+            runtime: Arc::default(),
             commands: crate::sandbox::Resources {
                 memory_bytes: config.sandbox.memory_mb().saturating_mul(1 << 20),
                 disk_bytes: config.sandbox.disk_mb().saturating_mul(1 << 20),
             },
+        }
+    }
+
+    /// The same plugins, grants and limits over another worktree (a subagent's), sharing this
+    /// registry's engine and component cache but nothing loaded: each plugin is instantiated
+    /// (and described) again for the new worktree, and commands start at its root.
+    pub fn child(&self, worktree: Arc<Worktree>) -> Self {
+        let plugins = self
+            .plugins
+            .iter()
+            .map(|p| Plugin {
+                manifest: p.manifest.clone(),
+                layer: p.layer,
+                origin: p.origin.clone(),
+                enabled: p.enabled,
+                grants: p.grants.clone(),
+                withheld: p.withheld.clone(),
+                limits: p.limits,
+                replaces: p.replaces,
+                session_cwd: Arc::default(),
+                source: p.source.clone(),
+                loaded: OnceLock::new(),
+                policy: OnceLock::new(),
+            })
+            .collect();
+        Self {
+            plugins,
+            tools: self.tools.clone(),
+            skill_tools: self.skill_tools.clone(),
+            problems: self.problems.clone(),
+            worktree,
+            cache_dir: self.cache_dir.clone(),
+            runtime: self.runtime.clone(),
+            commands: self.commands,
         }
     }
 

@@ -365,8 +365,18 @@ pub struct Runtime {
     linker: Linker<StoreState>,
     cache_dir: Option<PathBuf>,
     engine_hash: u64,
+    /// Components already made in this process, so that a subagent's registry loading the same
+    /// plugin neither compiles nor reads the disk cache again. Keyed by a built-in's native code
+    /// (its address: it is static) or by the hash of a component's bytes.
+    made: std::sync::Mutex<std::collections::HashMap<MadeKey, Component>>,
     worker: ready::Worker,
     _ticker: EpochTicker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MadeKey {
+    Native(usize, usize),
+    Bytes([u8; 32]),
 }
 
 impl Runtime {
@@ -396,19 +406,27 @@ impl Runtime {
             linker,
             cache_dir,
             engine_hash,
+            made: std::sync::Mutex::default(),
             worker: ready::Worker::start(),
             _ticker: ticker,
         })
     }
 
-    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
+    fn cache_path(&self, hash: &blake3::Hash) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        let key = format!(
-            "{}-{:016x}.cwasm",
-            blake3::hash(bytes).to_hex(),
-            self.engine_hash
-        );
+        let key = format!("{}-{:016x}.cwasm", hash.to_hex(), self.engine_hash);
         Some(dir.join("components").join(key))
+    }
+
+    /// The component made earlier in this process under `key`, if any.
+    fn made(&self, key: MadeKey) -> Option<Component> {
+        self.made.lock().ok()?.get(&key).cloned()
+    }
+
+    fn keep_made(&self, key: MadeKey, c: &Component) {
+        if let Ok(mut made) = self.made.lock() {
+            made.insert(key, c.clone());
+        }
     }
 
     /// Load a component and pre-link it. Its native code comes from `native` (a built-in's code,
@@ -510,21 +528,36 @@ impl Runtime {
         native: Option<&[u8]>,
     ) -> Result<(Component, CodeOrigin), RuntimeError> {
         if let Some(native) = native {
+            let key = MadeKey::Native(native.as_ptr() as usize, native.len());
+            if let Some(c) = self.made(key) {
+                return Ok((c, CodeOrigin::Embedded));
+            }
             match self.embedded(native) {
-                Ok(c) => return Ok((c, CodeOrigin::Embedded)),
+                Ok(c) => {
+                    self.keep_made(key, &c);
+                    return Ok((c, CodeOrigin::Embedded));
+                }
                 Err(why) => tracing::debug!(
                     plugin,
                     "not using the native code built into cove ({why}); using the cache or compiling"
                 ),
             }
         }
-        let cache = self.cache_path(bytes);
+        let hash = blake3::hash(bytes);
+        let key = MadeKey::Bytes(*hash.as_bytes());
+        if let Some(c) = self.made(key) {
+            return Ok((c, CodeOrigin::Cache));
+        }
+        let cache = self.cache_path(&hash);
         if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
             // SAFETY: the file is in cove's own cache directory, written by `store_in_cache` from
             // `Component::serialize` of this same engine configuration (the name carries the
             // engine's compatibility hash); wasmtime checks that header again on load.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(c) => return Ok((c, CodeOrigin::Cache)),
+                Ok(c) => {
+                    self.keep_made(key, &c);
+                    return Ok((c, CodeOrigin::Cache));
+                }
                 Err(e) => tracing::warn!(
                     plugin,
                     "ignoring unusable cached code {}: {e:#}",
@@ -541,6 +574,7 @@ impl Runtime {
         if let Some(path) = &cache {
             store_in_cache(&c, path);
         }
+        self.keep_made(key, &c);
         Ok((c, CodeOrigin::Compiled))
     }
 
