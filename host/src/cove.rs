@@ -18,5 +18,6 @@ pub mod plugins;
 pub mod provider;
 pub mod sandbox;
 pub mod session;
+pub mod team;
 pub mod ui;
 pub mod worktree;
