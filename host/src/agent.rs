@@ -10,10 +10,13 @@
 //! Must not format output (an [`Observer`] does) or know a provider's wire format.
 
 pub mod assemble;
+pub mod definitions;
 pub mod dispatch;
+pub mod events;
 pub mod host_tools;
 pub mod policy;
 pub mod profile;
+pub mod subagent;
 pub mod workspace;
 
 use crate::context::cache::Ledger;
@@ -123,10 +126,13 @@ pub trait Observer: Send {
     fn warning(&mut self, _message: &str) {}
     /// The context was compacted.
     fn compaction(&mut self, _report: &Report) {}
-    /// A policy asks the user about a call. `None`: there is nobody to ask (headless).
+    /// A policy asks the user about a call. `None`: there is nobody to ask (headless, or a
+    /// subagent's run).
     fn ask(&mut self, _pending: &Pending) -> Option<Answer> {
         None
     }
+    /// Something happened in a subagent's run (or its subagents').
+    fn relayed(&mut self, _event: events::Relayed) {}
 }
 
 /// The loop's states. Each transition consumes the state and returns the next.
@@ -167,6 +173,12 @@ pub struct Agent {
     skill_tool: Option<Arc<SkillTool>>,
     /// The skills the model loaded in this session, oldest first.
     skills: Active,
+    /// Starts subagents (the `task` tool), when this agent may.
+    spawner: Option<Arc<subagent::Spawner>>,
+    /// Every subagent this agent started (and theirs), in the order they ended.
+    pub subagents: Vec<events::Summary>,
+    /// What subagents used since the ledger last took it in.
+    children_usage: Usage,
     /// Harness time per turn: from a reply being whole to the next request going out, less the
     /// time spent in tools.
     pub harness: Vec<Duration>,
@@ -230,6 +242,9 @@ impl Agent {
                 host,
                 skill_tool: None,
                 skills: Active::default(),
+                spawner: None,
+                subagents: Vec::new(),
+                children_usage: Usage::default(),
                 harness: Vec::new(),
             },
             problems,
@@ -254,6 +269,22 @@ impl Agent {
         self.tools.push(tool.def().clone());
         self.skill_tool = Some(tool);
         Ok(())
+    }
+
+    /// Let this agent start subagents through `spawner` (the `task` tool is offered while it is
+    /// above `[agents] max_depth`; past it a call is refused with a result saying so).
+    pub fn offer_subagents(&mut self, spawner: Arc<subagent::Spawner>) {
+        if spawner.may_start() && !self.tools.iter().any(|t| t.name == subagent::TASK) {
+            self.tools.push(spawner.def().clone());
+        }
+        self.spawner = Some(spawner);
+    }
+
+    /// This agent's session, to which its subagents' transcripts are linked.
+    pub fn link_session(&self, id: &str) {
+        if let Some(s) = &self.spawner {
+            s.set_session(id);
+        }
     }
 
     /// Load again the skills a resumed session had loaded (its transcript's `skill` records).
@@ -448,7 +479,7 @@ impl Agent {
             );
         }
         if let Some(budget) = self.settings.token_budget {
-            let used = ledger.total.total_input() + ledger.total.output_tokens;
+            let used = ledger.spent();
             if used >= budget {
                 return (State::Done(Outcome::TokenBudget(budget)), None);
             }
@@ -565,14 +596,18 @@ impl Agent {
         let mut cx = policy::Context {
             role: self.settings.role.clone(),
             turns_left: self.settings.max_turns.saturating_sub(turns),
-            tokens_left: self.settings.token_budget.map_or(u64::MAX, |b| {
-                b.saturating_sub(ledger.total.total_input() + ledger.total.output_tokens)
-            }),
+            tokens_left: self
+                .settings
+                .token_budget
+                .map_or(u64::MAX, |b| b.saturating_sub(ledger.spent())),
             skills: self.skills.clone(),
         };
         let results = self
             .run_tools(&calls, &mut cx, messages, observer, cancel, transcript)
             .await;
+        ledger
+            .children
+            .add(&std::mem::take(&mut self.children_usage));
         let tool_time = started.elapsed();
         let content = calls
             .iter()
@@ -873,6 +908,35 @@ impl Agent {
         let mut results: Vec<Option<ToolResult>> = vec![None; calls.len()];
         let mut i = 0;
         while i < calls.len() {
+            // Consecutive `task` calls: their subagents run at the same time.
+            if calls[i].1 == subagent::TASK
+                && let Some(spawner) = self.spawner.clone()
+            {
+                let mut end = i + 1;
+                while end < calls.len() && calls[end].1 == subagent::TASK {
+                    end += 1;
+                }
+                let answers = self
+                    .run_tasks(
+                        &spawner,
+                        &calls[i..end],
+                        cx,
+                        observer,
+                        cancel,
+                        transcript.as_deref_mut(),
+                    )
+                    .await;
+                for (k, r) in answers.into_iter().enumerate() {
+                    let (id, name, _) = &calls[i + k];
+                    observer.tool_result(id, name, &r);
+                    results[i + k] = Some(r);
+                }
+                i = end;
+                if cancel.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
             let parallel = self.read_only.get(&calls[i].1).copied().unwrap_or(false);
             let mut end = i + 1;
             if parallel {
@@ -886,14 +950,7 @@ impl Agent {
             let mut running = Vec::new();
             for (k, (id, name, input)) in calls[i..end].iter().enumerate() {
                 observer.tool_call(id, name, input);
-                let input = match input {
-                    Value::String(raw) => raw.clone(),
-                    other => other.to_string(),
-                };
-                let call = ToolCall {
-                    tool: name.clone(),
-                    input,
-                };
+                let call = ToolCall::new(name, input);
                 let permitted = match self.permit(call, cx, observer).await {
                     Ok(p) => p,
                     Err(denied) => {
@@ -984,6 +1041,92 @@ impl Agent {
                     is_error: true,
                 })
             })
+            .collect()
+    }
+}
+
+impl Agent {
+    /// Run consecutive `task` calls: each passes the gate, gets its share of the budget, and
+    /// its subagent runs beside the others; their events reach `observer` as they happen. Each
+    /// call is marked in the transcript before its subagent starts, as a mutating call is.
+    async fn run_tasks(
+        &mut self,
+        spawner: &Arc<subagent::Spawner>,
+        calls: &[(String, String, Value)],
+        cx: &policy::Context,
+        observer: &mut dyn Observer,
+        cancel: &CancellationToken,
+        mut transcript: Option<&mut Transcript>,
+    ) -> Vec<ToolResult> {
+        let mut answers: Vec<Option<ToolResult>> = vec![None; calls.len()];
+        let mut permitted = Vec::new();
+        let mut at = Vec::new();
+        for (k, (id, name, input)) in calls.iter().enumerate() {
+            observer.tool_call(id, name, input);
+            let call = ToolCall::new(name, input);
+            match self.permit(call, cx, observer).await {
+                Ok(p) => {
+                    permitted.push(p);
+                    at.push(k);
+                }
+                Err(denied) => answers[k] = Some(denied),
+            }
+        }
+        let read_only = |n: &str| self.read_only.get(n).copied().unwrap_or(false);
+        let jobs = spawner.plan(permitted, &self.settings, cx, &read_only);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut running = Vec::new();
+        let mut started = Vec::new();
+        for (k, job) in at.into_iter().zip(jobs) {
+            match job {
+                Ok(job) => {
+                    let (id, name, _) = &calls[k];
+                    record(
+                        transcript.as_deref_mut(),
+                        &Record::ToolStart {
+                            id: id.clone(),
+                            name: name.clone(),
+                        },
+                        observer,
+                    );
+                    running.push(spawner.run(job, &self.settings, cancel, tx.clone()));
+                    started.push(k);
+                }
+                Err(text) => answers[k] = Some(ToolResult::error(text)),
+            }
+        }
+        drop(tx);
+        let mut all = std::pin::pin!(futures_util::future::join_all(running));
+        let finished = loop {
+            tokio::select! {
+                done = &mut all => break done,
+                Some(event) = rx.recv() => observer.relayed(event),
+            }
+        };
+        while let Ok(event) = rx.try_recv() {
+            observer.relayed(event);
+        }
+        for (k, f) in started.into_iter().zip(finished) {
+            self.children_usage.add(&f.usage);
+            self.subagents.extend(f.agents);
+            record(
+                transcript.as_deref_mut(),
+                &Record::ToolDone {
+                    id: calls[k].0.clone(),
+                    content: crate::plugins::runtime::cut(
+                        &f.result.text,
+                        self.settings.max_result_bytes,
+                    )
+                    .into_owned(),
+                    is_error: f.result.is_error,
+                },
+                observer,
+            );
+            answers[k] = Some(f.result);
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| ToolResult::error("not run".into())))
             .collect()
     }
 }

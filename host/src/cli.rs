@@ -10,6 +10,7 @@ mod sessions;
 mod skills;
 mod tools;
 mod trust;
+mod worktrees;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -125,6 +126,9 @@ enum Command {
     /// The tools available in this worktree.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Task worktrees subagents left behind: list, merge back, drop, clean.
+    #[command(subcommand)]
+    Worktrees(WorktreesCommand),
     /// The skills available in this worktree (SKILL.md folders and skill plugins).
     #[command(subcommand)]
     Skills(SkillsCommand),
@@ -157,6 +161,30 @@ enum SessionsCommand {
     List {
         #[arg(long)]
         all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorktreesCommand {
+    /// Every task worktree of this repository: name, state, branch, changed files, path.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge a left-over task's changes into this worktree (a conflict changes nothing here).
+    Merge { name: String },
+    /// Remove a left-over task's worktree and branch (`--force` when it holds unmerged changes).
+    Drop {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove every left-over task worktree without unmerged changes (`--force`: with them too).
+    Clean {
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },
@@ -215,6 +243,16 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Chat { args } => session::start(cli.worktree, None, args),
         Command::Sessions(SessionsCommand::List { all, json }) => {
             sessions::list(cli.worktree, all, json)
+        }
+        Command::Worktrees(WorktreesCommand::List { json }) => worktrees::list(cli.worktree, json),
+        Command::Worktrees(WorktreesCommand::Merge { name }) => {
+            worktrees::merge(cli.worktree, &name)
+        }
+        Command::Worktrees(WorktreesCommand::Drop { name, force }) => {
+            worktrees::drop_task(cli.worktree, &name, force)
+        }
+        Command::Worktrees(WorktreesCommand::Clean { force, json }) => {
+            worktrees::clean(cli.worktree, force, json)
         }
         Command::Tools(ToolsCommand::List { json }) => {
             let registry = open_registry(cli.worktree)?;

@@ -104,6 +104,23 @@ pub struct ContextConfig {
     pub compact: Option<bool>,
 }
 
+/// `[agents]`: subagents.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// How deep subagents may nest (the main agent is depth 0; default [`DEFAULT_MAX_DEPTH`]).
+    pub max_depth: Option<u32>,
+}
+
+/// Default `[agents] max_depth`.
+pub const DEFAULT_MAX_DEPTH: u32 = 2;
+
+impl AgentsConfig {
+    pub fn max_depth(&self) -> u32 {
+        self.max_depth.unwrap_or(DEFAULT_MAX_DEPTH)
+    }
+}
+
 impl ContextConfig {
     fn merge(&mut self, later: ContextConfig) {
         self.window_tokens = later.window_tokens.or(self.window_tokens);
@@ -246,15 +263,16 @@ impl ProviderConfig {
 }
 
 /// `policy = "name"` or `policy = ["a", "b"]`.
+/// A value written as one string or a list of them (config files, front matter).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
-enum OneOrMany {
+pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
 
 impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
+    pub fn into_vec(self) -> Vec<String> {
         match self {
             OneOrMany::One(p) => vec![p],
             OneOrMany::Many(ps) => ps,
@@ -277,6 +295,8 @@ pub struct ConfigFile {
     sandbox: SandboxConfig,
     #[serde(default)]
     context: ContextConfig,
+    #[serde(default)]
+    agents: AgentsConfig,
 }
 
 impl ConfigFile {
@@ -288,7 +308,7 @@ impl ConfigFile {
         let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             message: format!(
-                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb) and [context] (window_tokens, compact_at, target, compact)",
+                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb), [context] (window_tokens, compact_at, target, compact) and [agents] (max_depth)",
                 e.message()
             ),
         })?;
@@ -325,6 +345,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub sandbox: SandboxConfig,
     pub context: ContextConfig,
+    pub agents: AgentsConfig,
     /// Caps an untrusted project put on plugins' limits (they can only lower them).
     pub caps: BTreeMap<String, LimitsConfig>,
     /// A cap on every plugin's limits, from an untrusted project.
@@ -395,6 +416,9 @@ impl Config {
         }
         self.limits.merge(f.limits);
         self.context.merge(f.context);
+        if f.agents.max_depth.is_some() {
+            self.agents.max_depth = f.agents.max_depth;
+        }
         if f.sandbox.memory_mb.is_some() {
             self.sandbox.memory_mb = f.sandbox.memory_mb;
         }
@@ -455,6 +479,17 @@ impl Config {
 
         // How the context is compacted: what it costs in tokens, never what cove may touch.
         self.context.merge(f.context);
+
+        // How deep subagents nest: deeper spends more of the user's budget on the repo's say-so.
+        if let Some(d) = f.agents.max_depth {
+            let now = self.agents.max_depth();
+            if d > now {
+                widening.push(format!("[agents] max_depth = {d} (above {now})"));
+            }
+            if d <= now || trusted {
+                self.agents.max_depth = Some(d);
+            }
+        }
 
         // Policies.
         if let Some(p) = f.policy {

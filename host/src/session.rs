@@ -24,6 +24,9 @@ pub enum Record {
         created: u64,
         provider: String,
         model: String,
+        /// A subagent's session: who started it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<Link>,
     },
     /// The user's words.
     User { message: Message },
@@ -58,6 +61,17 @@ pub enum Record {
         report: crate::context::compress::Report,
         history: Vec<Message>,
     },
+}
+
+/// A subagent's session, linked to the session of the agent that started it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Link {
+    /// The parent's session (none when the parent keeps no transcript).
+    pub session: Option<String>,
+    /// The subagent's id in its tree (`main.1`).
+    pub agent: String,
+    pub subagent_type: String,
+    pub description: String,
 }
 
 /// Errors reading or writing sessions.
@@ -102,9 +116,16 @@ pub struct SessionInfo {
     pub title: String,
     pub turns: usize,
     pub model: String,
+    /// The session of the agent that started this one (a subagent's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Its id in its tree, for a subagent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// The sessions directory.
+#[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
 }
@@ -122,13 +143,17 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A new session id: UTC time plus a few bytes that differ between processes.
+/// A new session id: UTC time plus a few bytes that differ between processes and between the
+/// sessions one process starts (concurrent subagents').
 fn new_id() -> String {
+    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let (y, mo, d, h, mi, s) = civil(now.as_secs());
-    let salt = (now.subsec_nanos() as u64 ^ (u64::from(std::process::id()) << 20)) & 0xff_ffff;
+    let salt =
+        (now.subsec_nanos() as u64 ^ (u64::from(std::process::id()) << 20) ^ (n << 12)) & 0xff_ffff;
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{salt:06x}")
 }
 
@@ -175,6 +200,20 @@ impl Store {
         provider: &str,
         model: &str,
     ) -> Result<Transcript, SessionError> {
+        self.create_linked(worktree, provider, model, None)
+    }
+
+    /// Start a new transcript, a subagent's when `parent` says whose.
+    ///
+    /// # Errors
+    /// [`SessionError::Write`] when the directory or file cannot be created.
+    pub fn create_linked(
+        &self,
+        worktree: &Path,
+        provider: &str,
+        model: &str,
+        parent: Option<Link>,
+    ) -> Result<Transcript, SessionError> {
         let id = new_id();
         let path = self.path(&id);
         let werr = |source| SessionError::Write {
@@ -202,6 +241,7 @@ impl Store {
             created: now_secs(),
             provider: provider.into(),
             model: model.into(),
+            parent,
         })?;
         Ok(t)
     }
@@ -249,12 +289,14 @@ impl Store {
     pub fn latest(&self, worktree: &Path) -> Result<String, SessionError> {
         self.list(Some(worktree))?
             .into_iter()
+            .filter(|s| s.agent.is_none())
             .max_by_key(|s| (s.modified, s.created))
             .map(|s| s.id)
             .ok_or(SessionError::NoneToContinue)
     }
 
-    /// Every session (for `worktree` only, when given), newest first.
+    /// Every session (for `worktree` only, when given, with the subagents' sessions those
+    /// started wherever they worked), newest first.
     ///
     /// # Errors
     /// A read error for the directory.
@@ -283,14 +325,12 @@ impl Store {
                 worktree: wt,
                 created,
                 model,
+                parent,
                 ..
             }) = records.first().cloned()
             else {
                 continue;
             };
-            if worktree.is_some_and(|w| w != wt) {
-                continue;
-            }
             let title = records
                 .iter()
                 .find_map(|r| match r {
@@ -323,7 +363,30 @@ impl Store {
                 title,
                 turns,
                 model,
+                parent: parent.as_ref().and_then(|l| l.session.clone()),
+                agent: parent.map(|l| l.agent),
             });
+        }
+        if let Some(w) = worktree {
+            let mut kept: std::collections::HashSet<String> = out
+                .iter()
+                .filter(|s| s.worktree == w && s.agent.is_none())
+                .map(|s| s.id.clone())
+                .collect();
+            // A subagent's session belongs wherever its parent's does.
+            loop {
+                let more: Vec<String> = out
+                    .iter()
+                    .filter(|s| !kept.contains(&s.id))
+                    .filter(|s| s.parent.as_ref().is_some_and(|p| kept.contains(p)))
+                    .map(|s| s.id.clone())
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                kept.extend(more);
+            }
+            out.retain(|s| kept.contains(&s.id));
         }
         out.sort_by(|a, b| b.modified.cmp(&a.modified).then(b.id.cmp(&a.id)));
         Ok(out)

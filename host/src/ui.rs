@@ -5,6 +5,7 @@
 //! Owns output formats only. Must not decide anything about the run.
 
 use crate::agent::dispatch::ToolResult;
+use crate::agent::events::{Event, Evented, Relayed, Sink, Summary, Tag};
 use crate::agent::policy::{Answer, Pending};
 use crate::agent::{Observer, Outcome};
 use crate::context::cache::{self, Ledger};
@@ -221,6 +222,49 @@ impl Observer for Terminal {
         self.end_line();
         eprintln!("{}", self.paint("2", &report.describe()));
     }
+
+    /// A subagent's calls, starts and ends, on stderr beneath the call that started it; its
+    /// text is not shown (its answer is the `task` call's result).
+    fn relayed(&mut self, r: Relayed) {
+        let who = r.from.agent.as_str();
+        let line = match &r.event {
+            Event::SubagentStart {
+                subagent_type,
+                description,
+                ..
+            } => format!("⎇ {who} ({subagent_type}): {description}"),
+            Event::ToolCall { name, input, .. } => {
+                format!("  {who} ● {}", call_summary(name, input))
+            }
+            Event::ToolResult {
+                is_error: true,
+                text,
+                ..
+            } => format!(
+                "  {who}   ⎿ error: {}",
+                crate::plugins::runtime::cut(text.lines().next().unwrap_or(""), 200)
+            ),
+            Event::Warning { message } => format!("  {who} warning: {message}"),
+            Event::SubagentEnd(s) => describe_summary(s),
+            _ => return,
+        };
+        self.end_line();
+        eprintln!("{}", self.paint("2", &printable(&line)));
+    }
+}
+
+/// One line for a subagent that ended.
+pub fn describe_summary(s: &Summary) -> String {
+    let cost = s.cost_usd.map_or(String::new(), |c| format!(" ≈ ${c:.4}"));
+    let tokens = s.usage.total_input() + s.usage.output_tokens;
+    let worktree = s
+        .worktree
+        .as_deref()
+        .map_or(String::new(), |w| format!("; {w}"));
+    format!(
+        "⎇ {} ({}) {} after {} turn(s), {tokens} tokens{cost}{worktree}",
+        s.agent, s.subagent_type, s.outcome, s.turns
+    )
 }
 
 /// Ask `question` on the terminal itself, not stdin (which may be a pipe of prompts), and read
@@ -277,9 +321,24 @@ pub fn compaction_json(report: &Report) -> Value {
     v
 }
 
-/// One JSON event per line on stdout.
-pub struct StreamJson {
-    pub model: String,
+/// One JSON event per line on stdout, each tagged with the agent it is from.
+pub type StreamJson = Evented<JsonLines>;
+
+/// stream-json's sink.
+pub struct JsonLines;
+
+impl Sink for JsonLines {
+    fn put(&mut self, from: Option<&Tag>, event: Event) {
+        emit(&crate::agent::events::json(from, &event));
+    }
+}
+
+/// stream-json for an agent on `model`.
+pub fn stream_json(model: &str) -> StreamJson {
+    Evented {
+        model: model.into(),
+        sink: JsonLines,
+    }
 }
 
 pub fn emit(v: &Value) {
@@ -288,40 +347,10 @@ pub fn emit(v: &Value) {
     let _ = out.flush();
 }
 
-fn usage_json(u: &Usage) -> Value {
+/// Usage as the JSON output shows it.
+pub fn usage_json(u: &Usage) -> Value {
     json!({"input_tokens": u.input_tokens, "cache_read_tokens": u.cache_read_tokens,
            "cache_write_tokens": u.cache_write_tokens, "output_tokens": u.output_tokens})
-}
-
-impl Observer for StreamJson {
-    fn text(&mut self, text: &str) {
-        emit(&json!({"type": "text_delta", "text": text}));
-    }
-    fn retry(&mut self, attempt: u32, wait: Duration, reason: &str) {
-        emit(
-            &json!({"type": "retry", "attempt": attempt, "wait_ms": wait.as_millis() as u64, "reason": reason}),
-        );
-    }
-    fn tool_call(&mut self, id: &str, name: &str, input: &Value) {
-        emit(&json!({"type": "tool_call", "id": id, "name": name, "input": input}));
-    }
-    fn tool_result(&mut self, id: &str, name: &str, r: &ToolResult) {
-        emit(
-            &json!({"type": "tool_result", "id": id, "name": name, "is_error": r.is_error, "text": r.text}),
-        );
-    }
-    fn turn_end(&mut self, usage: &Usage, ledger: &Ledger) {
-        emit(
-            &json!({"type": "usage", "turn": usage_json(usage), "total": usage_json(&ledger.total),
-                     "cost_usd": cache::cost(&self.model, &ledger.total)}),
-        );
-    }
-    fn warning(&mut self, message: &str) {
-        emit(&json!({"type": "warning", "message": message}));
-    }
-    fn compaction(&mut self, report: &Report) {
-        emit(&compaction_json(report));
-    }
 }
 
 /// The closing summary as JSON (json's result object, stream-json's `end` event).
@@ -331,9 +360,23 @@ pub fn end_json(
     ledger: &Ledger,
     model: &str,
     harness: &[Duration],
+    agents: &[Summary],
 ) -> Value {
     let us: Vec<u64> = harness.iter().map(|d| d.as_micros() as u64).collect();
+    let mut all = ledger.total;
+    all.add(&ledger.children);
+    let own_cost = cache::cost(model, &ledger.total);
+    // Unknown when any agent's model has no known price.
+    let all_cost = agents
+        .iter()
+        .try_fold(own_cost.unwrap_or(0.0), |sum, a| {
+            a.cost_usd.map(|c| sum + c)
+        })
+        .filter(|_| own_cost.is_some());
     json!({
+        "agents": agents,
+        "with_subagents": {"usage": usage_json(&all), "cost_usd": all_cost},
+        "agent": crate::agent::events::MAIN,
         "harness_us": us,
         "session_id": session,
         "outcome": outcome.tag(),

@@ -607,17 +607,7 @@ fn ctrl_c_cancels_the_turn_and_keeps_the_transcript_whole() -> TestResult {
     ])?;
     let child = start(&sb, &m, &["run", "go"], false)?;
     m.wait_for_requests(2);
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    assert!(status.success());
-    let out = child.wait_with_output()?;
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = crate::support::interrupt(child)?;
     assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
     let lines = sb.transcripts()?;
     let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
@@ -686,12 +676,7 @@ fn after_ctrl_c_mid_tools_the_transcript_says_what_ran() -> TestResult {
     let m = edit_then_sleep(&sb)?;
     let child = start(&sb, &m, &["run", "--yes", "go"], false)?;
     wait_for(&sb.repo().join("started"));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    assert!(status.success());
-    let out = child.wait_with_output()?;
-    assert_eq!(out.status.code(), Some(130));
+    crate::support::interrupt(child)?;
     let lines = sb.transcripts()?;
     let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
     assert_eq!(

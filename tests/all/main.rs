@@ -16,5 +16,6 @@ mod sandbox;
 mod search_tools;
 mod skills;
 mod small;
+mod subagents;
 mod support;
 mod trust;

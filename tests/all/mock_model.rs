@@ -52,7 +52,14 @@ pub struct MockModel {
     summariser: Summariser,
     /// Refuse requests over this many tokens as Anthropic does ("prompt is too long").
     window: Arc<Mutex<Option<usize>>>,
+    /// Chooses a reply from the request itself, before the queue is asked.
+    router: Router,
 }
+
+/// Chooses the reply to a request from its own content (each agent of a tree follows its own
+/// script whatever order their requests come in); `None` leaves it to the queue.
+pub type Router =
+    Arc<Mutex<Option<Arc<dyn Fn(&serde_json::Value) -> Option<Reply> + Send + Sync>>>>;
 
 /// Writes the summary for a compressor's request: chosen by the conversation's own content, so
 /// the scripted replies stay in order whenever cove compacts.
@@ -119,6 +126,8 @@ impl MockModel {
         let models = Arc::new(Mutex::new(None));
         let summariser: Summariser = Arc::new(Mutex::new(None));
         let window = Arc::new(Mutex::new(None));
+        let router: Router = Arc::new(Mutex::new(None));
+        let rt = router.clone();
         let (r, s, m, w, win) = (
             replies.clone(),
             seen.clone(),
@@ -131,9 +140,9 @@ impl MockModel {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
                 let (r, s, c, m, w) = (r.clone(), s.clone(), cache.clone(), m.clone(), w.clone());
-                let win = win.clone();
+                let (win, rt) = (win.clone(), rt.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &r, &s, &c, &m, &w, &win);
+                    let _ = serve(stream, &r, &s, &c, &m, &w, &win, &rt);
                 });
             }
         });
@@ -144,7 +153,18 @@ impl MockModel {
             models,
             summariser,
             window,
+            router,
         })
+    }
+
+    /// Choose replies with `route(the request's JSON body)` before the queue.
+    pub fn set_router(
+        &self,
+        route: impl Fn(&serde_json::Value) -> Option<Reply> + Send + Sync + 'static,
+    ) {
+        if let Ok(mut r) = self.router.lock() {
+            *r = Some(Arc::new(route));
+        }
     }
 
     /// Answer `GET …/models` with this JSON, as a local runtime describing itself does.
@@ -189,6 +209,7 @@ impl MockModel {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     stream: TcpStream,
     replies: &Mutex<VecDeque<Reply>>,
@@ -197,6 +218,7 @@ fn serve(
     models: &Mutex<Option<String>>,
     summariser: &Summariser,
     window: &Mutex<Option<usize>>,
+    router: &Router,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -271,9 +293,16 @@ fn serve(
         } else {
             None
         };
-        let mut reply = match summary {
-            Some(text) => Some(Reply::AnthropicCached(text, Vec::new())),
-            None => replies.lock().ok().and_then(|mut r| r.pop_front()),
+        // The lock is not held while the route runs: a route may wait for another request.
+        let route = router.lock().ok().and_then(|r| r.clone());
+        let routed = match (&summary, route) {
+            (None, Some(route)) => serde_json::from_str(&body).ok().and_then(|v| route(&v)),
+            _ => None,
+        };
+        let mut reply = match (summary, routed) {
+            (Some(text), _) => Some(Reply::AnthropicCached(text, Vec::new())),
+            (None, Some(r)) => Some(r),
+            (None, None) => replies.lock().ok().and_then(|mut r| r.pop_front()),
         };
         if let Some(Reply::AnthropicCached(text, calls)) = &reply {
             let usage = cache

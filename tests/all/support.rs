@@ -327,7 +327,7 @@ pub const BUILT_IN_TOOLS: [&str; 10] = [
 
 /// The tools the host answers itself that every session offers, after the plugins' (`recall`:
 /// the compressor's; `skill` only where there are skills).
-pub const HOST_TOOLS: [&str; 1] = ["recall"];
+pub const HOST_TOOLS: [&str; 2] = ["recall", "task"];
 
 /// The evil guest's tools and their read-only flags.
 pub const EVIL_TOOLS: [(&str, bool); 8] = [
@@ -382,4 +382,20 @@ pub fn permit(
         Decision::Allow(p) => Ok(p),
         other => Err(format!("the trusted policy did not allow it: {other:?}")),
     }
+}
+
+/// Ctrl-C for a running `cove`: SIGINT, then its output once it has exited as cancelled (130).
+pub fn interrupt(child: std::process::Child) -> Result<Output, Box<dyn std::error::Error>> {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    assert!(status.success());
+    let out = child.wait_with_output()?;
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
 }

@@ -1,17 +1,21 @@
 //! Assembling an agent from a workspace and what the user chose: provider and model, profile,
 //! limits, policies, the compressor's tuning, the system prompt (and where to read it again after
-//! a compaction) and the tool set.
+//! a compaction), the tool set and what its subagents share (agent definitions, depth, where
+//! their transcripts and worktrees go).
 //!
 //! Owns the order of those choices and their defaults, so that `cove run`, `cove chat` and later
 //! subagents and teammates build agents the same way. Must not parse arguments, prompt or print:
 //! what the user should be told comes back in [`Assembled`].
 
+use crate::agent::definitions::Definitions;
 use crate::agent::profile::{self, Profile, UnknownProfile};
+use crate::agent::subagent::{Shared, Spawner};
 use crate::agent::workspace::Workspace;
 use crate::agent::{Agent, MAX_RESULT_BYTES, Settings, policy::Gate};
 use crate::config::{DEFAULT_MAX_TURNS, ProviderConfig};
 use crate::context::skills::Catalog;
 use crate::provider::ProviderError;
+use crate::session::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,6 +51,8 @@ pub struct Prepared {
     settings: Settings,
     small: bool,
     skills: Arc<Catalog>,
+    definitions: Arc<Definitions>,
+    max_depth: u32,
     root: PathBuf,
     cwd: PathBuf,
 }
@@ -135,6 +141,17 @@ pub fn prepare(
             .iter()
             .map(|p| format!("skill not loaded: {p}")),
     );
+    let definitions = Arc::new(Definitions::discover(
+        ws.worktree.root(),
+        ws.user_dir.as_deref(),
+        crate::paths::claude_dir().as_deref(),
+    ));
+    warnings.extend(
+        definitions
+            .problems()
+            .iter()
+            .map(|p| format!("agent definition not loaded: {p}")),
+    );
     Ok(Prepared {
         model,
         provider_name: provider.name().to_string(),
@@ -144,6 +161,8 @@ pub fn prepare(
         settings,
         small,
         skills,
+        definitions,
+        max_depth: ws.config.agents.max_depth(),
         root: ws.worktree.root().to_path_buf(),
         cwd: cwd.to_path_buf(),
     })
@@ -156,15 +175,37 @@ impl Prepared {
     pub fn build(self, ws: &Workspace) -> (Agent, Vec<String>) {
         let Self {
             provider,
+            provider_name,
             settings,
             small,
             skills,
+            definitions,
+            max_depth,
             root,
             cwd,
             ..
         } = self;
         let system = crate::context::system_prompt(&root, &cwd, &skills);
-        let (mut agent, mut problems) = Agent::new(provider, ws.registry.clone(), settings, system);
+        let policies = settings.gate.names().to_vec();
+        let (mut agent, mut problems) =
+            Agent::new(provider.clone(), ws.registry.clone(), settings, system);
+        // Subagents before skills: the `skill` tool is offered last.
+        if !small {
+            let data = crate::paths::data_dir();
+            let shared = Shared {
+                provider,
+                provider_name,
+                definitions,
+                max_depth,
+                sessions: data.as_ref().map(|d| Store::new(d.join("sessions"))),
+                worktrees: data.map(|d| d.join("worktrees")),
+            };
+            agent.offer_subagents(Arc::new(Spawner::main(
+                Arc::new(shared),
+                ws.registry.clone(),
+                policies,
+            )));
+        }
         if let Err(e) = agent.offer_skills(skills.clone()) {
             problems.push(e);
         }

@@ -20,6 +20,19 @@ pub struct ToolCall {
     pub input: String,
 }
 
+impl ToolCall {
+    /// A call of `tool` with the model's `input`: JSON, or (a text-parsed call's) raw JSON text.
+    pub fn new(tool: &str, input: &serde_json::Value) -> Self {
+        Self {
+            tool: tool.into(),
+            input: match input {
+                serde_json::Value::String(raw) => raw.clone(),
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
 /// What goes back to the model: text, and whether it reports a failure.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ToolResult {

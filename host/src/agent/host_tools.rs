@@ -25,7 +25,13 @@ pub const PLUGIN: &str = "cove";
 pub const SKILL: &str = "skill";
 pub use crate::context::compress::RECALL;
 /// Every host tool this cove has, with its read-only flag (what the gate tells policies).
-pub const HOST_TOOLS: &[(&str, bool)] = &[(SKILL, true), (RECALL, true)];
+/// `task` counts as read-only: it changes nothing itself, and what its subagent may change is
+/// decided by the subagent's own gate, which holds the parent's policies and more.
+pub const HOST_TOOLS: &[(&str, bool)] = &[
+    (SKILL, true),
+    (RECALL, true),
+    (crate::agent::subagent::TASK, true),
+];
 
 /// Whether host tool `name` is read-only; `None` when there is no such host tool.
 pub fn read_only(name: &str) -> Option<bool> {

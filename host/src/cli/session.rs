@@ -81,6 +81,9 @@ pub(crate) fn start(
             for d in &r.damaged {
                 eprintln!("warning: {d}");
             }
+            if let Some(note) = super::worktrees::left_over(&root) {
+                eprintln!("{note}");
+            }
             (r.transcript, r.messages, r.results, r.skills)
         }
         None => (
@@ -94,6 +97,7 @@ pub(crate) fn start(
     for p in problems {
         eprintln!("warning: {p}");
     }
+    agent.link_session(&transcript.id);
     agent.restore_archive(archive);
     for w in agent.restore_skills(&skills) {
         eprintln!("warning: {w}");
@@ -166,6 +170,9 @@ pub(crate) async fn one_task(
                 outcome.describe(),
                 ledger.summary(model)
             );
+            for s in &agent.subagents {
+                eprintln!("{}", cove::ui::describe_summary(s));
+            }
             outcome
         }
         Format::Json => {
@@ -178,7 +185,14 @@ pub(crate) async fn one_task(
                 cancel,
             };
             let outcome = agent.run(cx).await;
-            let mut v = cove::ui::end_json(&id, &outcome, &ledger, model, &agent.harness);
+            let mut v = cove::ui::end_json(
+                &id,
+                &outcome,
+                &ledger,
+                model,
+                &agent.harness,
+                &agent.subagents,
+            );
             v["result"] = serde_json::Value::String(c.text);
             v["tool_calls"] = serde_json::Value::Array(c.tool_calls);
             v["warnings"] = serde_json::json!(c.warnings);
@@ -188,12 +202,10 @@ pub(crate) async fn one_task(
         }
         Format::StreamJson => {
             cove::ui::emit(
-                &serde_json::json!({"type": "session_start", "session_id": id, "model": model, "unsandboxed": cove::sandbox::unsandboxed(),
+                &serde_json::json!({"type": "session_start", "agent": cove::agent::events::MAIN, "session_id": id, "model": model, "unsandboxed": cove::sandbox::unsandboxed(),
                 "tools": agent.tools().iter().map(|t| t.name.clone()).collect::<Vec<_>>()}),
             );
-            let mut s = cove::ui::StreamJson {
-                model: model.to_string(),
-            };
+            let mut s = cove::ui::stream_json(model);
             let cx = cove::agent::RunContext {
                 messages,
                 transcript: Some(transcript),
@@ -202,7 +214,14 @@ pub(crate) async fn one_task(
                 cancel,
             };
             let outcome = agent.run(cx).await;
-            let mut end = cove::ui::end_json(&id, &outcome, &ledger, model, &agent.harness);
+            let mut end = cove::ui::end_json(
+                &id,
+                &outcome,
+                &ledger,
+                model,
+                &agent.harness,
+                &agent.subagents,
+            );
             end["type"] = "end".into();
             cove::ui::emit(&end);
             outcome

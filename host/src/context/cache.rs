@@ -61,9 +61,18 @@ pub struct Ledger {
     pub turns: u32,
     pub total: Usage,
     pub last: Usage,
+    /// What this agent's subagents used (theirs and their own subagents'): it counts against
+    /// this agent's token budget.
+    pub children: Usage,
 }
 
 impl Ledger {
+    /// Tokens spent against the budget: this agent's and its subagents'.
+    pub fn spent(&self) -> u64 {
+        let own = self.total.total_input() + self.total.output_tokens;
+        own + self.children.total_input() + self.children.output_tokens
+    }
+
     pub fn record(&mut self, usage: &Usage) {
         self.turns += 1;
         self.last = *usage;
@@ -77,8 +86,17 @@ impl Ledger {
             || "cost unknown for this model".into(),
             |c| format!("≈ ${c:.4}"),
         );
+        let children = &self.children;
+        let subagents = if *children == Usage::default() {
+            String::new()
+        } else {
+            format!(
+                "; subagents: {} tokens",
+                children.total_input() + children.output_tokens
+            )
+        };
         format!(
-            "{} turn(s); tokens: {} in, {} cache read, {} cache write, {} out; cache-read share {:.0}%; {cost}",
+            "{} turn(s); tokens: {} in, {} cache read, {} cache write, {} out; cache-read share {:.0}%; {cost}{subagents}",
             self.turns,
             t.input_tokens,
             t.cache_read_tokens,

@@ -15,6 +15,7 @@
 //! Must not run anything (a skill's scripts run only through the `bash` tool), decide whether a
 //! call is allowed (the policy gate reads [`AllowedTools`]), or load components (the registry does).
 
+use crate::config::OneOrMany;
 use crate::plugins::manifest::Kind;
 use crate::plugins::registry::{Layer, Registry};
 use crate::plugins::trust::ProjectSkill;
@@ -311,14 +312,6 @@ fn read_user_dir(dir: &Path, source: Source, found: &mut Vec<Skill>, problems: &
     }
 }
 
-/// `allowed-tools`: a string (`Read, Grep` or `Read Grep`) or a list.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
 /// The front matter keys cove reads; others are ignored.
 #[derive(Deserialize)]
 struct Front {
@@ -332,7 +325,7 @@ struct Front {
 
 /// The YAML between the opening `---` and the closing `---` (or `...`), the line the YAML starts
 /// on, and the markdown after it. `None` when the file does not open with front matter.
-fn split_front_matter(text: &str) -> Option<(&str, usize, &str)> {
+pub(crate) fn split_front_matter(text: &str) -> Option<(&str, usize, &str)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.split_inclusive('\n');
     let first = lines.next()?;
@@ -441,10 +434,7 @@ pub fn parse(text: &str, file: &Path, folder: &str, source: Source) -> Result<Sk
         ));
     }
     let allowed_tools = front.allowed_tools.map(|a| {
-        let entries = match a {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        };
+        let entries = a.into_vec();
         let (rules, unknown) = AllowedTools::parse(&entries);
         for u in unknown {
             warnings.push(format!(
