@@ -7,3 +7,4 @@ bash scripts/setup.sh
 cargo bench --locked -p cove --bench foundation -- --write "$PWD/docs/PERFORMANCE.md" "$@"
 cargo bench --locked -p cove --bench agent_loop -- --write "$PWD/docs/PERFORMANCE.md" "$@"
 cargo bench --locked -p cove --bench skills -- --write "$PWD/docs/PERFORMANCE.md" "$@"
+cargo bench --locked -p cove --bench subagents -- --write "$PWD/docs/PERFORMANCE.md" "$@"

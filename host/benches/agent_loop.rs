@@ -16,7 +16,7 @@ use mock_model::{MockModel, Reply};
 use report::{median, ms};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -33,44 +33,6 @@ fn repo(dir: &Path) -> Res<()> {
     )?;
     std::fs::write(dir.join("AGENTS.md"), "Run the tests after every change.\n")?;
     Ok(())
-}
-
-fn cove(dir: &Path, tmp: &Path, cache: &Path, url: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cove"));
-    c.args(args)
-        .current_dir(dir)
-        .env("ANTHROPIC_BASE_URL", url)
-        .env("ANTHROPIC_API_KEY", "bench")
-        .env("COVE_CONFIG_DIR", tmp.join("config"))
-        .env("COVE_CACHE_DIR", cache)
-        .env("COVE_DATA_DIR", tmp.join("data"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    c
-}
-
-/// Run `cmd` to the end; its stdout and its own peak resident set in KiB.
-fn run_measured(cmd: &mut Command) -> Res<(Vec<u8>, i64)> {
-    use std::io::Read;
-    let mut child = cmd.spawn()?;
-    let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .ok_or("no stdout")?
-        .read_to_end(&mut out)?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 reaps this child (not waited for elsewhere) and writes into our structs.
-    let rss = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        if libc::wait4(pid, &mut status, 0, &mut u) != pid {
-            return Err("wait4 failed".into());
-        }
-        u.ru_maxrss
-    };
-    Ok((out, rss))
 }
 
 fn four_step() -> Vec<Reply> {
@@ -127,7 +89,7 @@ fn run_once(
     let replies = replies(&dir)?;
     let m = MockModel::start(replies)?;
     let started = Instant::now();
-    let (stdout, rss_kib) = run_measured(&mut cove(
+    let (stdout, rss_kib) = report::run_measured(&mut report::cove(
         &dir,
         tmp,
         cache,
@@ -420,7 +382,7 @@ fn long_run(
     if enforce {
         m.set_window(SMALL_WINDOW);
     }
-    let mut cmd = cove(
+    let mut cmd = report::cove(
         &dir,
         tmp,
         cache,
@@ -438,7 +400,7 @@ fn long_run(
         ],
     );
     cmd.env("COVE_CONFIG_DIR", &config_dir);
-    let (stdout, _) = run_measured(&mut cmd)?;
+    let (stdout, _) = report::run_measured(&mut cmd)?;
     let v: serde_json::Value = serde_json::from_slice(&stdout)?;
     let u = &v["usage"];
     let n = |k: &str| u[k].as_f64().unwrap_or(0.0);

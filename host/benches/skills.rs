@@ -11,6 +11,7 @@
 #[allow(dead_code)]
 #[path = "../../tests/all/mock_model.rs"]
 mod mock_model;
+#[allow(dead_code)]
 #[path = "common/report.rs"]
 mod report;
 
@@ -18,7 +19,7 @@ use mock_model::{MockModel, Reply};
 use report::{median, ms};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -27,19 +28,7 @@ const SKILLS: usize = 50;
 const RUNS: usize = 20;
 
 fn cove(dir: &Path, tmp: &Path, url: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cove"));
-    c.args(args)
-        .current_dir(dir)
-        .env("ANTHROPIC_BASE_URL", url)
-        .env("ANTHROPIC_API_KEY", "bench")
-        .env("COVE_CONFIG_DIR", tmp.join("config"))
-        .env("CLAUDE_CONFIG_DIR", tmp.join("claude"))
-        .env("COVE_CACHE_DIR", tmp.join("cache"))
-        .env("COVE_DATA_DIR", tmp.join("data"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    c
+    report::cove(dir, tmp, &tmp.join("cache"), url, args)
 }
 
 /// A git repository at `dir`, with `n` skills in `.cove/skills`, trusted.

@@ -878,9 +878,14 @@ impl Agent {
                 match observer.ask(&pending) {
                     Some(answer) => pending.answer(answer, &self.approvals).map_err(denied),
                     None => Err(denied(format!(
-                        "this call needs the user's approval ({}) and nobody can answer in a headless run; \
+                        "this call needs the user's approval ({}) and nobody can answer {}; \
                          the user can rerun with --yes or choose another policy (--policy trusted)",
-                        pending.question
+                        pending.question,
+                        if self.spawner.as_ref().is_some_and(|s| s.is_subagent()) {
+                            "a subagent's questions"
+                        } else {
+                            "in a headless run"
+                        }
                     ))),
                 }
             }

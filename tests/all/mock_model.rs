@@ -157,6 +157,17 @@ impl MockModel {
         })
     }
 
+    /// Answer by script: a request follows the script whose marker its first message holds, at
+    /// the step its conversation has reached (how many replies it holds), so each agent of a
+    /// tree follows its own script whatever order their requests arrive in.
+    pub fn set_scripts(&self, scripts: Vec<(&'static str, Vec<Reply>)>) {
+        self.set_router(move |request| {
+            let first = first_user_text(request);
+            let (_, script) = scripts.iter().find(|(k, _)| first.contains(*k))?;
+            script.get(step(request)).cloned()
+        });
+    }
+
     /// Choose replies with `route(the request's JSON body)` before the queue.
     pub fn set_router(
         &self,
@@ -367,6 +378,26 @@ fn serve(
             }
         }
     }
+}
+
+/// The text of a request's first user message: whose conversation it is.
+pub fn first_user_text(request: &serde_json::Value) -> String {
+    match &request["messages"][0]["content"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// How many replies a request's conversation already holds: the step of its script.
+pub fn step(request: &serde_json::Value) -> usize {
+    request["messages"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count())
 }
 
 fn ev(event: &str, data: serde_json::Value) -> String {

@@ -3,33 +3,12 @@
 //! message, so the parent and every child follow their own scripts whatever order their requests
 //! arrive in. Real git worktrees (the tests read them with the `git` CLI), real components.
 
-use crate::mock_model::{MockModel, Reply};
+use crate::mock_model::{MockModel, Reply, first_user_text, step};
 use crate::support::{Run, Sandbox, TestResult};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The text of a request's first user message: whose conversation it is.
-fn first_user_text(request: &Value) -> String {
-    let content = &request["messages"][0]["content"];
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter_map(|b| b["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
-/// How many replies the request's conversation already holds: the step of its script.
-fn step(request: &Value) -> usize {
-    request["messages"]
-        .as_array()
-        .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count())
-}
 
 fn calls(calls: &[(&str, &str, Value)]) -> Reply {
     Reply::AnthropicCached(
@@ -49,16 +28,12 @@ fn task(kind: &str, marker: &str, what: &str) -> Value {
     json!({"description": what, "prompt": format!("{marker} {what}"), "subagent_type": kind})
 }
 
-/// Scripts by marker: a request follows the script whose marker its first message holds, at
-/// the step its conversation has reached. Every request's first message is kept, in order of
-/// arrival, in the returned list.
+/// Scripts by marker. Every request's first message is kept, in order of arrival, in the list
+/// [`route_with`] returns.
 type Scripts = Vec<(&'static str, Vec<Reply>)>;
 
-fn route(m: &MockModel, scripts: Scripts) -> Arc<Mutex<Vec<String>>> {
-    route_with(m, scripts, |_, _, _| {})
-}
-
-/// As [`route`], calling `before(marker, step, arrivals)` before answering (to hold a reply back).
+/// As [`MockModel::set_scripts`], calling `before(marker, step, arrivals)` before answering
+/// (to hold a reply back).
 fn route_with(
     m: &MockModel,
     scripts: Scripts,
@@ -215,11 +190,8 @@ fn two_writers_run_side_by_side_from_the_parents_state_and_both_merge_back() -> 
             (
                 "[writer-b]",
                 vec![
-                    calls(&[(
-                        "b1",
-                        "write",
-                        json!({"file_path": "b.txt", "content": "B\n"}),
-                    )]),
+                    // A command, in the exec sandbox, confined to the task's worktree.
+                    calls(&[("b1", "bash", json!({"command": "printf 'B\\n' > b.txt"}))]),
                     done("wrote b.txt"),
                 ],
             ),
@@ -393,34 +365,31 @@ fn an_explorer_reads_the_parents_worktree_cannot_write_and_sees_nothing_of_its_c
     sb.write("README.md", "the answer is 42\n")?;
     commit_all(&sb)?;
     let m = MockModel::start(vec![])?;
-    route(
-        &m,
-        vec![
-            (
-                "SECRET-PARENT-55",
-                vec![
-                    calls(&[(
-                        "p1",
-                        "task",
-                        task("explorer", "[explore]", "find the answer"),
-                    )]),
-                    done("it is 42"),
-                ],
-            ),
-            (
-                "[explore]",
-                vec![
-                    calls(&[(
-                        "e1",
-                        "write",
-                        json!({"file_path": "x.txt", "content": "no"}),
-                    )]),
-                    calls(&[("e2", "read", json!({"file_path": "README.md"}))]),
-                    done("README says 42"),
-                ],
-            ),
-        ],
-    );
+    m.set_scripts(vec![
+        (
+            "SECRET-PARENT-55",
+            vec![
+                calls(&[(
+                    "p1",
+                    "task",
+                    task("explorer", "[explore]", "find the answer"),
+                )]),
+                done("it is 42"),
+            ],
+        ),
+        (
+            "[explore]",
+            vec![
+                calls(&[(
+                    "e1",
+                    "write",
+                    json!({"file_path": "x.txt", "content": "no"}),
+                )]),
+                calls(&[("e2", "read", json!({"file_path": "README.md"}))]),
+                done("README says 42"),
+            ],
+        ),
+    ]);
     let run = cove_run(
         &sb,
         &m,
@@ -482,36 +451,33 @@ fn nesting_past_max_depth_and_starting_past_the_budget_are_refused() -> TestResu
     commit_all(&sb)?;
     sb.config("[agents]\nmax_depth = 1\n")?;
     let m = MockModel::start(vec![])?;
-    route(
-        &m,
-        vec![
-            (
-                "PARENT-3",
-                vec![
-                    calls(&[("p1", "task", task("explorer", "[child]", "go on"))]),
-                    done("ok"),
-                ],
-            ),
-            (
-                "[child]",
-                vec![
-                    calls(&[("c1", "task", task("explorer", "[grandchild]", "deeper"))]),
-                    done("could not nest"),
-                ],
-            ),
-            ("[grandchild]", vec![done("should never run")]),
-            (
-                "PARENT-4",
-                vec![
-                    calls(&[
-                        ("q1", "task", task("explorer", "[poor-1]", "one")),
-                        ("q2", "task", task("explorer", "[poor-2]", "two")),
-                    ]),
-                    done("ok"),
-                ],
-            ),
-        ],
-    );
+    m.set_scripts(vec![
+        (
+            "PARENT-3",
+            vec![
+                calls(&[("p1", "task", task("explorer", "[child]", "go on"))]),
+                done("ok"),
+            ],
+        ),
+        (
+            "[child]",
+            vec![
+                calls(&[("c1", "task", task("explorer", "[grandchild]", "deeper"))]),
+                done("could not nest"),
+            ],
+        ),
+        ("[grandchild]", vec![done("should never run")]),
+        (
+            "PARENT-4",
+            vec![
+                calls(&[
+                    ("q1", "task", task("explorer", "[poor-1]", "one")),
+                    ("q2", "task", task("explorer", "[poor-2]", "two")),
+                ]),
+                done("ok"),
+            ],
+        ),
+    ]);
     cove_run(&sb, &m, &[], "PARENT-3 nest")?.out();
     let child = requests_of(&m, "[child]");
     assert!(!tool_names(&child[0]).contains(&"task".to_string()));
@@ -548,30 +514,27 @@ fn spawn_run(sb: &Sandbox, m: &MockModel, prompt: &str) -> std::io::Result<std::
 
 /// A parent whose one child writes `a.txt` and then waits on the model forever.
 fn stuck_child(m: &MockModel, marker: &'static str) {
-    route(
-        m,
-        vec![
-            (
-                marker,
-                vec![calls(&[(
-                    "p1",
-                    "task",
-                    task("general", "[stuck]", "write and wait"),
-                )])],
-            ),
-            (
-                "[stuck]",
-                vec![
-                    calls(&[(
-                        "s1",
-                        "write",
-                        json!({"file_path": "a.txt", "content": "A\n"}),
-                    )]),
-                    Reply::Hang,
-                ],
-            ),
-        ],
-    );
+    m.set_scripts(vec![
+        (
+            marker,
+            vec![calls(&[(
+                "p1",
+                "task",
+                task("general", "[stuck]", "write and wait"),
+            )])],
+        ),
+        (
+            "[stuck]",
+            vec![
+                calls(&[(
+                    "s1",
+                    "write",
+                    json!({"file_path": "a.txt", "content": "A\n"}),
+                )]),
+                Reply::Hang,
+            ],
+        ),
+    ]);
 }
 
 fn wait_for_second_request(m: &MockModel, marker: &str) {

@@ -136,6 +136,11 @@ impl Spawner {
         self.depth < self.shared.max_depth
     }
 
+    /// Whether this is a subagent's spawner (a subagent cannot put questions to the user).
+    pub fn is_subagent(&self) -> bool {
+        self.depth > 0
+    }
+
     /// Link the subagents' transcripts to this agent's session.
     pub fn set_session(&self, id: &str) {
         if let Ok(mut s) = self.session.lock() {
