@@ -318,26 +318,33 @@ impl Spawner {
                 ));
             }
         };
-        let mut transcript = self.shared.sessions.as_ref().and_then(|store| {
+        let opened = self.shared.sessions.as_ref().map(|store| {
             let link = Link {
                 session: self.session(),
                 agent: job.tag.agent.clone(),
                 subagent_type: job.def.name.clone(),
                 description: job.description.clone(),
             };
-            store
-                .create_linked(&root, &self.shared.provider_name, &model, Some(link))
-                .ok()
+            store.create_linked(&root, &self.shared.provider_name, &model, Some(link))
         });
-        if let Some(t) = &transcript {
-            spawner.set_session(&t.id);
-        }
         let mut observer = Evented {
             model: model.clone(),
             sink: Up {
                 tag: job.tag.clone(),
                 tx: tx.clone(),
             },
+        };
+        let mut transcript = match opened {
+            Some(Ok(t)) => {
+                spawner.set_session(&t.id);
+                Some(t)
+            }
+            // It runs all the same; the user is told its transcript is missing.
+            Some(Err(e)) => {
+                observer.warning(&format!("the subagent keeps no transcript: {e}"));
+                None
+            }
+            None => None,
         };
         let _ = tx.send(Relayed {
             from: job.tag.clone(),
