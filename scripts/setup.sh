@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what cove needs and is missing on this machine: the wasm32-wasip2 Rust target (the
-# plugins are WebAssembly components), ripgrep (the tests compare grep/glob with it) and git.
+# plugins are WebAssembly components), ripgrep (the tests compare grep/glob with it), git, and
+# redis-server (the tests of teammates on Redis).
 # Safe to run again: it only installs what is not there.
 set -euo pipefail
 
@@ -31,6 +32,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+# The teammates' tests run real Redis servers (redis-cli comes with it, from redis-tools).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   say "Installing ${missing[*]}"
   if command -v apt-get >/dev/null 2>&1; then

@@ -175,6 +175,8 @@ pub struct Agent {
     skills: Active,
     /// Starts subagents (the `task` tool), when this agent may.
     spawner: Option<Arc<subagent::Spawner>>,
+    /// Reaches teammates (`ask`, `send`), when this agent is on a team.
+    team: Option<Arc<crate::team::tools::TeamTools>>,
     /// Every subagent this agent started (and theirs), in the order they ended.
     pub subagents: Vec<events::Summary>,
     /// What subagents used since the ledger last took it in.
@@ -243,6 +245,7 @@ impl Agent {
                 skill_tool: None,
                 skills: Active::default(),
                 spawner: None,
+                team: None,
                 subagents: Vec::new(),
                 children_usage: Usage::default(),
                 harness: Vec::new(),
@@ -278,6 +281,31 @@ impl Agent {
             self.tools.push(spawner.def().clone());
         }
         self.spawner = Some(spawner);
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether tool `name` only reads (false for a tool this agent does not offer).
+    pub fn is_read_only(&self, name: &str) -> bool {
+        self.read_only.get(name).copied().unwrap_or(false)
+    }
+
+    /// What starts this agent's subagents (teammates are started the same way).
+    pub fn spawner(&self) -> Option<&Arc<subagent::Spawner>> {
+        self.spawner.as_ref()
+    }
+
+    /// Put this agent on a team: it is offered `ask` and `send`.
+    pub fn offer_team(&mut self, team: Arc<crate::team::tools::TeamTools>) {
+        for def in team.defs() {
+            if !self.tools.iter().any(|t| t.name == def.name) {
+                self.read_only.insert(def.name.clone(), true);
+                self.tools.push(def.clone());
+            }
+        }
+        self.team = Some(team);
     }
 
     /// This agent's session, to which its subagents' transcripts are linked.
@@ -942,6 +970,39 @@ impl Agent {
                 }
                 continue;
             }
+            // `ask` and `send`: one at a time, each waiting for what it waits for.
+            if let Some(team) = self.team.clone()
+                && (calls[i].1 == crate::team::tools::ASK || calls[i].1 == crate::team::tools::SEND)
+            {
+                let (id, name, input) = &calls[i];
+                observer.tool_call(id, name, input);
+                let r = match self.permit(ToolCall::new(name, input), cx, observer).await {
+                    Ok(permitted) => {
+                        record(
+                            transcript.as_deref_mut(),
+                            &Record::ToolStart {
+                                id: id.clone(),
+                                name: name.clone(),
+                            },
+                            observer,
+                        );
+                        let call = permitted.into_call();
+                        let input =
+                            serde_json::from_str::<Value>(&call.input).unwrap_or(Value::Null);
+                        let r = team.call(&call.tool, &input, cancel).await;
+                        self.record_done(transcript.as_deref_mut(), id, &r, observer);
+                        r
+                    }
+                    Err(denied) => denied,
+                };
+                observer.tool_result(id, name, &r);
+                results[i] = Some(r);
+                i += 1;
+                if cancel.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
             let parallel = self.read_only.get(&calls[i].1).copied().unwrap_or(false);
             let mut end = i + 1;
             if parallel {
@@ -1015,19 +1076,7 @@ impl Agent {
                 };
                 let (id, name, _) = &calls[i + k];
                 if !parallel && handle_ran {
-                    record(
-                        transcript.as_deref_mut(),
-                        &Record::ToolDone {
-                            id: id.clone(),
-                            content: crate::plugins::runtime::cut(
-                                &r.text,
-                                self.settings.max_result_bytes,
-                            )
-                            .into_owned(),
-                            is_error: r.is_error,
-                        },
-                        observer,
-                    );
+                    self.record_done(transcript.as_deref_mut(), id, &r, observer);
                 }
                 observer.tool_result(id, name, &r);
                 results[i + k] = Some(r);
@@ -1051,6 +1100,26 @@ impl Agent {
 }
 
 impl Agent {
+    /// Mark a call that changes something, or waits on others, as done in the transcript.
+    fn record_done(
+        &self,
+        transcript: Option<&mut Transcript>,
+        id: &str,
+        r: &ToolResult,
+        observer: &mut dyn Observer,
+    ) {
+        record(
+            transcript,
+            &Record::ToolDone {
+                id: id.to_string(),
+                content: crate::plugins::runtime::cut(&r.text, self.settings.max_result_bytes)
+                    .into_owned(),
+                is_error: r.is_error,
+            },
+            observer,
+        );
+    }
+
     /// Run consecutive `task` calls: each passes the gate, gets its share of the budget, and
     /// its subagent runs beside the others; their events reach `observer` as they happen. Each
     /// call is marked in the transcript before its subagent starts, as a mutating call is.
@@ -1114,19 +1183,7 @@ impl Agent {
         for (k, f) in started.into_iter().zip(finished) {
             self.children_usage.add(&f.usage);
             self.subagents.extend(f.agents);
-            record(
-                transcript.as_deref_mut(),
-                &Record::ToolDone {
-                    id: calls[k].0.clone(),
-                    content: crate::plugins::runtime::cut(
-                        &f.result.text,
-                        self.settings.max_result_bytes,
-                    )
-                    .into_owned(),
-                    is_error: f.result.is_error,
-                },
-                observer,
-            );
+            self.record_done(transcript.as_deref_mut(), &calls[k].0, &f.result, observer);
             answers[k] = Some(f.result);
         }
         answers

@@ -8,6 +8,7 @@ mod plugin;
 mod session;
 mod sessions;
 mod skills;
+mod team;
 mod tools;
 mod trust;
 mod worktrees;
@@ -123,6 +124,18 @@ enum Command {
     /// Saved sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Teammates: long-lived agents in `.cove/team.toml` that the lead asks for work.
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Run one member of the team as its own process, serving its requests until stopped
+    /// (needs `[team] backend = "redis"`; a name the team file does not list is a
+    /// general-purpose member).
+    Teammate {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        args: RunArgs,
+    },
     /// The tools available in this worktree.
     #[command(subcommand)]
     Tools(ToolsCommand),
@@ -163,6 +176,28 @@ enum SessionsCommand {
         all: bool,
         #[arg(long)]
         json: bool,
+    },
+}
+
+// Parsed once per process: the size of a variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// Start every member of `.cove/team.toml` in this process, then a session (one task with
+    /// PROMPT, else interactive) whose agent leads them with `ask` and `send`.
+    Up {
+        prompt: Option<String>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Each member: alive or not, its state, its mailbox's depth, what it works on (refreshed
+    /// every second in a terminal).
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Print once, even in a terminal.
+        #[arg(long)]
+        once: bool,
     },
 }
 
@@ -239,8 +274,15 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         args: RunArgs::default_args(),
     });
     match command {
-        Command::Run { prompt, args } => session::start(cli.worktree, Some(prompt), args),
-        Command::Chat { args } => session::start(cli.worktree, None, args),
+        Command::Run { prompt, args } => {
+            session::start(cli.worktree, Some(prompt), args, team::Mode::Session)
+        }
+        Command::Chat { args } => session::start(cli.worktree, None, args, team::Mode::Session),
+        Command::Team(TeamCommand::Up { prompt, args }) => {
+            session::start(cli.worktree, prompt, args, team::Mode::Up)
+        }
+        Command::Team(TeamCommand::Status { json, once }) => team::status(cli.worktree, json, once),
+        Command::Teammate { name, args } => team::teammate(cli.worktree, name, args),
         Command::Sessions(SessionsCommand::List { all, json }) => {
             sessions::list(cli.worktree, all, json)
         }

@@ -112,6 +112,58 @@ pub struct AgentsConfig {
     pub max_depth: Option<u32>,
 }
 
+/// `[team]`: teammates' mailbox and protocol limits.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    /// `memory` (the default: one process) or `redis`.
+    pub backend: Option<TeamBackend>,
+    /// The Redis server (`redis://host:port/db`), for `backend = "redis"`.
+    pub redis_url: Option<String>,
+    /// The team's name: members of one team share it (default: the repository folder's name).
+    pub name: Option<String>,
+    /// How long `ask` waits for an answer, in seconds (default [`DEFAULT_ASK_TIMEOUT_SECS`]).
+    pub timeout_secs: Option<u64>,
+    /// How many members may wait on one chain of requests (default [`DEFAULT_TEAM_DEPTH`]).
+    pub max_depth: Option<u32>,
+}
+
+/// Where teammates' mailboxes live.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamBackend {
+    #[default]
+    Memory,
+    Redis,
+}
+
+/// Default `[team] timeout_secs`.
+pub const DEFAULT_ASK_TIMEOUT_SECS: u64 = 600;
+/// Default `[team] max_depth`.
+pub const DEFAULT_TEAM_DEPTH: u32 = 3;
+
+impl TeamConfig {
+    fn merge(&mut self, later: TeamConfig) {
+        self.backend = later.backend.or(self.backend);
+        self.redis_url = later.redis_url.or(self.redis_url.take());
+        self.name = later.name.or(self.name.take());
+        self.timeout_secs = later.timeout_secs.or(self.timeout_secs);
+        self.max_depth = later.max_depth.or(self.max_depth);
+    }
+
+    pub fn backend(&self) -> TeamBackend {
+        self.backend.unwrap_or_default()
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs.unwrap_or(DEFAULT_ASK_TIMEOUT_SECS).max(1))
+    }
+
+    pub fn max_depth(&self) -> usize {
+        self.max_depth.unwrap_or(DEFAULT_TEAM_DEPTH).max(1) as usize
+    }
+}
+
 /// Default `[agents] max_depth`.
 pub const DEFAULT_MAX_DEPTH: u32 = 2;
 
@@ -297,6 +349,8 @@ pub struct ConfigFile {
     context: ContextConfig,
     #[serde(default)]
     agents: AgentsConfig,
+    #[serde(default)]
+    team: TeamConfig,
 }
 
 impl ConfigFile {
@@ -308,7 +362,7 @@ impl ConfigFile {
         let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             message: format!(
-                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb), [context] (window_tokens, compact_at, target, compact) and [agents] (max_depth)",
+                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb), [context] (window_tokens, compact_at, target, compact), [agents] (max_depth) and [team] (backend, redis_url, name, timeout_secs, max_depth)",
                 e.message()
             ),
         })?;
@@ -346,6 +400,7 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub context: ContextConfig,
     pub agents: AgentsConfig,
+    pub team: TeamConfig,
     /// Caps an untrusted project put on plugins' limits (they can only lower them).
     pub caps: BTreeMap<String, LimitsConfig>,
     /// A cap on every plugin's limits, from an untrusted project.
@@ -419,6 +474,7 @@ impl Config {
         if f.agents.max_depth.is_some() {
             self.agents.max_depth = f.agents.max_depth;
         }
+        self.team.merge(f.team);
         if f.sandbox.memory_mb.is_some() {
             self.sandbox.memory_mb = f.sandbox.memory_mb;
         }
@@ -490,6 +546,31 @@ impl Config {
                 self.agents.max_depth = Some(d);
             }
         }
+
+        // Teammates' mailbox: a Redis server named by the repository would receive every
+        // request and answer, so where it is needs trust; the rest only shapes waiting.
+        let mut team = f.team;
+        if let Some(url) = team.redis_url.take() {
+            if Some(&url) != self.team.redis_url.as_ref() {
+                widening.push(format!(
+                    "[team] redis_url = {url:?} (where teammates' messages go)"
+                ));
+            }
+            if trusted {
+                team.redis_url = Some(url);
+            }
+        }
+        if let Some(b) = team.backend.take() {
+            if b != self.team.backend() {
+                widening.push(format!(
+                    "[team] backend = {b:?} (where teammates' messages go)"
+                ));
+            }
+            if trusted {
+                team.backend = Some(b);
+            }
+        }
+        self.team.merge(team);
 
         // Policies.
         if let Some(p) = f.policy {
@@ -704,6 +785,10 @@ timeout_ms = 999999
 timeout_ms = 999999
 [sandbox]
 disk_mb = 999999
+[team]
+backend = "redis"
+redis_url = "redis://attacker.example:6379"
+timeout_secs = 5
 "#;
 
     #[test]
@@ -721,6 +806,10 @@ disk_mb = 999999
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.cap("mine").timeout_ms, Some(999_999));
         assert_eq!(c.sandbox.disk_mb, None);
+        // Where teammates' messages go is the user's; how long to wait is not dangerous.
+        assert_eq!(c.team.backend(), TeamBackend::Memory);
+        assert_eq!(c.team.redis_url, None);
+        assert_eq!(c.team.timeout_secs, Some(5));
         let w = c.widening.join("\n");
         for needle in [
             "base_url",
@@ -732,6 +821,8 @@ disk_mb = 999999
             "[plugins.shell] exec",
             "[plugins.mine] fs",
             "[sandbox] disk_mb",
+            "[team] redis_url",
+            "[team] backend",
         ] {
             assert!(w.contains(needle), "{needle} missing from {w}");
         }
@@ -749,6 +840,11 @@ disk_mb = 999999
         assert_eq!(c.policy, vec!["trusted".to_string()]);
         assert_eq!(c.plugin("shell").net, Some(vec!["*".to_string()]));
         assert_eq!(c.sandbox.disk_mb, Some(999_999));
+        assert_eq!(c.team.backend(), TeamBackend::Redis);
+        assert_eq!(
+            c.team.redis_url.as_deref(),
+            Some("redis://attacker.example:6379")
+        );
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! OpenAI chat-completion chunks) over real HTTP on 127.0.0.1, answers from a queue of scripted
 //! replies, and records every request. Only the model is mocked; everything else is real.
 
-use std::collections::VecDeque;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -528,4 +529,109 @@ pub fn thirty_turn_session(dir: &std::path::Path) -> std::io::Result<Vec<Reply>>
     }
     replies.push(Reply::AnthropicCached("All done.".into(), vec![]));
     Ok(replies)
+}
+
+// Scripts, shared by the tests of many agents (subagents, teammates).
+
+pub fn calls(calls: &[(&str, &str, Value)]) -> Reply {
+    Reply::AnthropicCached(
+        String::new(),
+        calls
+            .iter()
+            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.to_string()))
+            .collect(),
+    )
+}
+
+pub fn done(text: &str) -> Reply {
+    Reply::AnthropicCached(text.into(), vec![])
+}
+
+/// Scripts by marker. Every request's first message is kept, in order of arrival, in the list
+/// [`route_with`] returns.
+pub type Scripts = Vec<(&'static str, Vec<Reply>)>;
+
+/// As [`MockModel::set_scripts`], calling `before(marker, step, arrivals)` before answering
+/// (to hold a reply back).
+pub fn route_with(
+    m: &MockModel,
+    scripts: Scripts,
+    before: impl Fn(&str, usize, &Mutex<Vec<String>>) + Send + Sync + 'static,
+) -> Arc<Mutex<Vec<String>>> {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    let scripts: HashMap<&'static str, Vec<Reply>> = scripts.into_iter().collect();
+    m.set_router(move |request| {
+        let first = first_user_text(request);
+        if let Ok(mut a) = seen.lock() {
+            a.push(first.clone());
+        }
+        let (marker, script) = scripts.iter().find(|(k, _)| first.contains(**k))?;
+        let n = step(request);
+        before(marker, n, &seen);
+        script.get(n).cloned()
+    });
+    arrivals
+}
+
+/// Wait until a request whose first message holds `marker` has arrived (20 s at most); whether
+/// it did.
+pub fn arrived(arrivals: &Mutex<Vec<String>>, marker: &str) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if arrivals
+            .lock()
+            .is_ok_and(|a| a.iter().any(|t| t.contains(marker)))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+pub fn env(m: &MockModel) -> Vec<(&'static str, String)> {
+    vec![
+        ("ANTHROPIC_BASE_URL", m.url.clone()),
+        ("ANTHROPIC_API_KEY", "test-key".into()),
+    ]
+}
+
+/// The requests of the conversation whose first message holds `marker`.
+pub fn requests_of(m: &MockModel, marker: &str) -> Vec<Value> {
+    m.requests()
+        .iter()
+        .map(|s| s.json())
+        .filter(|r| first_user_text(r).contains(marker))
+        .collect()
+}
+
+/// The results (is_error, text) the last request of a conversation carries.
+pub fn last_results(requests: &[Value]) -> Vec<(bool, String)> {
+    let Some(last) = requests.last() else {
+        return Vec::new();
+    };
+    let msgs = last["messages"].as_array().cloned().unwrap_or_default();
+    msgs.iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            let text = match &b["content"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (b["is_error"] == true, text)
+        })
+        .collect()
+}
+
+pub fn tool_names(request: &Value) -> Vec<String> {
+    request["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

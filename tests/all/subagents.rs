@@ -3,79 +3,16 @@
 //! message, so the parent and every child follow their own scripts whatever order their requests
 //! arrive in. Real git worktrees (the tests read them with the `git` CLI), real components.
 
-use crate::mock_model::{MockModel, Reply, first_user_text, step};
-use crate::support::{Run, Sandbox, TestResult};
+use crate::mock_model::{
+    MockModel, Reply, arrived, calls, done, env, last_results, requests_of, route_with, tool_names,
+};
+use crate::support::{Run, Sandbox, TestResult, commit_all, git};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn calls(calls: &[(&str, &str, Value)]) -> Reply {
-    Reply::AnthropicCached(
-        String::new(),
-        calls
-            .iter()
-            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.to_string()))
-            .collect(),
-    )
-}
-
-fn done(text: &str) -> Reply {
-    Reply::AnthropicCached(text.into(), vec![])
-}
-
 fn task(kind: &str, marker: &str, what: &str) -> Value {
     json!({"description": what, "prompt": format!("{marker} {what}"), "subagent_type": kind})
-}
-
-/// Scripts by marker. Every request's first message is kept, in order of arrival, in the list
-/// [`route_with`] returns.
-type Scripts = Vec<(&'static str, Vec<Reply>)>;
-
-/// As [`MockModel::set_scripts`], calling `before(marker, step, arrivals)` before answering
-/// (to hold a reply back).
-fn route_with(
-    m: &MockModel,
-    scripts: Scripts,
-    before: impl Fn(&str, usize, &Mutex<Vec<String>>) + Send + Sync + 'static,
-) -> Arc<Mutex<Vec<String>>> {
-    let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let seen = arrivals.clone();
-    let scripts: HashMap<&'static str, Vec<Reply>> = scripts.into_iter().collect();
-    m.set_router(move |request| {
-        let first = first_user_text(request);
-        if let Ok(mut a) = seen.lock() {
-            a.push(first.clone());
-        }
-        let (marker, script) = scripts.iter().find(|(k, _)| first.contains(**k))?;
-        let n = step(request);
-        before(marker, n, &seen);
-        script.get(n).cloned()
-    });
-    arrivals
-}
-
-/// Wait until a request whose first message holds `marker` has arrived (20 s at most); whether
-/// it did.
-fn arrived(arrivals: &Mutex<Vec<String>>, marker: &str) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        if arrivals
-            .lock()
-            .is_ok_and(|a| a.iter().any(|t| t.contains(marker)))
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-fn env(m: &MockModel) -> Vec<(&'static str, String)> {
-    vec![
-        ("ANTHROPIC_BASE_URL", m.url.clone()),
-        ("ANTHROPIC_API_KEY", "test-key".into()),
-    ]
 }
 
 fn cove_run(sb: &Sandbox, m: &MockModel, extra: &[&str], prompt: &str) -> std::io::Result<Run> {
@@ -85,65 +22,6 @@ fn cove_run(sb: &Sandbox, m: &MockModel, extra: &[&str], prompt: &str) -> std::i
     let env = env(m);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     sb.cove_env(&args, &env)
-}
-
-fn git(sb: &Sandbox, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(sb.repo())
-        .output()?;
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn commit_all(sb: &Sandbox) -> TestResult {
-    git(sb, &["add", "-A"])?;
-    git(sb, &["commit", "-qm", "start"])?;
-    Ok(())
-}
-
-/// The requests of the conversation whose first message holds `marker`.
-fn requests_of(m: &MockModel, marker: &str) -> Vec<Value> {
-    m.requests()
-        .iter()
-        .map(|s| s.json())
-        .filter(|r| first_user_text(r).contains(marker))
-        .collect()
-}
-
-/// The results (is_error, text) the last request of a conversation carries.
-fn last_results(requests: &[Value]) -> Vec<(bool, String)> {
-    let Some(last) = requests.last() else {
-        return Vec::new();
-    };
-    let msgs = last["messages"].as_array().cloned().unwrap_or_default();
-    msgs.iter()
-        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
-        .filter(|b| b["type"] == "tool_result")
-        .map(|b| {
-            let text = match &b["content"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (b["is_error"] == true, text)
-        })
-        .collect()
-}
-
-fn tool_names(request: &Value) -> Vec<String> {
-    request["tools"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn worktrees(sb: &Sandbox) -> Result<Vec<Value>, Box<dyn std::error::Error>> {

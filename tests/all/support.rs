@@ -399,3 +399,23 @@ pub fn interrupt(child: std::process::Child) -> Result<Output, Box<dyn std::erro
     );
     Ok(out)
 }
+
+pub fn git(sb: &Sandbox, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(sb.repo())
+        .output()?;
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn commit_all(sb: &Sandbox) -> TestResult {
+    git(sb, &["add", "-A"])?;
+    git(sb, &["commit", "-qm", "start"])?;
+    Ok(())
+}

@@ -26,11 +26,14 @@ pub const SKILL: &str = "skill";
 pub use crate::context::compress::RECALL;
 /// Every host tool this cove has, with its read-only flag (what the gate tells policies).
 /// `task` counts as read-only: it changes nothing itself, and what its subagent may change is
-/// decided by the subagent's own gate, which holds the parent's policies and more.
+/// decided by the subagent's own gate, which holds the parent's policies and more; so do `ask`
+/// and `send`, whose teammate's own gate holds its lead's policies and its own.
 pub const HOST_TOOLS: &[(&str, bool)] = &[
     (SKILL, true),
     (RECALL, true),
     (crate::agent::subagent::TASK, true),
+    (crate::team::tools::ASK, true),
+    (crate::team::tools::SEND, true),
 ];
 
 /// Whether host tool `name` is read-only; `None` when there is no such host tool.

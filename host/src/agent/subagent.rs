@@ -78,7 +78,8 @@ pub struct Spawner {
     def: ToolDef,
 }
 
-/// A `task` call checked and given its share of the budget, ready to run.
+/// A `task` call checked and given its share of the budget (or a teammate's request), ready
+/// to run.
 pub struct Job {
     tag: Tag,
     def: Definition,
@@ -88,6 +89,36 @@ pub struct Job {
     token_budget: Option<u64>,
     /// Gets its own worktree (else it reads its parent's).
     writes: bool,
+}
+
+impl Job {
+    /// A teammate's request: `name` on the team, working as `def` says, within `parent`'s limits.
+    pub fn teammate(
+        name: &str,
+        def: Definition,
+        prompt: String,
+        parent: &Settings,
+        writes: bool,
+    ) -> Self {
+        Self {
+            tag: Tag {
+                agent: name.to_string(),
+                parent: None,
+            },
+            description: format!("{name}'s request"),
+            def,
+            prompt,
+            max_turns: parent.max_turns,
+            token_budget: parent.token_budget,
+            writes,
+        }
+    }
+}
+
+/// A teammate's turn, done: what a subagent gives back, and its conversation for the next.
+pub struct Turn {
+    pub finished: Finished,
+    pub messages: Vec<Message>,
 }
 
 impl Spawner {
@@ -124,6 +155,11 @@ impl Spawner {
             started: AtomicU32::new(0),
             def,
         }
+    }
+
+    /// The agent definition `name` (for a teammate made like a subagent).
+    pub fn definition(&self, name: &str) -> Option<Definition> {
+        self.shared.definitions.get(name).cloned()
     }
 
     /// The `task` tool's definition.
@@ -264,7 +300,27 @@ impl Spawner {
         let me = self.clone();
         let parent = parent.clone();
         let cancel = cancel.child_token();
-        Box::pin(async move { me.run_job(job, parent, cancel, tx).await })
+        Box::pin(async move {
+            me.run_job(job, parent, cancel, tx, Vec::new(), None)
+                .await
+                .finished
+        })
+    }
+
+    /// Run a teammate's request `job` after its conversation so far (`history`), offering it
+    /// `team` (its `ask` and `send`); gives back its conversation with this turn.
+    pub async fn run_turn(
+        self: &Arc<Self>,
+        job: Job,
+        history: Vec<Message>,
+        parent: &Settings,
+        cancel: CancellationToken,
+        tx: tokio::sync::mpsc::UnboundedSender<Relayed>,
+        team: Arc<crate::team::tools::TeamTools>,
+    ) -> Turn {
+        self.clone()
+            .run_job(job, parent.clone(), cancel, tx, history, Some(team))
+            .await
     }
 
     async fn run_job(
@@ -273,12 +329,18 @@ impl Spawner {
         parent: Settings,
         cancel: CancellationToken,
         tx: tokio::sync::mpsc::UnboundedSender<Relayed>,
-    ) -> Finished {
+        history: Vec<Message>,
+        team: Option<Arc<crate::team::tools::TeamTools>>,
+    ) -> Turn {
         let started = Instant::now();
-        let refused = |text: String| Finished {
-            result: ToolResult::error(text),
-            usage: Usage::default(),
-            agents: Vec::new(),
+        let kept = history.clone();
+        let refused = |text: String| Turn {
+            finished: Finished {
+                result: ToolResult::error(text),
+                usage: Usage::default(),
+                agents: Vec::new(),
+            },
+            messages: kept.clone(),
         };
         // Its worktree: its own, or its parent's to read.
         let (tree, isolator) = if job.writes {
@@ -307,7 +369,7 @@ impl Spawner {
             Some(t) => t.path.clone(),
             None => self.registry.worktree().root().to_path_buf(),
         };
-        let assembled = self.assemble(&job, &parent, &root).await;
+        let assembled = self.assemble(&job, &parent, &root, team).await;
         let (mut agent, spawner, model) = match assembled {
             Ok(a) => a,
             Err(e) => {
@@ -364,7 +426,8 @@ impl Spawner {
         {
             observer.warning(&e.to_string());
         }
-        let mut messages = vec![user];
+        let mut messages = history;
+        messages.push(user);
         let mut ledger = Ledger::default();
         let outcome = agent
             .run(RunContext {
@@ -403,12 +466,17 @@ impl Spawner {
         let mut usage = ledger.total;
         usage.add(&ledger.children);
         let mut text = if answer.trim().is_empty() {
-            "(the subagent gave no answer)".to_string()
+            "(no answer was given)".to_string()
         } else {
             answer
         };
         text.push_str(&format!(
-            "\n\n[subagent {} ({}): {}; {} turn(s), {} tokens{}{}]",
+            "\n\n[{} {} ({}): {}; {} turn(s), {} tokens{}{}]",
+            if job.tag.parent.is_some() {
+                "subagent"
+            } else {
+                "teammate"
+            },
             job.tag.agent,
             job.def.name,
             outcome.describe(),
@@ -421,13 +489,16 @@ impl Spawner {
         ));
         let mut agents = vec![summary];
         agents.append(&mut agent.subagents);
-        Finished {
-            result: ToolResult {
-                text,
-                is_error: outcome != Outcome::Finished,
+        Turn {
+            finished: Finished {
+                result: ToolResult {
+                    text,
+                    is_error: outcome != Outcome::Finished,
+                },
+                usage,
+                agents,
             },
-            usage,
-            agents,
+            messages,
         }
     }
 
@@ -437,6 +508,7 @@ impl Spawner {
         job: &Job,
         parent: &Settings,
         root: &Path,
+        team: Option<Arc<crate::team::tools::TeamTools>>,
     ) -> Result<(Agent, Arc<Spawner>, String), String> {
         let worktree = Arc::new(Worktree::open(root).map_err(|e| e.to_string())?);
         let registry = Arc::new(self.registry.child(worktree));
@@ -502,6 +574,9 @@ impl Spawner {
                 });
             }
             agent.offer_subagents(child);
+            if let Some(team) = team {
+                agent.offer_team(team);
+            }
             agent.set_system_source(Box::new(make));
             agent
         })

@@ -11,6 +11,7 @@ pub(crate) fn start(
     worktree: Option<PathBuf>,
     prompt: Option<String>,
     args: RunArgs,
+    mode: super::team::Mode,
 ) -> Result<ExitCode> {
     let interactive = prompt.is_none();
     let ws = super::open_workspace(worktree, &mut |u| {
@@ -39,36 +40,9 @@ pub(crate) fn start(
         }
     })?;
     ws.registry.start_loading();
-    let choices = cove::agent::assemble::Choices {
-        flags: cove::config::ProviderConfig {
-            kind: args.provider.clone(),
-            model: args.model.clone(),
-            base_url: args.base_url.clone(),
-            max_turns: args.max_turns,
-            token_budget: args.token_budget,
-            script: args.script.clone(),
-            max_tokens: args.max_tokens,
-            temperature: args.temperature,
-            constrained: args.constrained,
-            profile: args.profile.clone(),
-            ..Default::default()
-        },
-        policy: args.policy.clone(),
-        assume_yes: args.yes,
-        compact_at: args.compact_at,
-        role: "main".into(),
-    };
     let runtime = async_runtime()?;
+    let prepared = prepare(&ws, &args, &runtime)?;
     let root = ws.worktree.root().to_path_buf();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let prepared = cove::agent::assemble::prepare(&ws, choices, &env, &cwd, &runtime)?;
-    for w in &prepared.warnings {
-        eprintln!("warning: {w}");
-    }
-    for n in &prepared.notes {
-        eprintln!("{n}");
-    }
     let model = prepared.model.clone();
     let store = session_store()?;
     let resumed = match (&args.resume, args.continue_) {
@@ -103,7 +77,8 @@ pub(crate) fn start(
         eprintln!("warning: {w}");
     }
     runtime.block_on(async move {
-        match prompt {
+        let joined = super::team::join(&ws, &mut agent, mode, args.output_format, &model).await?;
+        let done = match prompt {
             Some(prompt) => {
                 one_task(
                     &mut agent,
@@ -116,8 +91,66 @@ pub(crate) fn start(
                 .await
             }
             None => chat(&mut agent, &mut transcript, &mut messages, &model).await,
+        };
+        if let Some(j) = joined {
+            j.leave().await;
         }
+        done
     })
+}
+
+/// Every choice for an agent from `args` and the workspace, with what the user should be told
+/// said on stderr.
+fn prepare(
+    ws: &cove::agent::workspace::Workspace,
+    args: &RunArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<cove::agent::assemble::Prepared> {
+    let choices = cove::agent::assemble::Choices {
+        flags: cove::config::ProviderConfig {
+            kind: args.provider.clone(),
+            model: args.model.clone(),
+            base_url: args.base_url.clone(),
+            max_turns: args.max_turns,
+            token_budget: args.token_budget,
+            script: args.script.clone(),
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            constrained: args.constrained,
+            profile: args.profile.clone(),
+            ..Default::default()
+        },
+        policy: args.policy.clone(),
+        assume_yes: args.yes,
+        compact_at: args.compact_at,
+        role: "main".into(),
+    };
+    let root = ws.worktree.root().to_path_buf();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let prepared = cove::agent::assemble::prepare(ws, choices, &env, &cwd, runtime)?;
+    for w in &prepared.warnings {
+        eprintln!("warning: {w}");
+    }
+    for n in &prepared.notes {
+        eprintln!("{n}");
+    }
+    Ok(prepared)
+}
+
+/// An agent over `ws` as `args` choose (a teammate's maker): its model's name too.
+pub(crate) fn assemble(
+    ws: &cove::agent::workspace::Workspace,
+    args: &RunArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(cove::agent::Agent, String)> {
+    let prepared = prepare(ws, args, runtime)?;
+    let model = prepared.model.clone();
+    let (agent, problems) = prepared.build(ws);
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    Ok((agent, model))
 }
 
 /// Cancel `token` on Ctrl-C.
