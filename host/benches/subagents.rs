@@ -21,7 +21,7 @@ mod mock_model;
 mod report;
 
 use cove::team::isolator::{Isolator, Owner};
-use mock_model::{MockModel, Reply};
+use mock_model::{MockModel, Reply, calls, done};
 use report::{median, ms, run_measured};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -63,20 +63,6 @@ fn repo(dir: &Path) -> Res<()> {
     git(dir, &["commit", "-qm", "start"])?;
     std::fs::write(dir.join("src/m00/f0.rs"), "// work in progress\n")?;
     Ok(())
-}
-
-fn calls(calls: &[(&str, &str, serde_json::Value)]) -> Reply {
-    Reply::AnthropicCached(
-        String::new(),
-        calls
-            .iter()
-            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.to_string()))
-            .collect(),
-    )
-}
-
-fn done(text: &str) -> Reply {
-    Reply::AnthropicCached(text.into(), vec![])
 }
 
 /// A parent whose first reply starts `n` writing subagents (each writes one file and ends),

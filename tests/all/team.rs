@@ -168,11 +168,18 @@ fn team_up_the_lead_asks_a_member_whose_work_in_its_own_worktree_merges_back() -
             (
                 "[dev-job]",
                 vec![
-                    calls(&[(
-                        "d1",
-                        "write",
-                        json!({"file_path": "notes.txt", "content": "N\n"}),
-                    )]),
+                    calls(&[
+                        (
+                            "d0",
+                            "send",
+                            json!({"to": "lead", "message": "[note] starting on it"}),
+                        ),
+                        (
+                            "d1",
+                            "write",
+                            json!({"file_path": "notes.txt", "content": "N\n"}),
+                        ),
+                    ]),
                     done("wrote notes.txt"),
                     // The second request comes in the same conversation: its context is kept.
                     done("notes.txt, as you asked before"),
@@ -207,6 +214,13 @@ fn team_up_the_lead_asks_a_member_whose_work_in_its_own_worktree_merges_back() -
         "{results:?}"
     );
     assert!(results[0].1.contains("teammate dev"), "{results:?}");
+    // What dev sent meanwhile (expecting no answer) rides along with the answer.
+    assert!(
+        results[0]
+            .1
+            .contains("[message from dev: [note] starting on it]"),
+        "{results:?}"
+    );
     assert!(results[1].1.contains("as you asked before"), "{results:?}");
     // The member's second request was one more turn of its first conversation.
     let dev = requests_of(&m, "[dev-job]");
@@ -627,4 +641,76 @@ fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox
     // Nothing stays in dev's mailbox.
     assert_eq!(dev_box.trim(), "0", "{dev_box}");
     Ok(())
+}
+
+#[test]
+fn ctrl_c_of_the_lead_mid_ask_tells_the_member_to_stop_and_nothing_is_left_pending() -> TestResult {
+    let sb = Sandbox::new()?;
+    commit_all_empty(&sb)?;
+    let redis = RedisServer::start()?;
+    on_redis(&sb, &redis, 120)?;
+    team_file(&sb, "[[member]]\nname = \"dev\"\n")?;
+    let m = MockModel::start(vec![])?;
+    let release = Arc::new(AtomicBool::new(false));
+    let hold = release.clone();
+    let arrivals = route_with(
+        &m,
+        vec![
+            (
+                "LEAD-9025",
+                vec![calls(&[("l1", "ask", ask("dev", "[dev-9025] a long job"))])],
+            ),
+            ("[dev-9025]", vec![done("never sent")]),
+        ],
+        move |marker, _, _| {
+            if marker == "[dev-9025]" {
+                while !hold.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        },
+    );
+    let dev = teammate(&sb, &m, "dev")?;
+    until_alive(&sb, "dev")?;
+    let lead = spawn(
+        &sb,
+        &m,
+        &["run", "--yes", "--max-tokens", "1000", "LEAD-9025 go"],
+    )?;
+    assert!(
+        arrived(&arrivals, "[dev-9025]"),
+        "dev never got the request"
+    );
+    until_state(&sb, "dev", "respond")?;
+    let out = crate::support::interrupt(lead.take()?)?;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cancel"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // dev stops working on it, answers that it stopped, and acknowledges it.
+    let row = until_state(&sb, "dev", "idle")?;
+    let started = Instant::now();
+    let mut depth = row["depth"].clone();
+    while depth != json!({"waiting": 0, "pending": 0})
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        depth = row_of(&sb, "dev")?["depth"].clone();
+    }
+    assert_eq!(depth, json!({"waiting": 0, "pending": 0}));
+    release.store(true, Ordering::Relaxed);
+    let out = stop(dev)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn row_of(sb: &Sandbox, member: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    row(&status(sb)?, member)
+        .cloned()
+        .ok_or_else(|| format!("no {member} row").into())
 }
