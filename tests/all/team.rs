@@ -329,14 +329,7 @@ fn commit_all_empty(sb: &Sandbox) -> TestResult {
 #[test]
 fn an_ask_to_a_member_that_never_comes_times_out_clearly_and_the_request_waits_for_it() -> TestResult
 {
-    let sb = Sandbox::new()?;
-    commit_all_empty(&sb)?;
-    let redis = RedisServer::start()?;
-    on_redis(&sb, &redis, 2)?;
-    team_file(&sb, "[[member]]\nname = \"dev\"\n")?;
-    let m = MockModel::start(vec![])?;
-    route_with(
-        &m,
+    let s = scene(
         vec![(
             "LEAD-3391",
             vec![
@@ -344,16 +337,13 @@ fn an_ask_to_a_member_that_never_comes_times_out_clearly_and_the_request_waits_f
                 done("gave up on dev"),
             ],
         )],
-        |_, _, _| {},
-    );
-    let env = env_pairs(&m);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = sb.cove_env(
-        &["run", "--yes", "--max-tokens", "1000", "LEAD-3391 ask"],
-        &env,
+        "[dev-3391]",
+        |_, _| false,
     )?;
+    on_redis(&s.sb, &s.redis, 2)?;
+    let run = s.run("LEAD-3391 ask")?;
     assert!(run.ok, "{run:?}");
-    let results = results_of(&m, "LEAD-3391");
+    let results = results_of(&s.m, "LEAD-3391");
     assert!(
         results.iter().any(|(err, t)| *err
             && t.contains("no answer from dev after 2 s")
@@ -361,10 +351,9 @@ fn an_ask_to_a_member_that_never_comes_times_out_clearly_and_the_request_waits_f
         "{results:?}"
     );
     // dev is down, and the request waits in its mailbox for when it comes.
-    let rows = status(&sb)?;
-    let dev = row(&rows, "dev").ok_or("no dev row")?;
-    assert_eq!(dev["alive"], false, "{rows:?}");
-    assert_eq!(dev["depth"]["waiting"], 1, "{rows:?}");
+    let dev = row_of(&s.sb, "dev")?;
+    assert_eq!(dev["alive"], false, "{dev}");
+    assert_eq!(dev["depth"]["waiting"], 1, "{dev}");
     Ok(())
 }
 
@@ -375,174 +364,6 @@ fn teammate(sb: &Sandbox, m: &MockModel, name: &str) -> std::io::Result<Proc> {
         m,
         &["teammate", "--name", name, "--yes", "--max-tokens", "1000"],
     )
-}
-
-#[test]
-fn kill_9_of_a_teammate_mid_request_then_a_restart_answers_the_asker_exactly_once() -> TestResult {
-    let sb = Sandbox::new()?;
-    commit_all_empty(&sb)?;
-    let redis = RedisServer::start()?;
-    on_redis(&sb, &redis, 120)?;
-    team_file(&sb, "[[member]]\nname = \"dev\"\n")?;
-    let m = MockModel::start(vec![])?;
-    let release = Arc::new(AtomicBool::new(false));
-    let hold = release.clone();
-    let arrivals = route_with(
-        &m,
-        vec![
-            (
-                "LEAD-6610",
-                vec![
-                    calls(&[("l1", "ask", ask("dev", "[dev-6610] write a.txt"))]),
-                    done("done"),
-                ],
-            ),
-            (
-                "[dev-6610]",
-                vec![
-                    calls(&[(
-                        "d1",
-                        "write",
-                        json!({"file_path": "a.txt", "content": "A\n"}),
-                    )]),
-                    done("dev wrote a.txt"),
-                ],
-            ),
-        ],
-        move |marker, step, arrivals| {
-            // The first member's first request is held until it has been killed.
-            let firsts = arrivals
-                .lock()
-                .map(|a| a.iter().filter(|t| t.contains("[dev-6610]")).count())
-                .unwrap_or(0);
-            if marker == "[dev-6610]" && step == 0 && firsts == 1 {
-                while !hold.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        },
-    );
-    let first = teammate(&sb, &m, "dev")?;
-    until_alive(&sb, "dev")?;
-    let lead = spawn(
-        &sb,
-        &m,
-        &["run", "--yes", "--max-tokens", "1000", "LEAD-6610 go"],
-    )?;
-    assert!(
-        arrived(&arrivals, "[dev-6610]"),
-        "dev never got the request"
-    );
-    // In RESPOND: status says so, and what it works on.
-    let dev = until_state(&sb, "dev", "respond")?;
-    assert!(
-        dev["working_on"]
-            .as_str()
-            .is_some_and(|w| w.contains("[dev-6610]")),
-        "{dev}"
-    );
-    assert_eq!(dev["depth"]["pending"], 1, "{dev}");
-    kill_9(first)?;
-    release.store(true, Ordering::Relaxed);
-    let second = teammate(&sb, &m, "dev")?;
-    let out = finish(lead)?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let second = stop(second)?;
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
-    // The request was worked on again by the restarted member, and answered once.
-    let dev_firsts = arrivals
-        .lock()
-        .map(|a| a.iter().filter(|t| t.contains("[dev-6610]")).count())
-        .unwrap_or(0);
-    assert!(dev_firsts >= 2, "not redelivered: {dev_firsts}");
-    let results = results_of(&m, "LEAD-6610");
-    assert_eq!(results.len(), 1, "{results:?}");
-    assert!(
-        !results[0].0 && results[0].1.contains("dev wrote a.txt"),
-        "{results:?}"
-    );
-    assert_eq!(sb.read("a.txt")?, "A\n");
-    // Nothing is left waiting or unacknowledged in dev's mailbox.
-    let rows = status(&sb)?;
-    let dev = row(&rows, "dev").ok_or("no dev row")?;
-    assert_eq!(
-        dev["depth"],
-        json!({"waiting": 0, "pending": 0}),
-        "{rows:?}"
-    );
-    Ok(())
-}
-
-#[test]
-fn redis_restarted_mid_conversation_and_the_team_goes_on() -> TestResult {
-    let sb = Sandbox::new()?;
-    commit_all_empty(&sb)?;
-    let mut redis = RedisServer::start()?;
-    on_redis(&sb, &redis, 120)?;
-    team_file(&sb, "[[member]]\nname = \"dev\"\n")?;
-    let m = MockModel::start(vec![])?;
-    let release = Arc::new(AtomicBool::new(false));
-    let hold = release.clone();
-    let arrivals = route_with(
-        &m,
-        vec![
-            (
-                "LEAD-4804",
-                vec![
-                    calls(&[("l1", "ask", ask("dev", "[dev-4804] think"))]),
-                    done("done"),
-                ],
-            ),
-            ("[dev-4804]", vec![done("dev thought it through")]),
-        ],
-        move |marker, _, _| {
-            if marker == "[dev-4804]" {
-                while !hold.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        },
-    );
-    let dev = teammate(&sb, &m, "dev")?;
-    until_alive(&sb, "dev")?;
-    let lead = spawn(
-        &sb,
-        &m,
-        &["run", "--yes", "--max-tokens", "1000", "LEAD-4804 go"],
-    )?;
-    assert!(
-        arrived(&arrivals, "[dev-4804]"),
-        "dev never got the request"
-    );
-    redis.restart()?;
-    release.store(true, Ordering::Relaxed);
-    let out = finish(lead)?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results = results_of(&m, "LEAD-4804");
-    assert_eq!(results.len(), 1, "{results:?}");
-    assert!(
-        !results[0].0 && results[0].1.contains("dev thought it through"),
-        "{results:?}"
-    );
-    let out = stop(dev)?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
 }
 
 fn redis_cli(redis: &RedisServer, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
@@ -561,15 +382,8 @@ fn redis_cli(redis: &RedisServer, args: &[&str]) -> Result<String, Box<dyn std::
 #[test]
 fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox_goes_on()
 -> TestResult {
-    let sb = Sandbox::new()?;
-    commit_all_empty(&sb)?;
-    let redis = RedisServer::start()?;
-    on_redis(&sb, &redis, 60)?;
-    team_file(&sb, "[[member]]\nname = \"dev\"\n")?;
-    let m = MockModel::start(vec![])?;
     let big = "x".repeat(300 * 1024);
-    route_with(
-        &m,
+    let s = scene(
         vec![
             (
                 "LEAD-2217",
@@ -581,10 +395,11 @@ fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox
             ),
             ("[dev-2217b]", vec![done("dev answered the small one")]),
         ],
-        |_, _, _| {},
-    );
-    let dev = teammate(&sb, &m, "dev")?;
-    until_alive(&sb, "dev")?;
+        "[dev-2217b]",
+        |_, _| false,
+    )?;
+    let (sb, redis, m) = (&s.sb, &s.redis, &s.m);
+    let dev = s.member("dev")?;
     // Garbage straight into dev's stream, and a message missing its deadline from "lead".
     redis_cli(
         &redis,
@@ -612,14 +427,9 @@ fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox
         "{lead_box}"
     );
     // The mailbox goes on: an oversized request is refused to its sender, a small one answered.
-    let env = env_pairs(&m);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = sb.cove_env(
-        &["run", "--yes", "--max-tokens", "1000", "LEAD-2217 go"],
-        &env,
-    )?;
+    let run = s.run("LEAD-2217 go")?;
     assert!(run.ok, "{run:?}");
-    let results = results_of(&m, "LEAD-2217");
+    let results = results_of(m, "LEAD-2217");
     assert_eq!(results.len(), 2, "{results:?}");
     assert!(
         results[0].0 && results[0].1.contains("too large"),
@@ -643,8 +453,71 @@ fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox
     Ok(())
 }
 
+fn row_of(sb: &Sandbox, member: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    row(&status(sb)?, member)
+        .cloned()
+        .ok_or_else(|| format!("no {member} row").into())
+}
+
 #[test]
-fn ctrl_c_of_the_lead_mid_ask_tells_the_member_to_stop_and_nothing_is_left_pending() -> TestResult {
+fn team_up_chat_shows_the_in_memory_team_with_slash_team() -> TestResult {
+    use std::io::Write;
+    let sb = Sandbox::new()?;
+    commit_all_empty(&sb)?;
+    team_file(
+        &sb,
+        "[[member]]\nname = \"dev\"\n[[member]]\nname = \"rev\"\nagent = \"explorer\"\n",
+    )?;
+    let m = MockModel::start(vec![])?;
+    let env = env_pairs(&m);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut child = sb
+        .command(&sb.repo(), &["team", "up"], &env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // Members beat within a moment of starting; give them that before asking.
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"/team\n")?;
+    }
+    let out = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("team repo (memory): dev, rev here, ready"),
+        "{err}"
+    );
+    for line in ["lead ", "dev ", "rev "] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(line) && l.contains("idle")),
+            "{line}: {err}"
+        );
+    }
+    // Outside it, nobody can see an in-memory team, and `cove team status` says so.
+    let run = sb.cove(&["team", "status"])?;
+    assert!(!run.ok && run.err().contains("/team"), "{run:?}");
+    Ok(())
+}
+
+/// A team on a private Redis, with dev (and whoever `members` adds) in the team file, whose
+/// model holds a reply of the conversation marked `held` while `hold(step, arrivals of held)`
+/// says so, until `release` is set.
+struct Scene {
+    sb: Sandbox,
+    redis: RedisServer,
+    m: MockModel,
+    release: Arc<AtomicBool>,
+    arrivals: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn scene(
+    scripts: crate::mock_model::Scripts,
+    held: &'static str,
+    hold: impl Fn(usize, usize) -> bool + Send + Sync + 'static,
+) -> Result<Scene, Box<dyn std::error::Error>> {
     let sb = Sandbox::new()?;
     commit_all_empty(&sb)?;
     let redis = RedisServer::start()?;
@@ -652,9 +525,175 @@ fn ctrl_c_of_the_lead_mid_ask_tells_the_member_to_stop_and_nothing_is_left_pendi
     team_file(&sb, "[[member]]\nname = \"dev\"\n")?;
     let m = MockModel::start(vec![])?;
     let release = Arc::new(AtomicBool::new(false));
-    let hold = release.clone();
-    let arrivals = route_with(
-        &m,
+    let released = release.clone();
+    let arrivals = route_with(&m, scripts, move |marker, step, arrivals| {
+        let seen = arrivals
+            .lock()
+            .map(|a| a.iter().filter(|t| t.contains(held)).count())
+            .unwrap_or(0);
+        if marker == held && hold(step, seen) {
+            while !released.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+    Ok(Scene {
+        sb,
+        redis,
+        m,
+        release,
+        arrivals,
+    })
+}
+
+impl Scene {
+    /// Start teammate `name`, and wait until it is up.
+    fn member(&self, name: &str) -> Result<Proc, Box<dyn std::error::Error>> {
+        let p = teammate(&self.sb, &self.m, name)?;
+        until_alive(&self.sb, name)?;
+        Ok(p)
+    }
+
+    /// Start a lead on `prompt`, and wait until the held conversation's request has arrived.
+    fn lead(&self, prompt: &str, held: &str) -> Result<Proc, Box<dyn std::error::Error>> {
+        let lead = spawn(
+            &self.sb,
+            &self.m,
+            &["run", "--yes", "--max-tokens", "1000", prompt],
+        )?;
+        if !arrived(&self.arrivals, held) {
+            let mut child = lead.take()?;
+            let _ = child.kill();
+            let out = child.wait_with_output()?;
+            return Err(format!(
+                "{held} never got its request; the lead said: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(lead)
+    }
+
+    /// `cove run` of a lead on `prompt`, to its end.
+    fn run(&self, prompt: &str) -> Result<crate::support::Run, Box<dyn std::error::Error>> {
+        let env = env_pairs(&self.m);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Ok(self
+            .sb
+            .cove_env(&["run", "--yes", "--max-tokens", "1000", prompt], &env)?)
+    }
+
+    fn arrivals_of(&self, marker: &str) -> usize {
+        self.arrivals
+            .lock()
+            .map(|a| a.iter().filter(|t| t.contains(marker)).count())
+            .unwrap_or(0)
+    }
+}
+
+fn ok(out: &std::process::Output) -> TestResult {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned().into())
+    }
+}
+
+#[test]
+fn kill_9_of_a_teammate_mid_request_then_a_restart_answers_the_asker_exactly_once() -> TestResult {
+    // The first member's first request is held until it has been killed.
+    let s = scene(
+        vec![
+            (
+                "LEAD-6610",
+                vec![
+                    calls(&[("l1", "ask", ask("dev", "[dev-6610] write a.txt"))]),
+                    done("done"),
+                ],
+            ),
+            (
+                "[dev-6610]",
+                vec![
+                    calls(&[(
+                        "d1",
+                        "write",
+                        json!({"file_path": "a.txt", "content": "A\n"}),
+                    )]),
+                    done("dev wrote a.txt"),
+                ],
+            ),
+        ],
+        "[dev-6610]",
+        |step, seen| step == 0 && seen == 1,
+    )?;
+    let first = s.member("dev")?;
+    let lead = s.lead("LEAD-6610 go", "[dev-6610]")?;
+    // In RESPOND: status says so, and what it works on.
+    let dev = until_state(&s.sb, "dev", "respond")?;
+    assert!(
+        dev["working_on"]
+            .as_str()
+            .is_some_and(|w| w.contains("[dev-6610]")),
+        "{dev}"
+    );
+    assert_eq!(dev["depth"]["pending"], 1, "{dev}");
+    kill_9(first)?;
+    s.release.store(true, Ordering::Relaxed);
+    let second = teammate(&s.sb, &s.m, "dev")?;
+    ok(&finish(lead)?)?;
+    ok(&stop(second)?)?;
+    // The request was worked on again by the restarted member, and answered once.
+    let seen = s.arrivals_of("[dev-6610]");
+    assert!(seen >= 2, "not redelivered: {seen}");
+    let results = results_of(&s.m, "LEAD-6610");
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(
+        !results[0].0 && results[0].1.contains("dev wrote a.txt"),
+        "{results:?}"
+    );
+    assert_eq!(s.sb.read("a.txt")?, "A\n");
+    // Nothing is left waiting or unacknowledged in dev's mailbox.
+    assert_eq!(
+        row_of(&s.sb, "dev")?["depth"],
+        json!({"waiting": 0, "pending": 0})
+    );
+    Ok(())
+}
+
+#[test]
+fn redis_restarted_mid_conversation_and_the_team_goes_on() -> TestResult {
+    let mut s = scene(
+        vec![
+            (
+                "LEAD-4804",
+                vec![
+                    calls(&[("l1", "ask", ask("dev", "[dev-4804] think"))]),
+                    done("done"),
+                ],
+            ),
+            ("[dev-4804]", vec![done("dev thought it through")]),
+        ],
+        "[dev-4804]",
+        |_, _| true,
+    )?;
+    let dev = s.member("dev")?;
+    let lead = s.lead("LEAD-4804 go", "[dev-4804]")?;
+    s.redis.restart()?;
+    s.release.store(true, Ordering::Relaxed);
+    ok(&finish(lead)?)?;
+    let results = results_of(&s.m, "LEAD-4804");
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(
+        !results[0].0 && results[0].1.contains("dev thought it through"),
+        "{results:?}"
+    );
+    ok(&stop(dev)?)
+}
+
+#[test]
+fn ctrl_c_of_the_lead_mid_ask_tells_the_member_to_stop_and_nothing_is_left_pending() -> TestResult {
+    let s = scene(
         vec![
             (
                 "LEAD-9025",
@@ -662,55 +701,67 @@ fn ctrl_c_of_the_lead_mid_ask_tells_the_member_to_stop_and_nothing_is_left_pendi
             ),
             ("[dev-9025]", vec![done("never sent")]),
         ],
-        move |marker, _, _| {
-            if marker == "[dev-9025]" {
-                while !hold.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        },
-    );
-    let dev = teammate(&sb, &m, "dev")?;
-    until_alive(&sb, "dev")?;
-    let lead = spawn(
-        &sb,
-        &m,
-        &["run", "--yes", "--max-tokens", "1000", "LEAD-9025 go"],
+        "[dev-9025]",
+        |_, _| true,
     )?;
-    assert!(
-        arrived(&arrivals, "[dev-9025]"),
-        "dev never got the request"
-    );
-    until_state(&sb, "dev", "respond")?;
+    let dev = s.member("dev")?;
+    let lead = s.lead("LEAD-9025 go", "[dev-9025]")?;
+    until_state(&s.sb, "dev", "respond")?;
     let out = crate::support::interrupt(lead.take()?)?;
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cancel"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cancel"), "{err}");
     // dev stops working on it, answers that it stopped, and acknowledges it.
-    let row = until_state(&sb, "dev", "idle")?;
+    until_state(&s.sb, "dev", "idle")?;
     let started = Instant::now();
-    let mut depth = row["depth"].clone();
+    let mut depth = row_of(&s.sb, "dev")?["depth"].clone();
     while depth != json!({"waiting": 0, "pending": 0})
         && started.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(100));
-        depth = row_of(&sb, "dev")?["depth"].clone();
+        depth = row_of(&s.sb, "dev")?["depth"].clone();
     }
     assert_eq!(depth, json!({"waiting": 0, "pending": 0}));
-    release.store(true, Ordering::Relaxed);
-    let out = stop(dev)?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    s.release.store(true, Ordering::Relaxed);
+    ok(&stop(dev)?)
 }
 
-fn row_of(sb: &Sandbox, member: &str) -> Result<Value, Box<dyn std::error::Error>> {
-    row(&status(sb)?, member)
-        .cloned()
-        .ok_or_else(|| format!("no {member} row").into())
+#[test]
+fn a_teammate_the_team_file_does_not_list_is_a_general_member_and_a_team_has_one_lead() -> TestResult
+{
+    let s = scene(
+        vec![
+            (
+                "LEAD-1184",
+                vec![
+                    calls(&[("l1", "ask", ask("helper", "[helper-1184] lend a hand"))]),
+                    done("done"),
+                ],
+            ),
+            ("[helper-1184]", vec![done("helper here")]),
+        ],
+        "[helper-1184]",
+        |_, _| true,
+    )?;
+    let helper = s.member("helper")?;
+    let lead = s.lead("LEAD-1184 go", "[helper-1184]")?;
+    // A second lead of the same team at the same time is refused: answers would cross.
+    let env = env_pairs(&s.m);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let second =
+        s.sb.cove_env(&["run", "--yes", "--max-tokens", "1000", "LEAD-2 go"], &env)?;
+    assert!(
+        !second.ok && second.err().contains("has a lead already"),
+        "{second:?}"
+    );
+    s.release.store(true, Ordering::Relaxed);
+    ok(&finish(lead)?)?;
+    let results = results_of(&s.m, "LEAD-1184");
+    assert!(
+        results
+            .iter()
+            .any(|(err, t)| !err && t.contains("helper here")),
+        "{results:?}"
+    );
+    assert_eq!(row_of(&s.sb, "helper")?["role"], json!("general"));
+    ok(&stop(helper)?)
 }

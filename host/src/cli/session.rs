@@ -90,7 +90,16 @@ pub(crate) fn start(
                 )
                 .await
             }
-            None => chat(&mut agent, &mut transcript, &mut messages, &model).await,
+            None => {
+                chat(
+                    &mut agent,
+                    &mut transcript,
+                    &mut messages,
+                    &model,
+                    joined.as_ref(),
+                )
+                .await
+            }
         };
         if let Some(j) = joined {
             j.leave().await;
@@ -269,6 +278,7 @@ pub(crate) async fn chat(
     transcript: &mut cove::session::Transcript,
     messages: &mut Vec<cove::conversation::Message>,
     model: &str,
+    team: Option<&super::team::Joined>,
 ) -> Result<ExitCode> {
     use tokio::io::AsyncBufReadExt;
     let color = std::io::stdout().is_terminal();
@@ -296,6 +306,18 @@ pub(crate) async fn chat(
         // `# fact`: remembered for the project's later sessions, without a model turn.
         if let Some(fact) = line.strip_prefix("# ") {
             remember(agent.root(), fact);
+            continue;
+        }
+        // `/team`: the team's members, their state and mailboxes.
+        if line == "/team" {
+            match team {
+                Some(t) => {
+                    if let Err(e) = t.show_status().await {
+                        eprintln!("cove: {e}");
+                    }
+                }
+                None => eprintln!("This session is on no team (`cove team up` starts one)."),
+            }
             continue;
         }
         // `/compact [focus]`: compact the context now.

@@ -30,6 +30,13 @@ pub(crate) struct Joined {
 }
 
 impl Joined {
+    /// The status table, on stderr (chat's `/team`).
+    pub(crate) async fn show_status(&self) -> Result<()> {
+        let rows = rows(&self.team).await?;
+        print(&self.team, &rows, &mut std::io::stderr().lock())?;
+        Ok(())
+    }
+
     pub(crate) async fn leave(self) {
         self.team.stop().await;
         self.shows.abort();
@@ -88,6 +95,17 @@ pub(crate) async fn join(
     let mailbox = open_mailbox(config, &name).await?;
     let (tx, shows) = show(format, model);
     let mut team = Team::new(name, roster, mailbox, config, tx);
+    // Answers come back to the lead's mailbox: two leads would take each other's.
+    let lead = team.roster.lead().to_string();
+    if let Some(p) = team.running_elsewhere(&lead).await? {
+        bail!(
+            "team {} has a lead already, on {} (pid {}): one lead per team; stop that session, or give this one another team with [team] name",
+            team.name,
+            p.host,
+            p.pid
+        );
+    }
+    team.discover().await?;
     agent.offer_team(team.lead());
     if mode == Mode::Up {
         let members: Vec<String> = team.roster.members.iter().map(|m| m.name.clone()).collect();
@@ -155,6 +173,7 @@ pub(crate) fn teammate(worktree: Option<PathBuf>, name: String, args: RunArgs) -
             );
         }
         let general = team.roster.member(&name).is_none();
+        team.discover().await?;
         team.start(&name, &maker)?;
         eprintln!(
             "{name} serves team {} on {}{}. Ctrl-C stops.",
@@ -261,7 +280,7 @@ pub(crate) fn status(worktree: Option<PathBuf>, json: bool, once: bool) -> Resul
     let config = ws.config.team.clone();
     if config.backend() == TeamBackend::Memory {
         bail!(
-            "this team's mailbox is in memory, inside `cove team up`, and no other process can see it; set [team] backend = \"redis\" to watch a team from here"
+            "this team's mailbox is in memory, inside `cove team up`, and no other process can see it: type /team in that session, or set [team] backend = \"redis\" to watch a team from here"
         );
     }
     let runtime = async_runtime()?;

@@ -118,6 +118,8 @@ pub struct Team {
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     events: mpsc::UnboundedSender<Relayed>,
+    /// Members running that the team file does not list (general-purpose ones).
+    others: Vec<Reachable>,
 }
 
 impl Team {
@@ -140,7 +142,26 @@ impl Team {
             stop: CancellationToken::new(),
             tasks: Vec::new(),
             events,
+            others: Vec::new(),
         }
+    }
+
+    /// Make members that run now but are not in the team file reachable too (`cove teammate
+    /// --name` of a name the file does not list).
+    ///
+    /// # Errors
+    /// When the mailbox cannot be read.
+    pub async fn discover(&mut self) -> Result<(), TeamError> {
+        let known = self.roster.names();
+        for p in self.mailbox.presence().await? {
+            if !known.contains(&p.member) && !self.others.iter().any(|o| o.name == p.member) {
+                self.others.push(Reachable {
+                    description: format!("a general-purpose agent (running on {})", p.host),
+                    name: p.member,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn mailbox(&self) -> &Arc<dyn Mailbox> {
@@ -163,6 +184,7 @@ impl Team {
                     .unwrap_or_else(|| "a general-purpose agent".into()),
             }
         }));
+        all.extend(self.others.iter().cloned());
         all
     }
 

@@ -424,19 +424,23 @@ impl Post {
         }
         // Answered before (this member died between answering and acknowledging): the same
         // answer again, which the asker drops if it has it.
-        match self.mailbox.answer(&self.me, &message.id).await {
-            Ok(Some(recorded)) => {
-                if self.send_surely(&recorded, stop).await {
-                    self.ack(&delivery).await;
-                }
-                return !stop.is_cancelled();
+        let mut wait = Duration::from_millis(100);
+        let recorded = loop {
+            match self.mailbox.answer(&self.me, &message.id).await {
+                Ok(r) => break r,
+                Err(e) => tracing::warn!("{}: cannot read the answers record yet: {e}", self.me),
             }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!("{}: cannot read the answers record: {e}", self.me);
-                lock(&self.in_flight).remove(&delivery);
-                return !stop.is_cancelled();
+            tokio::select! {
+                () = stop.cancelled() => return false,
+                () = tokio::time::sleep(wait) => {}
             }
+            wait = (wait * 2).min(Duration::from_secs(2));
+        };
+        if let Some(recorded) = recorded {
+            if self.send_surely(&recorded, stop).await {
+                self.ack(&delivery).await;
+            }
+            return !stop.is_cancelled();
         }
         if message.notice {
             let cancel = stop.child_token();
