@@ -398,15 +398,15 @@ fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox
         "[dev-2217b]",
         |_, _| false,
     )?;
-    let (sb, redis, m) = (&s.sb, &s.redis, &s.m);
+    let (redis, m) = (&s.redis, &s.m);
     let dev = s.member("dev")?;
     // Garbage straight into dev's stream, and a message missing its deadline from "lead".
     redis_cli(
-        &redis,
+        redis,
         &["XADD", "cove:repo:inbox:dev", "*", "m", "{not json"],
     )?;
     redis_cli(
-        &redis,
+        redis,
         &[
             "XADD",
             "cove:repo:inbox:dev",
@@ -420,7 +420,7 @@ fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox
     let mut lead_box = String::new();
     while started.elapsed() < Duration::from_secs(30) && !lead_box.contains("bad-1") {
         std::thread::sleep(Duration::from_millis(100));
-        lead_box = redis_cli(&redis, &["XRANGE", "cove:repo:inbox:lead", "-", "+"])?;
+        lead_box = redis_cli(redis, &["XRANGE", "cove:repo:inbox:lead", "-", "+"])?;
     }
     assert!(
         lead_box.contains("bad-1") && lead_box.contains("rejected"),
@@ -439,7 +439,7 @@ fn malformed_and_oversized_messages_are_rejected_to_their_sender_and_the_mailbox
         !results[1].0 && results[1].1.contains("dev answered the small one"),
         "{results:?}"
     );
-    let dev_box = redis_cli(&redis, &["XLEN", "cove:repo:inbox:dev"])?;
+    let dev_box = redis_cli(redis, &["XLEN", "cove:repo:inbox:dev"])?;
     let out = stop(dev)?;
     assert!(
         out.status.success(),
