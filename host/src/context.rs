@@ -19,6 +19,8 @@ use std::path::Path;
 pub const MEMORY_FILES: &[&str] = &["AGENTS.md", "CLAUDE.md"];
 /// Largest memory file read whole; longer ones are cut with a note.
 const MAX_MEMORY_BYTES: usize = 64 * 1024;
+/// Largest memory file read at all (it is cut to [`MAX_MEMORY_BYTES`]).
+const MAX_MEMORY_FILE: u64 = 16 * 1024 * 1024;
 
 const INSTRUCTIONS: &str = "You are cove, a coding agent working in a git worktree on the user's behalf. \
 Use the tools to look before you change anything: read files before editing them, search with grep and glob, map code with outline and find_symbol. \
@@ -63,7 +65,9 @@ pub fn memory_files(root: &Path, cwd: &Path) -> Vec<(String, String)> {
     for dir in dirs {
         for name in MEMORY_FILES {
             let path = dir.join(name);
-            let Ok(bytes) = std::fs::read(&path) else {
+            // Through the worktree's wall: a memory file linked from outside is not read.
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let Ok(bytes) = crate::worktree::read_within(root, rel, MAX_MEMORY_FILE) else {
                 continue;
             };
             let mut text = String::from_utf8_lossy(&bytes).into_owned();

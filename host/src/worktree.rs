@@ -105,9 +105,68 @@ impl Worktree {
     }
 }
 
+/// Read `rel` under `root` as a regular file of at most `max` bytes, never following a link out
+/// of `root`: what the host reads of a repository on its own account (memory files, agent
+/// definitions) is held to the same wall as the plugins, so a link to a file of the user's is
+/// refused, not read into a prompt.
+///
+/// # Errors
+/// Missing, a link leading out, not a regular file, or larger than `max`.
+pub fn read_within(root: &Path, rel: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let dir = Dir::open_ambient_dir(root, ambient_authority())?;
+    let file = dir.open(rel)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// The names of the entries of folder `rel` under `root`, sorted, never following a link out of
+/// `root`.
+///
+/// # Errors
+/// Missing, a link leading out, or not a folder.
+pub fn list_within(root: &Path, rel: &Path) -> std::io::Result<Vec<String>> {
+    let dir = Dir::open_ambient_dir(root, ambient_authority())?;
+    let mut names: Vec<String> = dir
+        .read_dir(rel)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_within_refuses_links_out_and_reads_links_in()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let outside = tempfile::tempdir()?;
+        std::fs::write(outside.path().join("secret"), "top secret")?;
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path();
+        std::fs::write(root.join("a.md"), "inside")?;
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("out.md"))?;
+        std::os::unix::fs::symlink(outside.path(), root.join("outdir"))?;
+        std::os::unix::fs::symlink("a.md", root.join("in.md"))?;
+        assert_eq!(read_within(root, Path::new("in.md"), 100)?, b"inside");
+        assert!(read_within(root, Path::new("out.md"), 100).is_err());
+        assert!(read_within(root, Path::new("outdir/secret"), 100).is_err());
+        assert!(read_within(root, Path::new("../x"), 100).is_err());
+        assert!(read_within(root, Path::new("a.md"), 3).is_err());
+        assert!(list_within(root, Path::new("outdir")).is_err());
+        assert_eq!(list_within(root, Path::new("."))?.len(), 4);
+        Ok(())
+    }
 
     #[test]
     fn relative_paths_stay_inside() -> Result<(), Box<dyn std::error::Error>> {

@@ -40,6 +40,50 @@ fn project_and_user_memory_are_in_the_first_request() -> TestResult {
 }
 
 #[test]
+fn memory_files_and_agent_definitions_linked_from_outside_are_not_read() -> TestResult {
+    let sb = Sandbox::new()?;
+    let outside = sb.outside();
+    std::fs::write(
+        outside.join("agent.md"),
+        "---\nname: smuggled\ndescription: from outside SMUGGLED-DEF\n---\nprompt\n",
+    )?;
+    std::fs::create_dir_all(outside.join("agents"))?;
+    std::fs::write(
+        outside.join("agents/other.md"),
+        "---\nname: smuggled2\ndescription: from outside SMUGGLED-DIR\n---\nprompt\n",
+    )?;
+    // Links a hostile repository could carry: to the user's files, into the prompt.
+    for (link, target) in [
+        ("AGENTS.md", outside.join("secret.txt")),
+        (".agent_memory.md", outside.join("secret.txt")),
+        (".cove/agents/smuggled.md", outside.join("agent.md")),
+        (".claude/agents", outside.join("agents")),
+    ] {
+        let path = sb.repo().join(link);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::os::unix::fs::symlink(target, path)?;
+    }
+    // A link inside the repository is followed.
+    sb.write("docs/RULES.md", "Inside rules.\n")?;
+    std::os::unix::fs::symlink("docs/RULES.md", sb.repo().join("CLAUDE.md"))?;
+    let m = MockModel::start(vec![Reply::Sse(anthropic("Hi.", &[], (1, 0, 0)))])?;
+    let env = [
+        ("ANTHROPIC_BASE_URL", m.url.as_str()),
+        ("ANTHROPIC_API_KEY", "test-key"),
+    ];
+    let run = sb.cove_env(&["run", "hello"], &env)?;
+    assert!(run.ok, "{run:?}");
+    let first = m.requests().first().cloned().ok_or("no request")?.json();
+    let text = first.to_string();
+    assert!(!text.contains("top secret"), "{text}");
+    assert!(!text.contains("SMUGGLED"), "{text}");
+    assert!(text.contains("Inside rules."), "{text}");
+    Ok(())
+}
+
+#[test]
 fn a_hash_line_in_chat_is_remembered_once_without_a_model_turn() -> TestResult {
     let sb = Sandbox::new()?;
     sb.write(".agent_memory.md", "# Written by a person\n")?;

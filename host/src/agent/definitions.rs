@@ -14,6 +14,9 @@ use crate::context::skills::{AllowedTools, ToolRule, split_front_matter};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The largest definition file read.
+const MAX_FILE: u64 = 1024 * 1024;
+
 /// The definition used when a `task` call names none.
 pub const GENERAL: &str = "general";
 /// The built-in read-only explorer.
@@ -104,10 +107,28 @@ impl Definitions {
     /// Read every place, in order (see the module's docs): the repository at `root`, the
     /// user's `user_dir` (cove's config directory) and `claude_dir` (Claude Code's).
     pub fn discover(root: &Path, user_dir: Option<&Path>, claude_dir: Option<&Path>) -> Self {
-        let mut dirs = vec![root.join(".cove/agents"), root.join(".claude/agents")];
+        let mut out = Self::default();
+        // The repository's through its wall (a link out is not followed); the user's own as is.
+        for rel in [".cove/agents", ".claude/agents"] {
+            let Ok(names) = crate::worktree::list_within(root, Path::new(rel)) else {
+                continue;
+            };
+            for name in names.iter().filter(|n| n.ends_with(".md")) {
+                let rel = Path::new(rel).join(name);
+                let file = root.join(&rel);
+                let parsed = crate::worktree::read_within(root, &rel, MAX_FILE)
+                    .map_err(|e| format!("{}: {e}", file.display()))
+                    .and_then(|bytes| {
+                        String::from_utf8(bytes)
+                            .map_err(|_| format!("{}: not UTF-8 text", file.display()))
+                    })
+                    .and_then(|text| parse(&text, &file));
+                out.take(parsed);
+            }
+        }
+        let mut dirs = Vec::new();
         dirs.extend(user_dir.map(|d| d.join("agents")));
         dirs.extend(claude_dir.map(|d| d.join("agents")));
-        let mut out = Self::default();
         for dir in dirs {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
@@ -122,11 +143,7 @@ impl Definitions {
                 let parsed = std::fs::read_to_string(&file)
                     .map_err(|e| format!("{}: {e}", file.display()))
                     .and_then(|text| parse(&text, &file));
-                match parsed {
-                    Ok(d) if out.get(&d.name).is_none() => out.list.push(d),
-                    Ok(_) => {}
-                    Err(e) => out.problems.push(e),
-                }
+                out.take(parsed);
             }
         }
         for d in built_in() {
@@ -136,6 +153,15 @@ impl Definitions {
         }
         out.list.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Keep a parsed definition unless an earlier place had its name; keep a problem as one.
+    fn take(&mut self, parsed: Result<Definition, String>) {
+        match parsed {
+            Ok(d) if self.get(&d.name).is_none() => self.list.push(d),
+            Ok(_) => {}
+            Err(e) => self.problems.push(e),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Definition> {

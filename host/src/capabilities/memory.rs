@@ -66,7 +66,13 @@ pub fn read(root: &Path, user_dir: Option<&Path>) -> Vec<(String, String)> {
         ),
     ];
     for (name, path) in files {
-        let Some(bytes) = path.and_then(|p| std::fs::read(p).ok()) else {
+        // The project's file is the repository's: read through its wall, so a link to a file
+        // outside is not read; the user's is the user's own.
+        let read = |p: PathBuf| match p.strip_prefix(root) {
+            Ok(rel) => crate::worktree::read_within(root, rel, 16 * 1024 * 1024),
+            Err(_) => std::fs::read(&p),
+        };
+        let Some(bytes) = path.and_then(|p| read(p).ok()) else {
             continue;
         };
         let text = String::from_utf8_lossy(&bytes);
