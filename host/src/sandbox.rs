@@ -139,17 +139,15 @@ pub enum SandboxError {
     Refused(String),
 }
 
-/// Run `spec` in the sandbox with `stdin`, stopping it at `timeout` or when `cancel` is set.
+/// The command that runs `spec` in the sandbox: the helper, with the allow-listed environment
+/// and the spec's own, stdio piped, in a process group of its own. [`run`] runs one to its end; a
+/// long-running server (an MCP server over stdio) is started from it by its caller, who must
+/// kill its process group when done.
 ///
 /// # Errors
-/// [`SandboxError`] when the helper cannot start or the walls cannot be built (the helper's own
-/// message says which wall and why).
-pub fn run(
-    spec: &Spec,
-    stdin: Option<&str>,
-    timeout: Duration,
-    cancel: Option<&Arc<AtomicBool>>,
-) -> Result<Outcome, SandboxError> {
+/// [`SandboxError::Refused`] where a wall cannot be built on this machine; `Spawn`/`Setup` when
+/// cove's own executable or the spec cannot be handed over.
+pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
     let exe = match HELPER_EXE.get() {
         Some(exe) => exe.clone(),
         None => std::env::current_exe().map_err(SandboxError::Spawn)?,
@@ -176,6 +174,40 @@ pub fn run(
         cmd.env(k, v);
     }
     cmd.env("TMPDIR", &spec.tmp);
+    Ok(cmd)
+}
+
+/// End what a command started from [`command`] (as process `pid`) left behind: its process
+/// group and its cgroups.
+pub fn end(pid: u32) {
+    kill_group(pid as libc::pid_t);
+    let _ = cgroup::finish(pid);
+}
+
+/// What commands never see: [`DEFAULT_DENY`] under `$HOME`, and cove's own config (keys, trust
+/// decisions) and data (transcripts), wherever they are.
+pub fn default_deny() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut deny: Vec<PathBuf> = home
+        .map(|h| DEFAULT_DENY.iter().map(|d| h.join(d)).collect())
+        .unwrap_or_default();
+    deny.extend(crate::paths::config_dir());
+    deny.extend(crate::paths::data_dir());
+    deny
+}
+
+/// Run `spec` in the sandbox with `stdin`, stopping it at `timeout` or when `cancel` is set.
+///
+/// # Errors
+/// [`SandboxError`] when the helper cannot start or the walls cannot be built (the helper's own
+/// message says which wall and why).
+pub fn run(
+    spec: &Spec,
+    stdin: Option<&str>,
+    timeout: Duration,
+    cancel: Option<&Arc<AtomicBool>>,
+) -> Result<Outcome, SandboxError> {
+    let mut cmd = command(spec)?;
     let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
     let pgid = child.id() as libc::pid_t;
     if let Some(mut pipe) = child.stdin.take() {

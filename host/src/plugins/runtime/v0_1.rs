@@ -150,18 +150,7 @@ impl exec::Host for StoreState {
         }
         let tmp =
             tempfile_dir().map_err(|e| format!("cannot make a private tmp directory: {e}"))?;
-        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        let mut deny: Vec<std::path::PathBuf> = home
-            .map(|h| {
-                crate::sandbox::DEFAULT_DENY
-                    .iter()
-                    .map(|d| h.join(d))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // cove's own config (keys, trust decisions) and data (transcripts), wherever they are.
-        deny.extend(crate::paths::config_dir());
-        deny.extend(crate::paths::data_dir());
+        let deny = crate::sandbox::default_deny();
         let timeout = std::time::Duration::from_millis(u64::from(cmd.timeout_ms)).min(MAX_EXEC);
         let spec = crate::sandbox::Spec {
             argv: cmd.argv,
