@@ -21,9 +21,9 @@ pub struct Undecided<'a> {
     pub asks: &'a [String],
     /// The user decided about an earlier `.cove/`, which has changed since.
     pub changed: bool,
-    /// All it asks is to offer the repository's skills: going on without them (a headless run)
-    /// leaves nothing else out.
-    pub only_skills: bool,
+    /// All it asks is to offer the repository's skills and MCP servers: going on without them
+    /// (a headless run) leaves nothing else out.
+    pub only_optional: bool,
 }
 
 impl Undecided<'_> {
@@ -103,7 +103,7 @@ impl Workspace {
                     root,
                     asks: &asks,
                     changed,
-                    only_skills: !project.skills.is_empty() && asks.len() == project.skills.len(),
+                    only_optional: asks.len() == project.optional_asks(),
                 };
                 match decide(&undecided) {
                     Choice::Refuse => {

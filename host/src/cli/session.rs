@@ -16,11 +16,12 @@ pub(crate) fn start(
     let interactive = prompt.is_none();
     let ws = super::open_workspace(worktree, &mut |u| {
         if !interactive {
-            // Many repositories carry `.claude/skills`: a headless run goes on without them
-            // rather than refuse, since leaving skills out narrows and nothing else is asked.
-            if u.only_skills {
+            // Many repositories carry `.claude/skills` or `.mcp.json`: a headless run goes on
+            // without them rather than refuse, since leaving them out narrows and nothing else
+            // is asked.
+            if u.only_optional {
                 eprintln!(
-                    "note: {}These skills are not offered until you run `cove trust`.",
+                    "note: {}These are not offered until you run `cove trust`.",
                     u.describe()
                 );
                 return Choice::NarrowOnce;

@@ -33,6 +33,9 @@ pub struct ProjectPlugin {
     pub component: Option<(PathBuf, String)>,
 }
 
+/// Claude Code's file of MCP servers, at the repository's root.
+pub const MCP_FILE: &str = ".mcp.json";
+
 /// Where a repository keeps skills, in order of precedence.
 pub const SKILL_DIRS: [&str; 2] = [".cove/skills", ".claude/skills"];
 /// Largest `SKILL.md` read, and most files hashed in one skill folder, and how deep.
@@ -61,6 +64,8 @@ pub struct Project {
     pub plugins: Vec<ProjectPlugin>,
     /// Skill folders in `.cove/skills` and `.claude/skills`.
     pub skills: Vec<ProjectSkill>,
+    /// `.mcp.json` at the root as read (Claude Code's MCP servers), and its path.
+    pub mcp: Option<(String, PathBuf)>,
     /// blake3 over everything above, as read.
     pub hash: String,
 }
@@ -167,13 +172,75 @@ impl Project {
         for root_rel in SKILL_DIRS {
             read_skills(dir, root, root_rel, &mut hasher, &mut out.skills)?;
         }
+        let mcp_rel = Path::new(MCP_FILE);
+        match read_capped(dir, mcp_rel) {
+            Ok(bytes) => {
+                hasher.update(b".mcp.json\0");
+                hasher.update(&(bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+                let text = String::from_utf8(bytes).map_err(|_| TrustError::Read {
+                    path: root.join(mcp_rel),
+                    message: "not UTF-8 text".into(),
+                })?;
+                out.mcp = Some((text, root.join(mcp_rel)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_err(mcp_rel, e)),
+        }
         out.hash = hasher.finalize().to_hex().to_string();
         Ok(out)
     }
 
-    /// Whether there is anything in `.cove/` (or a skill in `.claude/skills`) at all.
+    /// Whether there is anything in `.cove/` (or a skill in `.claude/skills`, or `.mcp.json`)
+    /// at all.
     pub fn is_empty(&self) -> bool {
-        self.config.is_none() && self.plugins.is_empty() && self.skills.is_empty()
+        self.config.is_none()
+            && self.plugins.is_empty()
+            && self.skills.is_empty()
+            && self.mcp.is_none()
+    }
+
+    /// The MCP servers `.mcp.json` names, each with what it would run or reach, one line each
+    /// (a file that does not parse is one line saying so).
+    pub fn mcp_servers(&self) -> Vec<String> {
+        let Some((text, _)) = &self.mcp else {
+            return Vec::new();
+        };
+        let servers = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("mcpServers").and_then(|s| s.as_object()).cloned());
+        let Some(servers) = servers else {
+            return vec![format!(
+                "{MCP_FILE}: MCP servers in a file that does not parse"
+            )];
+        };
+        servers
+            .iter()
+            .map(|(name, spec)| {
+                let what = match (
+                    spec.get("command").and_then(|c| c.as_str()),
+                    spec.get("url").and_then(|u| u.as_str()),
+                ) {
+                    (Some(command), _) => {
+                        let args: Vec<&str> = spec
+                            .get("args")
+                            .and_then(|a| a.as_array())
+                            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                            .unwrap_or_default();
+                        format!(
+                            "runs `{}`",
+                            std::iter::once(command)
+                                .chain(args)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        )
+                    }
+                    (None, Some(url)) => format!("connects to {url}"),
+                    (None, None) => "an entry with neither command nor url".into(),
+                };
+                format!("{MCP_FILE}: MCP server `{name}` ({what})")
+            })
+            .collect()
     }
 
     /// Everything the project asks for that widens what cove may do or changes where requests
@@ -202,7 +269,14 @@ impl Project {
                 s.root, s.folder
             ));
         }
+        out.extend(self.mcp_servers());
         out
+    }
+
+    /// How many of [`Project::asks`] a session can go without and lose nothing else: skills and
+    /// MCP servers, which are simply not offered.
+    pub fn optional_asks(&self) -> usize {
+        self.skills.len() + self.mcp_servers().len()
     }
 }
 
