@@ -177,6 +177,8 @@ pub struct Agent {
     spawner: Option<Arc<subagent::Spawner>>,
     /// Reaches teammates (`ask`, `send`), when this agent is on a team.
     team: Option<Arc<crate::team::tools::TeamTools>>,
+    /// The session's MCP servers, whose tools join the offer as each comes up.
+    mcp: Option<Arc<crate::mcp::hub::Hub>>,
     /// Every subagent this agent started (and theirs), in the order they ended.
     pub subagents: Vec<events::Summary>,
     /// What subagents used since the ledger last took it in.
@@ -246,6 +248,7 @@ impl Agent {
                 skills: Active::default(),
                 spawner: None,
                 team: None,
+                mcp: None,
                 subagents: Vec::new(),
                 children_usage: Usage::default(),
                 harness: Vec::new(),
@@ -295,6 +298,27 @@ impl Agent {
     /// What starts this agent's subagents (teammates are started the same way).
     pub fn spawner(&self) -> Option<&Arc<subagent::Spawner>> {
         self.spawner.as_ref()
+    }
+
+    /// Offer the tools of `hub`'s servers, each server's from the first request after it is up
+    /// (appended after the others, so the prompt's cached prefix holds).
+    pub fn offer_mcp(&mut self, hub: Arc<crate::mcp::hub::Hub>) {
+        self.mcp = Some(hub);
+        self.take_mcp_tools();
+    }
+
+    /// Append the MCP tools that came up since the last request.
+    fn take_mcp_tools(&mut self) {
+        let Some(hub) = &self.mcp else {
+            return;
+        };
+        for def in hub.defs() {
+            if !self.tools.iter().any(|t| t.name == def.name) {
+                // A server's readOnlyHint is a hint: to the gate every MCP tool may change things.
+                self.read_only.insert(def.name.clone(), false);
+                self.tools.push(def);
+            }
+        }
     }
 
     /// Put this agent on a team: it is offered `ask` and `send`.
@@ -427,6 +451,12 @@ impl Agent {
         loop {
             state = match state {
                 State::Perceive => {
+                    self.take_mcp_tools();
+                    if let Some(hub) = &self.mcp {
+                        for failure in hub.take_failures() {
+                            observer.warning(&failure);
+                        }
+                    }
                     self.compact(
                         messages,
                         transcript.as_deref_mut(),
@@ -970,10 +1000,9 @@ impl Agent {
                 }
                 continue;
             }
-            // `ask` and `send`: one at a time, each waiting for what it waits for.
-            if let Some(team) = self.team.clone()
-                && (calls[i].1 == crate::team::tools::ASK || calls[i].1 == crate::team::tools::SEND)
-            {
+            // A teammate's `ask`/`send` or an MCP server's tool: one at a time, each waiting
+            // for what answers it.
+            if let Some(remote) = self.remote(&calls[i].1) {
                 let (id, name, input) = &calls[i];
                 observer.tool_call(id, name, input);
                 let r = match self.permit(ToolCall::new(name, input), cx, observer).await {
@@ -987,9 +1016,7 @@ impl Agent {
                             observer,
                         );
                         let call = permitted.into_call();
-                        let input =
-                            serde_json::from_str::<Value>(&call.input).unwrap_or(Value::Null);
-                        let r = team.call(&call.tool, &input, cancel).await;
+                        let r = remote.answer(&call.tool, &call.input, cancel).await;
                         self.record_done(transcript.as_deref_mut(), id, &r, observer);
                         r
                     }
@@ -1099,7 +1126,37 @@ impl Agent {
     }
 }
 
+/// What answers a tool the loop waits on outside this process's plugins.
+enum Remote {
+    Team(Arc<crate::team::tools::TeamTools>),
+    Mcp(Arc<crate::mcp::hub::Hub>),
+}
+
+impl Remote {
+    async fn answer(&self, tool: &str, input: &str, cancel: &CancellationToken) -> ToolResult {
+        let input = match serde_json::from_str::<Value>(input) {
+            Ok(v) => v,
+            Err(e) => return ToolResult::error(format!("invalid input: not JSON ({e})")),
+        };
+        match self {
+            Remote::Team(team) => team.call(tool, &input, cancel).await,
+            Remote::Mcp(hub) => hub.call(tool, input, cancel).await,
+        }
+    }
+}
+
 impl Agent {
+    /// What answers `tool`, when a teammate or an MCP server does.
+    fn remote(&self, tool: &str) -> Option<Remote> {
+        if tool == crate::team::tools::ASK || tool == crate::team::tools::SEND {
+            self.team.clone().map(Remote::Team)
+        } else if crate::mcp::config::split(tool).is_some() {
+            self.mcp.clone().map(Remote::Mcp)
+        } else {
+            None
+        }
+    }
+
     /// Mark a call that changes something, or waits on others, as done in the transcript.
     fn record_done(
         &self,

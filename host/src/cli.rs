@@ -4,6 +4,7 @@
 
 mod demo;
 mod doctor;
+mod mcp;
 mod plugin;
 mod session;
 mod sessions;
@@ -124,6 +125,9 @@ enum Command {
     /// Saved sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// MCP servers: `.mcp.json` and `[mcp.servers.NAME]` in cove's config.
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Teammates: long-lived agents in `.cove/team.toml` that the lead asks for work.
     #[command(subcommand)]
     Team(TeamCommand),
@@ -177,6 +181,30 @@ enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum McpCommand {
+    /// Each server: its state, protocol version and tools (started, waited for up to 30 s).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a server to `.mcp.json`: `cove mcp add NAME -- COMMAND ARGS…` or `--url URL`.
+    Add {
+        name: String,
+        /// A Streamable HTTP server's URL.
+        #[arg(long, conflicts_with = "command")]
+        url: Option<String>,
+        /// KEY=VALUE for a stdio server's environment (repeat).
+        #[arg(long)]
+        env: Vec<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Remove a server from `.mcp.json`.
+    Remove { name: String },
 }
 
 // Parsed once per process: the size of a variant costs nothing.
@@ -283,6 +311,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Team(TeamCommand::Status { json, once }) => team::status(cli.worktree, json, once),
         Command::Teammate { name, args } => team::teammate(cli.worktree, name, args),
+        Command::Mcp(McpCommand::List { json }) => mcp::list(cli.worktree, json),
+        Command::Mcp(McpCommand::Add {
+            name,
+            url,
+            env,
+            command,
+        }) => mcp::add(cli.worktree, &name, url, command, env),
+        Command::Mcp(McpCommand::Remove { name }) => mcp::remove(cli.worktree, &name),
         Command::Sessions(SessionsCommand::List { all, json }) => {
             sessions::list(cli.worktree, all, json)
         }

@@ -128,6 +128,37 @@ pub struct TeamConfig {
     pub max_depth: Option<u32>,
 }
 
+/// `[mcp]`: MCP servers beside `.mcp.json`, and what they may do beyond the sandbox's default.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// `[mcp.servers.NAME]`: command/args/env, or type = "http" with url/headers.
+    #[serde(default)]
+    pub servers: crate::mcp::config::McpServers,
+    /// Servers whose commands may reach the network (a stdio server has none otherwise).
+    #[serde(default)]
+    pub net: Vec<String>,
+    /// Servers not started (from any file), by name.
+    #[serde(default)]
+    pub disabled: Vec<String>,
+}
+
+impl McpConfig {
+    fn merge(&mut self, later: McpConfig) {
+        self.servers.0.extend(later.servers.0);
+        for n in later.net {
+            if !self.net.contains(&n) {
+                self.net.push(n);
+            }
+        }
+        for n in later.disabled {
+            if !self.disabled.contains(&n) {
+                self.disabled.push(n);
+            }
+        }
+    }
+}
+
 /// Where teammates' mailboxes live.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -351,6 +382,8 @@ pub struct ConfigFile {
     agents: AgentsConfig,
     #[serde(default)]
     team: TeamConfig,
+    #[serde(default)]
+    mcp: McpConfig,
 }
 
 impl ConfigFile {
@@ -362,7 +395,7 @@ impl ConfigFile {
         let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             message: format!(
-                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb), [context] (window_tokens, compact_at, target, compact), [agents] (max_depth) and [team] (backend, redis_url, name, timeout_secs, max_depth)",
+                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb), [context] (window_tokens, compact_at, target, compact), [agents] (max_depth), [team] (backend, redis_url, name, timeout_secs, max_depth) and [mcp] (servers.NAME, net, disabled)",
                 e.message()
             ),
         })?;
@@ -401,6 +434,7 @@ pub struct Config {
     pub context: ContextConfig,
     pub agents: AgentsConfig,
     pub team: TeamConfig,
+    pub mcp: McpConfig,
     /// Caps an untrusted project put on plugins' limits (they can only lower them).
     pub caps: BTreeMap<String, LimitsConfig>,
     /// A cap on every plugin's limits, from an untrusted project.
@@ -475,6 +509,7 @@ impl Config {
             self.agents.max_depth = f.agents.max_depth;
         }
         self.team.merge(f.team);
+        self.mcp.merge(f.mcp);
         if f.sandbox.memory_mb.is_some() {
             self.sandbox.memory_mb = f.sandbox.memory_mb;
         }
@@ -571,6 +606,25 @@ impl Config {
             }
         }
         self.team.merge(team);
+
+        // MCP servers run commands or reach URLs the repository names, and `net` lets them out:
+        // both need trust. Switching a server off only narrows.
+        let mut mcp = f.mcp;
+        for name in mcp.servers.0.keys() {
+            widening.push(format!(
+                "[mcp.servers.{name}] (an MCP server from the repository)"
+            ));
+        }
+        for name in &mcp.net {
+            widening.push(format!(
+                "[mcp] net = [{name:?}] (an MCP server reaching the network)"
+            ));
+        }
+        if !trusted {
+            mcp.servers.0.clear();
+            mcp.net.clear();
+        }
+        self.mcp.merge(mcp);
 
         // Policies.
         if let Some(p) = f.policy {

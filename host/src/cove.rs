@@ -2,6 +2,7 @@
 //!
 //! Modules by layer, each importing only from the layers below it:
 //! [`agent`] (the master loop, dispatch, the policy gate) ▸
+//! [`team`] (teammates, mailboxes, task worktrees) ▸ [`mcp`] (MCP servers' tools) ▸
 //! [`context`] (system prompt, memory files, token and cost accounting) ▸ [`provider`] (model
 //! APIs) ▸ [`plugins`] (manifests, the registry, workspace trust, and all wasmtime glue in
 //! `plugins::runtime`) ▸ [`capabilities`] (what the host offers plugins natively) ▸ [`sandbox`]
@@ -13,6 +14,7 @@ pub mod capabilities;
 pub mod config;
 pub mod context;
 pub mod conversation;
+pub mod mcp;
 pub mod paths;
 pub mod plugins;
 pub mod provider;

@@ -10,6 +10,7 @@ mod exec_sandbox;
 mod faults;
 mod fs_tools;
 mod mailbox;
+mod mcp;
 mod memory;
 mod mock_model;
 mod policy;

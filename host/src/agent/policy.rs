@@ -280,6 +280,10 @@ impl Gate {
             (host_tools::PLUGIN.to_string(), read_only)
         } else if let Some(p) = registry.skill_tool_owner(&call.tool) {
             from_manifest(p)
+        } else if let Some((server, _)) = crate::mcp::config::split(&call.tool) {
+            // An MCP server's tool: the plugin policies see is `mcp:<server>`, and it counts as
+            // changing things whatever its readOnlyHint says.
+            (format!("mcp:{server}"), false)
         } else {
             // Unknown tools fail in dispatch with the list of tools; nothing can run anyway.
             (String::new(), true)

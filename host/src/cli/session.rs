@@ -78,6 +78,10 @@ pub(crate) fn start(
         eprintln!("warning: {w}");
     }
     runtime.block_on(async move {
+        let hub = super::mcp::start(&ws);
+        if let Some(hub) = &hub {
+            agent.offer_mcp(hub.clone());
+        }
         let joined = super::team::join(&ws, &mut agent, mode, args.output_format, &model).await?;
         let done = match prompt {
             Some(prompt) => {
@@ -104,6 +108,9 @@ pub(crate) fn start(
         };
         if let Some(j) = joined {
             j.leave().await;
+        }
+        if let Some(hub) = hub {
+            hub.stop().await;
         }
         done
     })

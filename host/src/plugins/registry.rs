@@ -348,6 +348,12 @@ impl Registry {
         }
     }
 
+    /// The bounds on what one command may take (`[sandbox]`), for commands started beside the
+    /// plugins' (MCP servers).
+    pub fn commands(&self) -> crate::sandbox::Resources {
+        self.commands
+    }
+
     /// The same plugins, grants and limits over another worktree (a subagent's), sharing this
     /// registry's engine and component cache but nothing loaded: each plugin is instantiated
     /// (and described) again for the new worktree, and commands start at its root.

@@ -1,0 +1,361 @@
+//! The MCP servers of one session: started in parallel in the background, their tools offered
+//! as `mcp__<server>__<tool>` once they are up, their calls answered.
+//!
+//! Owns each server's life in the session (starting, up with its tools, failed with a reason
+//! said once; its tools listed again on `notifications/tools/list_changed`) and starting a
+//! stdio server inside the exec sandbox: confined to the worktree like a `bash` command, no
+//! network unless its config grants it, an environment of the allow-list plus what the config
+//! passes, secrets hidden. A slow or broken server never delays the first request: the loop
+//! takes what is up at each request.
+//! Must not decide whether a call may run (the policy gate did) or whether a server may start
+//! (trust and the config did, before).
+
+use crate::agent::dispatch::ToolResult;
+use crate::conversation::ToolDef;
+use crate::mcp::client::{McpTool, Server};
+use crate::mcp::config::{ServerSpec, Transport, qualified, split};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long a server may take to answer `initialize`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a stdio server may do beyond the worktree, from its config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// The network (off unless granted).
+    pub net: bool,
+}
+
+/// One server to start.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub spec: ServerSpec,
+    pub grants: Grants,
+}
+
+/// A server's state.
+enum Slot {
+    Starting,
+    Up {
+        server: Arc<Server>,
+        tools: Vec<McpTool>,
+    },
+    Failed(String),
+}
+
+/// A server's state as `cove mcp list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub name: String,
+    /// `starting`, `up` or `failed`.
+    pub state: &'static str,
+    pub tools: Vec<String>,
+    pub error: Option<String>,
+    pub protocol: Option<String>,
+}
+
+/// The servers of a session.
+pub struct Hub {
+    slots: Mutex<BTreeMap<String, Slot>>,
+    /// Failures not told yet (each is told once).
+    untold: Mutex<Vec<String>>,
+    changed: tokio::sync::Notify,
+    stop: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Hub {
+    /// Start every planned server in the background, stdio ones in the sandbox over `worktree`
+    /// (memory and disk bounds from `resources`). Returns at once.
+    pub fn start(
+        planned: Vec<Planned>,
+        worktree: &Path,
+        resources: crate::sandbox::Resources,
+    ) -> Arc<Hub> {
+        let hub = Arc::new(Hub {
+            slots: Mutex::new(
+                planned
+                    .iter()
+                    .map(|p| (p.spec.name.clone(), Slot::Starting))
+                    .collect(),
+            ),
+            untold: Mutex::new(Vec::new()),
+            changed: tokio::sync::Notify::new(),
+            stop: CancellationToken::new(),
+        });
+        for p in planned {
+            let hub2 = hub.clone();
+            let root = worktree.to_path_buf();
+            tokio::spawn(async move { hub2.run(p, root, resources).await });
+        }
+        hub
+    }
+
+    /// Bring one server up, keep its tools listed, and report its failure.
+    async fn run(self: Arc<Self>, p: Planned, root: PathBuf, resources: crate::sandbox::Resources) {
+        let name = p.spec.name.clone();
+        let started = tokio::select! {
+            () = self.stop.cancelled() => return,
+            s = connect(&p, &root, resources) => s,
+        };
+        let server = match started {
+            Ok(s) => Arc::new(s),
+            Err(e) => return self.fail(&name, e),
+        };
+        let mut changed = server.tools_changed();
+        loop {
+            match server.tools().await {
+                Ok(tools) => {
+                    lock(&self.slots).insert(
+                        name.clone(),
+                        Slot::Up {
+                            server: server.clone(),
+                            tools,
+                        },
+                    );
+                    self.changed.notify_waiters();
+                }
+                Err(e) => return self.fail(&name, e.to_string()),
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => break,
+                c = changed.changed() => if c.is_err() { break },
+            }
+        }
+        lock(&self.slots).remove(&name);
+        if let Ok(server) = Arc::try_unwrap(server) {
+            server.stop().await;
+        }
+    }
+
+    fn fail(&self, name: &str, why: String) {
+        tracing::warn!("MCP server `{name}`: {why}");
+        lock(&self.slots).insert(name.to_string(), Slot::Failed(why.clone()));
+        lock(&self.untold).push(why);
+        self.changed.notify_waiters();
+    }
+
+    /// Failures not told yet, each once.
+    pub fn take_failures(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.untold))
+    }
+
+    /// Wait until no server is starting any more, for `bound` at most.
+    pub async fn settle(&self, bound: Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let notified = self.changed.notified();
+            if !lock(&self.slots)
+                .values()
+                .any(|s| matches!(s, Slot::Starting))
+            {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The tools of every server up now, as the model is offered them: by server, then in the
+    /// server's order.
+    pub fn defs(&self) -> Vec<ToolDef> {
+        lock(&self.slots)
+            .iter()
+            .flat_map(|(name, slot)| match slot {
+                Slot::Up { tools, .. } => tools
+                    .iter()
+                    .map(|t| ToolDef {
+                        name: qualified(name, &t.name),
+                        description: if t.description.is_empty() {
+                            t.title.clone().unwrap_or_default()
+                        } else {
+                            t.description.clone()
+                        },
+                        input_schema: t.input_schema.clone(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Every server's state.
+    pub fn status(&self) -> Vec<Status> {
+        lock(&self.slots)
+            .iter()
+            .map(|(name, slot)| match slot {
+                Slot::Starting => Status {
+                    name: name.clone(),
+                    state: "starting",
+                    tools: Vec::new(),
+                    error: None,
+                    protocol: None,
+                },
+                Slot::Up { server, tools } => Status {
+                    name: name.clone(),
+                    state: "up",
+                    tools: tools.iter().map(|t| t.name.clone()).collect(),
+                    error: None,
+                    protocol: Some(server.protocol_version()),
+                },
+                Slot::Failed(e) => Status {
+                    name: name.clone(),
+                    state: "failed",
+                    tools: Vec::new(),
+                    error: Some(e.clone()),
+                    protocol: None,
+                },
+            })
+            .collect()
+    }
+
+    /// Answer a permitted call of `mcp__<server>__<tool>`.
+    pub async fn call(
+        &self,
+        qualified: &str,
+        input: Value,
+        cancel: &CancellationToken,
+    ) -> ToolResult {
+        let Some((server_name, tool)) = split(qualified) else {
+            return ToolResult::error(format!("`{qualified}` is not an MCP tool name"));
+        };
+        // A call of a server still starting waits for it (its start is bounded).
+        let starting = matches!(lock(&self.slots).get(server_name), Some(Slot::Starting));
+        if starting {
+            tokio::select! {
+                () = self.settle(INIT_TIMEOUT + Duration::from_secs(5)) => {}
+                () = cancel.cancelled() => return ToolResult::error("cancelled".into()),
+            }
+        }
+        let server = match lock(&self.slots).get(server_name) {
+            Some(Slot::Up { server, .. }) => server.clone(),
+            Some(Slot::Starting) => {
+                return ToolResult::error(format!(
+                    "MCP server `{server_name}` is still starting; try again in a moment"
+                ));
+            }
+            Some(Slot::Failed(e)) => return ToolResult::error(e.clone()),
+            None => return ToolResult::error(format!("no MCP server `{server_name}`")),
+        };
+        match server
+            .call(tool, input, cancel.child_token(), CALL_TIMEOUT)
+            .await
+        {
+            Ok(out) => ToolResult {
+                text: out.text,
+                is_error: out.is_error,
+            },
+            Err(e) => ToolResult::error(e.to_string()),
+        }
+    }
+
+    /// Stop every server.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        let servers: Vec<Arc<Server>> = std::mem::take(&mut *lock(&self.slots))
+            .into_values()
+            .filter_map(|s| match s {
+                Slot::Up { server, .. } => Some(server),
+                _ => None,
+            })
+            .collect();
+        drop(servers);
+    }
+}
+
+/// Connect to one server: a stdio one started in the sandbox.
+async fn connect(
+    p: &Planned,
+    root: &Path,
+    resources: crate::sandbox::Resources,
+) -> Result<Server, String> {
+    match &p.spec.transport {
+        Transport::Http { url, headers } => Server::http(&p.spec.name, url, headers, INIT_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string()),
+        Transport::Stdio { command, args, env } => {
+            let tmp = std::env::temp_dir().join(format!(
+                "cove-mcp-{}-{}",
+                p.spec.name,
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&tmp)
+                .map_err(|e| format!("MCP server `{}`: no tmp directory: {e}", p.spec.name))?;
+            let spec = crate::sandbox::Spec {
+                argv: std::iter::once(command.clone())
+                    .chain(args.iter().cloned())
+                    .collect(),
+                cwd: root.to_path_buf(),
+                worktree: root.to_path_buf(),
+                tmp,
+                net: p.grants.net,
+                deny: crate::sandbox::default_deny(),
+                max_procs: 512,
+                max_file_bytes: 1 << 30,
+                // A server runs as long as the session: no CPU-time bound.
+                cpu_secs: u64::MAX,
+                memory_bytes: resources.memory_bytes,
+                disk_bytes: resources.disk_bytes,
+                env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                unsandboxed: crate::sandbox::unsandboxed(),
+            };
+            let cmd = crate::sandbox::command(&spec)
+                .map_err(|e| format!("MCP server `{}` was not started: {e}", p.spec.name))?;
+            Server::stdio(
+                &p.spec.name,
+                tokio::process::Command::from(cmd),
+                INIT_TIMEOUT,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The servers a session starts: `.mcp.json`'s (`mcp_json`: given only when the repository is
+/// trusted), then `[mcp.servers]` of cove's config (a name in both: the config's), less the
+/// disabled ones, each with its grants; with what could not be used, one line each.
+pub fn plan(
+    config: &crate::config::McpConfig,
+    mcp_json: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<Planned>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut specs: BTreeMap<String, ServerSpec> = BTreeMap::new();
+    if let Some(text) = mcp_json {
+        match crate::mcp::config::parse_mcp_json(text, env) {
+            Ok(list) => specs.extend(list.into_iter().map(|s| (s.name.clone(), s))),
+            Err(e) => problems.push(format!(".mcp.json: {e}")),
+        }
+    }
+    for (name, entry) in &config.servers.0 {
+        match entry.resolve(name, env) {
+            Ok(spec) => {
+                specs.insert(name.clone(), spec);
+            }
+            Err(e) => problems.push(format!("[mcp.servers.{name}]: {e}")),
+        }
+    }
+    let planned = specs
+        .into_values()
+        .filter(|s| !config.disabled.contains(&s.name))
+        .map(|spec| Planned {
+            grants: Grants {
+                net: config.net.contains(&spec.name),
+            },
+            spec,
+        })
+        .collect();
+    (planned, problems)
+}
