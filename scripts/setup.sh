@@ -32,6 +32,9 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+# The MCP tests install and run the reference servers (npm and PyPI packages).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # The teammates' tests run real Redis servers (redis-cli comes with it, from redis-tools).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
