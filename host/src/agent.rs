@@ -179,6 +179,8 @@ pub struct Agent {
     team: Option<Arc<crate::team::tools::TeamTools>>,
     /// The session's MCP servers, whose tools join the offer as each comes up.
     mcp: Option<Arc<crate::mcp::hub::Hub>>,
+    /// Above this many tokens of MCP tool schemas, they are offered through `tool_search`.
+    mcp_eager_tokens: u64,
     /// Every subagent this agent started (and theirs), in the order they ended.
     pub subagents: Vec<events::Summary>,
     /// What subagents used since the ledger last took it in.
@@ -249,6 +251,7 @@ impl Agent {
                 spawner: None,
                 team: None,
                 mcp: None,
+                mcp_eager_tokens: 0,
                 subagents: Vec::new(),
                 children_usage: Usage::default(),
                 harness: Vec::new(),
@@ -301,18 +304,40 @@ impl Agent {
     }
 
     /// Offer the tools of `hub`'s servers, each server's from the first request after it is up
-    /// (appended after the others, so the prompt's cached prefix holds).
-    pub fn offer_mcp(&mut self, hub: Arc<crate::mcp::hub::Hub>) {
+    /// (appended after the others, so the prompt's cached prefix holds). When their schemas
+    /// would take more than `eager_tokens`, only their names are offered, in `tool_search`.
+    pub fn offer_mcp(&mut self, hub: Arc<crate::mcp::hub::Hub>, eager_tokens: u64) {
         self.mcp = Some(hub);
+        self.mcp_eager_tokens = eager_tokens;
         self.take_mcp_tools();
     }
 
-    /// Append the MCP tools that came up since the last request.
+    /// Append the MCP tools that came up since the last request (or `tool_search`, once they
+    /// are too many).
     fn take_mcp_tools(&mut self) {
-        let Some(hub) = &self.mcp else {
+        let Some(hub) = self.mcp.clone() else {
             return;
         };
-        for def in hub.defs() {
+        let defs = hub.defs();
+        if defs.is_empty() || self.host.has(host_tools::TOOL_SEARCH) {
+            return;
+        }
+        let tokens: u64 = defs
+            .iter()
+            .map(|d| {
+                crate::context::tokens::estimate(&d.description)
+                    + crate::context::tokens::estimate(&d.input_schema.to_string())
+            })
+            .sum();
+        if tokens > self.mcp_eager_tokens {
+            let search = Arc::new(host_tools::ToolSearch::new(hub));
+            if self.host.add(search.clone()).is_ok() {
+                self.read_only.insert(host_tools::TOOL_SEARCH.into(), true);
+                self.tools.push(search.def().clone());
+            }
+            return;
+        }
+        for def in defs {
             if !self.tools.iter().any(|t| t.name == def.name) {
                 // A server's readOnlyHint is a hint: to the gate every MCP tool may change things.
                 self.read_only.insert(def.name.clone(), false);
@@ -385,6 +410,14 @@ impl Agent {
         observer: &mut dyn Observer,
     ) {
         match effect {
+            Effect::OfferTools(defs) => {
+                for def in defs {
+                    if !self.tools.iter().any(|t| t.name == def.name) {
+                        self.read_only.insert(def.name.clone(), false);
+                        self.tools.push(def);
+                    }
+                }
+            }
             Effect::ActivateSkill { activation, tools } => {
                 record(
                     transcript,
@@ -1015,8 +1048,7 @@ impl Agent {
                             },
                             observer,
                         );
-                        let call = permitted.into_call();
-                        let r = remote.answer(&call.tool, &call.input, cancel).await;
+                        let r = remote.answer(permitted, cancel).await;
                         self.record_done(transcript.as_deref_mut(), id, &r, observer);
                         r
                     }
@@ -1133,14 +1165,17 @@ enum Remote {
 }
 
 impl Remote {
-    async fn answer(&self, tool: &str, input: &str, cancel: &CancellationToken) -> ToolResult {
-        let input = match serde_json::from_str::<Value>(input) {
-            Ok(v) => v,
-            Err(e) => return ToolResult::error(format!("invalid input: not JSON ({e})")),
-        };
+    /// Answer a permitted call; the permission is spent on it.
+    async fn answer(&self, permitted: Permitted, cancel: &CancellationToken) -> ToolResult {
         match self {
-            Remote::Team(team) => team.call(tool, &input, cancel).await,
-            Remote::Mcp(hub) => hub.call(tool, input, cancel).await,
+            Remote::Mcp(hub) => hub.call(permitted, cancel).await,
+            Remote::Team(team) => {
+                let call = permitted.into_call();
+                match serde_json::from_str::<Value>(&call.input) {
+                    Ok(input) => team.call(&call.tool, &input, cancel).await,
+                    Err(e) => ToolResult::error(format!("invalid input: not JSON ({e})")),
+                }
+            }
         }
     }
 }

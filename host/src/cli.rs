@@ -17,11 +17,9 @@ mod worktrees;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cove::agent::workspace::{Choice, Undecided, Workspace};
-use cove::plugins::registry::Registry;
 use cove::worktree::Worktree;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -333,8 +331,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             worktrees::clean(cli.worktree, force, json)
         }
         Command::Tools(ToolsCommand::List { json }) => {
-            let registry = open_registry(cli.worktree)?;
-            tools::list(&registry, json)
+            let ws = open_narrowed(cli.worktree)?;
+            tools::list(&ws, json)
         }
         Command::Tools(ToolsCommand::Call { tool, input, json }) => {
             tools::call(cli.worktree, tool, input, json)
@@ -362,12 +360,6 @@ pub(crate) fn open_workspace(
         cove::paths::cache_dir(),
         decide,
     )?)
-}
-
-/// For commands where the user acts by hand (`cove tools …`): an undecided `.cove/` applies only
-/// where it narrows, and the user is told what was left out.
-pub(crate) fn open_registry(worktree: Option<PathBuf>) -> Result<Arc<Registry>> {
-    Ok(open_narrowed(worktree)?.registry)
 }
 
 /// The workspace for a command the user runs by hand: an undecided `.cove/` applies only where

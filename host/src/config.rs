@@ -141,10 +141,22 @@ pub struct McpConfig {
     /// Servers not started (from any file), by name.
     #[serde(default)]
     pub disabled: Vec<String>,
+    /// When the servers' tool schemas would take more tokens than this, the prompt names the
+    /// tools only and `tool_search` gives the schemas (default [`DEFAULT_MCP_EAGER_TOKENS`]).
+    #[serde(default)]
+    pub eager_tokens: Option<u64>,
 }
 
+/// Default `[mcp] eager_tokens`.
+pub const DEFAULT_MCP_EAGER_TOKENS: u64 = 4000;
+
 impl McpConfig {
+    pub fn eager_tokens(&self) -> u64 {
+        self.eager_tokens.unwrap_or(DEFAULT_MCP_EAGER_TOKENS)
+    }
+
     fn merge(&mut self, later: McpConfig) {
+        self.eager_tokens = later.eager_tokens.or(self.eager_tokens);
         self.servers.0.extend(later.servers.0);
         for n in later.net {
             if !self.net.contains(&n) {
@@ -395,7 +407,7 @@ impl ConfigFile {
         let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             message: format!(
-                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb), [context] (window_tokens, compact_at, target, compact), [agents] (max_depth), [team] (backend, redis_url, name, timeout_secs, max_depth) and [mcp] (servers.NAME, net, disabled)",
+                "{}; sections are [provider] (kind, model, base_url, profile, max_tokens, temperature, constrained, max_turns, token_budget, …), [plugins.NAME] (enabled, fs, search, exec, ast, net, env, timeout_ms, memory_mb, output_kb), [limits], [sandbox] (memory_mb, disk_mb), [context] (window_tokens, compact_at, target, compact), [agents] (max_depth), [team] (backend, redis_url, name, timeout_secs, max_depth) and [mcp] (servers.NAME, net, disabled, eager_tokens)",
                 e.message()
             ),
         })?;

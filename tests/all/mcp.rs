@@ -975,6 +975,30 @@ fn cove_mcp_list_shows_a_repositorys_server_and_its_tools_once_trusted()
         json!(["echo", "wait", "crash", "escape"]),
         "{listed}"
     );
+    // Scripts see them as any tool: listed, and called by hand through the policies.
+    let run = sb.cove(&["tools", "list"])?;
+    assert!(
+        run.out()
+            .lines()
+            .any(|l| l.starts_with("mcp__scripted__echo") && l.contains("mcp:scripted")),
+        "{run:?}"
+    );
+    let run = sb.cove(&[
+        "tools",
+        "call",
+        "mcp__scripted__echo",
+        r#"{"text": "by hand"}"#,
+    ])?;
+    assert_eq!(run.out().trim(), "by hand");
+    let run = sb.cove(&[
+        "--worktree",
+        ".",
+        "tools",
+        "call",
+        "mcp__scripted__nope",
+        "{}",
+    ])?;
+    assert!(!run.ok && run.stderr.contains("nope"), "{run:?}");
     Ok(())
 }
 
@@ -1006,6 +1030,9 @@ fn the_model_calls_an_mcp_tool_through_the_gate_and_the_server_stays_in_the_sand
                         json!({"path": outside.to_string_lossy(), "host": "127.0.0.1", "port": port}),
                     ),
                 ]),
+                // A server that dies mid-call is started again, and answers the next call.
+                calls(&[("c3", "mcp__scripted__crash", json!({}))]),
+                calls(&[("c4", "mcp__scripted__echo", json!({"text": "back again"}))]),
                 done("done"),
             ],
         )],
@@ -1029,7 +1056,17 @@ fn the_model_calls_an_mcp_tool_through_the_gate_and_the_server_stays_in_the_sand
         "{tools:?}"
     );
     let results = last_results(&requests);
-    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results.len(), 4, "{results:?}");
+    assert!(
+        results[2].0 && results[2].1.contains("closed the connection"),
+        "{results:?}"
+    );
+    assert_eq!(results[3], (false, "back again".to_string()));
+    assert!(
+        run.stderr.contains("starting it again (1 of 3)"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(results[0], (false, "hello over MCP".to_string()));
     // Confined like a `bash` command: no write outside the worktree, no network.
     assert!(
@@ -1060,5 +1097,73 @@ fn the_model_calls_an_mcp_tool_through_the_gate_and_the_server_stays_in_the_sand
         results[0].0 && results[0].1.contains("approval"),
         "{results:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn past_eager_tokens_the_prompt_names_mcp_tools_and_tool_search_offers_their_schemas()
+-> crate::support::TestResult {
+    use crate::mock_model::{MockModel, calls, done, env, last_results, requests_of, route_with};
+    let sb = crate::support::Sandbox::new()?;
+    std::fs::write(
+        sb.tmp.path().join("config/config.toml"),
+        format!(
+            "[mcp]\neager_tokens = 10\n[mcp.servers.scripted]\ncommand = \"python3\"\nargs = [{:?}]\n",
+            test_server("scripted.py").to_string_lossy()
+        ),
+    )?;
+    let m = MockModel::start(vec![])?;
+    route_with(
+        &m,
+        vec![(
+            "LAZY-3310",
+            vec![
+                // Waits for the server; from the next request on, its tools are named only.
+                calls(&[("c1", "mcp__scripted__echo", json!({"text": "first"}))]),
+                calls(&[("c2", "tool_search", json!({"query": "echo"}))]),
+                calls(&[("c3", "mcp__scripted__echo", json!({"text": "found"}))]),
+                done("done"),
+            ],
+        )],
+        |_, _, _| {},
+    );
+    let env = env(&m);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = sb.cove_env(
+        &["run", "--yes", "--max-tokens", "1000", "LAZY-3310 go"],
+        &env,
+    )?;
+    assert!(run.ok, "{run:?}");
+    let requests = requests_of(&m, "LAZY-3310");
+    assert_eq!(requests.len(), 4);
+    let tools = |i: usize| crate::mock_model::tool_names(&requests[i]);
+    assert!(
+        tools(1).iter().any(|t| t == "tool_search"),
+        "{:?}",
+        tools(1)
+    );
+    assert!(
+        !tools(1).iter().any(|t| t.starts_with("mcp__")),
+        "{:?}",
+        tools(1)
+    );
+    let search = requests[1]["tools"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "tool_search"))
+        .map(|t| t["description"].to_string())
+        .unwrap_or_default();
+    assert!(
+        search.contains("mcp__scripted__echo: Answers with its text."),
+        "{search}"
+    );
+    // Found, it is offered from then on, after everything that was there (the prefix holds).
+    assert_eq!(
+        tools(2).last().map(String::as_str),
+        Some("mcp__scripted__echo")
+    );
+    assert_eq!(tools(2)[..tools(1).len()], tools(1)[..]);
+    let results = last_results(&requests);
+    assert!(results[1].1.contains("\"text\""), "{results:?}");
+    assert_eq!(results[2], (false, "found".to_string()));
     Ok(())
 }

@@ -34,7 +34,11 @@ pub const HOST_TOOLS: &[(&str, bool)] = &[
     (crate::agent::subagent::TASK, true),
     (crate::team::tools::ASK, true),
     (crate::team::tools::SEND, true),
+    (TOOL_SEARCH, true),
 ];
+
+/// The `tool_search` tool's name: MCP tools offered by name until their schemas are asked for.
+pub const TOOL_SEARCH: &str = "tool_search";
 
 /// Whether host tool `name` is read-only; `None` when there is no such host tool.
 pub fn read_only(name: &str) -> Option<bool> {
@@ -58,6 +62,9 @@ pub enum Effect {
         activation: Activation,
         tools: Vec<(ToolDef, bool)>,
     },
+    /// Tools found by `tool_search`, offered from the next request on (appended); they may
+    /// change things.
+    OfferTools(Vec<ToolDef>),
 }
 
 /// A host tool's answer: the result for the model and what it changes.
@@ -367,6 +374,89 @@ impl HostTool for SkillTool {
                     .then_some(Effect::ActivateSkill { activation, tools }),
             },
             Err(why) => HostAnswer::error(why),
+        }
+    }
+}
+
+/// The `tool_search` tool: when the MCP servers' tools would take more of the prompt than
+/// `[mcp] eager_tokens`, the model sees their names and one-line descriptions here, and a search
+/// gives the full schemas of the matching ones, which are offered from then on.
+pub struct ToolSearch {
+    hub: Arc<crate::mcp::hub::Hub>,
+    def: ToolDef,
+}
+
+/// Most tools one search gives.
+const MAX_FOUND: usize = 8;
+
+impl ToolSearch {
+    /// Over `hub`'s servers, listing the tools up now (more are found as servers come up).
+    pub fn new(hub: Arc<crate::mcp::hub::Hub>) -> Self {
+        let listing: String = hub
+            .defs()
+            .iter()
+            .map(|d| {
+                let line = d.description.lines().next().unwrap_or("").trim();
+                let line = crate::plugins::runtime::cut(line, 120);
+                format!("\n- {}: {line}", d.name)
+            })
+            .collect();
+        let def = ToolDef {
+            name: TOOL_SEARCH.into(),
+            description: format!(
+                "Find tools of the MCP servers by words of their names or descriptions; gives their full input schemas, and offers them from then on. Call it before using one of these:{listing}"
+            ),
+            input_schema: serde_json::json!({
+                "type": "object",
+                "properties": {"query": {"type": "string", "description": "Words to look for, or a tool's exact name"}},
+                "required": ["query"]
+            }),
+        };
+        Self { hub, def }
+    }
+}
+
+impl HostTool for ToolSearch {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, input: serde_json::Value, _cx: &HostCx<'_>) -> HostAnswer {
+        let query = input["query"].as_str().unwrap_or("").to_lowercase();
+        let words: Vec<&str> = query.split_whitespace().collect();
+        let all = self.hub.defs();
+        let mut scored: Vec<(usize, ToolDef)> = all
+            .into_iter()
+            .filter_map(|d| {
+                let name = d.name.to_lowercase();
+                if name == query {
+                    return Some((usize::MAX, d));
+                }
+                let text = format!("{name} {}", d.description.to_lowercase());
+                let score = words.iter().filter(|w| text.contains(**w)).count();
+                (score > 0).then_some((score, d))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        let found: Vec<ToolDef> = scored.into_iter().take(MAX_FOUND).map(|(_, d)| d).collect();
+        if found.is_empty() {
+            return HostAnswer::error(format!(
+                "no MCP tool matches {query:?}; the tools are listed in this tool's description"
+            ));
+        }
+        let text = found
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}: {}\ninput schema: {}",
+                    d.name, d.description, d.input_schema
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        HostAnswer {
+            result: ToolResult::ok(format!("{text}\n\n(These tools are offered from now on.)")),
+            effect: Some(Effect::OfferTools(found)),
         }
     }
 }

@@ -132,3 +132,48 @@ pub(crate) fn remove(worktree: Option<PathBuf>, name: &str) -> Result<ExitCode> 
     eprintln!("removed MCP server `{name}` from {}", file.display());
     Ok(ExitCode::SUCCESS)
 }
+
+/// MCP tools as `cove tools` shows them (`mcp__server__tool`, description), and the failures of
+/// servers that would not start.
+pub(crate) type Listed = (Vec<(String, String)>, Vec<String>);
+
+/// The tools of `ws`'s MCP servers, after starting them and waiting (bounded); none when there
+/// are no servers.
+pub(crate) fn tools(ws: &Workspace) -> Result<Listed> {
+    let runtime = super::async_runtime()?;
+    Ok(runtime.block_on(async {
+        let Some(hub) = start(ws) else {
+            return (Vec::new(), Vec::new());
+        };
+        hub.settle(WAIT).await;
+        let tools = hub
+            .defs()
+            .into_iter()
+            .map(|d| (d.name, d.description))
+            .collect();
+        let failures = hub.take_failures();
+        hub.stop().await;
+        (tools, failures)
+    }))
+}
+
+/// Run one permitted call of an MCP server's tool by hand (`cove tools call`).
+pub(crate) fn call(
+    ws: &Workspace,
+    permitted: cove::agent::policy::Permitted,
+) -> Result<cove::agent::dispatch::ToolResult> {
+    let runtime = super::async_runtime()?;
+    Ok(runtime.block_on(async {
+        let Some(hub) = start(ws) else {
+            return cove::agent::dispatch::ToolResult::error(
+                "no MCP servers here (.mcp.json once trusted, or [mcp.servers.NAME])".into(),
+            );
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let watcher = super::session::cancel_on_ctrl_c(&cancel);
+        let result = hub.call(permitted, &cancel).await;
+        watcher.abort();
+        hub.stop().await;
+        result
+    }))
+}

@@ -80,7 +80,7 @@ pub(crate) fn start(
     runtime.block_on(async move {
         let hub = super::mcp::start(&ws);
         if let Some(hub) = &hub {
-            agent.offer_mcp(hub.clone());
+            agent.offer_mcp(hub.clone(), ws.config.mcp.eager_tokens());
         }
         let joined = super::team::join(&ws, &mut agent, mode, args.output_format, &model).await?;
         let done = match prompt {

@@ -16,7 +16,7 @@ pub(crate) fn call(
     json: bool,
 ) -> Result<ExitCode> {
     let ws = super::open_narrowed(worktree)?;
-    let registry = ws.registry;
+    let registry = ws.registry.clone();
     let input = if input == "-" {
         let mut buf = String::new();
         std::io::stdin()
@@ -35,14 +35,20 @@ pub(crate) fn call(
         // A call typed by hand runs outside any session: no skill is loaded.
         skills: Default::default(),
     };
-    let result = match gate.decide(&registry, ToolCall { tool, input }, &cx) {
-        Decision::Allow(permitted) => dispatch::call(&registry, permitted),
+    let permitted = match gate.decide(&registry, ToolCall { tool, input }, &cx) {
+        Decision::Allow(permitted) => Ok(permitted),
         // The user typed this call: that is their answer to the policy's question.
-        Decision::Ask(pending) => dispatch::call(&registry, pending.approve()),
-        Decision::Deny(why) => dispatch::ToolResult {
+        Decision::Ask(pending) => Ok(pending.approve()),
+        Decision::Deny(why) => Err(dispatch::ToolResult {
             text: format!("denied by policy: {why}"),
             is_error: true,
-        },
+        }),
+    };
+    let result = match permitted {
+        // An MCP server's tool: its servers are started, and waited for (bounded).
+        Ok(p) if cove::mcp::config::split(&p.call().tool).is_some() => super::mcp::call(&ws, p)?,
+        Ok(p) => dispatch::call(&registry, p),
+        Err(denied) => denied,
     };
     let mut out = std::io::stdout().lock();
     if json {
@@ -62,8 +68,11 @@ pub(crate) fn call(
     })
 }
 
-pub(crate) fn list(registry: &Registry, json: bool) -> Result<ExitCode> {
+pub(crate) fn list(ws: &cove::agent::workspace::Workspace, json: bool) -> Result<ExitCode> {
+    let registry: &Registry = &ws.registry;
     let tools = registry.tools();
+    // The MCP servers' tools too: their servers are started, and waited for (bounded).
+    let (mcp, mcp_problems) = super::mcp::tools(ws)?;
     let disabled: Vec<String> = registry
         .plugins()
         .iter()
@@ -75,13 +84,20 @@ pub(crate) fn list(registry: &Registry, json: bool) -> Result<ExitCode> {
         let value = serde_json::json!({
             "worktree": registry.worktree().root(),
             "tools": tools,
+            "mcp_tools": mcp.iter().map(|(name, description)| serde_json::json!({"name": name, "description": description})).collect::<Vec<_>>(),
             "disabled_plugins": disabled,
-            "problems": registry.problems(),
+            "problems": registry.problems().iter().cloned().chain(mcp_problems.iter().cloned()).collect::<Vec<_>>(),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let width = tools
+        .iter()
+        .map(|t| t.name.len())
+        .chain(mcp.iter().map(|(n, _)| n.len()))
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let src_width = tools
         .iter()
         .map(|t| t.plugin.len() + t.source.to_string().len() + 1)
@@ -103,6 +119,20 @@ pub(crate) fn list(registry: &Registry, json: bool) -> Result<ExitCode> {
             t.capabilities.summary(),
             t.description
         )?;
+    }
+    for (name, description) in &mcp {
+        let server = cove::mcp::config::split(name).map_or("", |(s, _)| s);
+        let source = format!("mcp:{server}");
+        writeln!(
+            out,
+            "{name:width$}  {source:src_width$}  {:9}  {:28}  {}",
+            "writes",
+            "its server's (see `cove mcp list`)",
+            description.lines().next().unwrap_or("")
+        )?;
+    }
+    for problem in &mcp_problems {
+        writeln!(out, "problem: {problem}")?;
     }
     for p in registry
         .plugins()

@@ -40,12 +40,17 @@ pub struct Planned {
     pub grants: Grants,
 }
 
+/// How many times a server that died is started again in one session.
+pub const MAX_RESTARTS: u32 = 3;
+
 /// A server's state.
 enum Slot {
     Starting,
     Up {
         server: Arc<Server>,
         tools: Vec<McpTool>,
+        /// Ends the task that keeps its tools listed (the server died and is started again).
+        retire: CancellationToken,
     },
     Failed(String),
 }
@@ -64,6 +69,11 @@ pub struct Status {
 /// The servers of a session.
 pub struct Hub {
     slots: Mutex<BTreeMap<String, Slot>>,
+    plans: BTreeMap<String, Planned>,
+    root: PathBuf,
+    resources: crate::sandbox::Resources,
+    /// How many times each server was started again after it died.
+    restarts: Mutex<BTreeMap<String, u32>>,
     /// Failures not told yet (each is told once).
     untold: Mutex<Vec<String>>,
     changed: tokio::sync::Notify,
@@ -89,29 +99,69 @@ impl Hub {
                     .map(|p| (p.spec.name.clone(), Slot::Starting))
                     .collect(),
             ),
+            plans: planned
+                .iter()
+                .map(|p| (p.spec.name.clone(), p.clone()))
+                .collect(),
+            root: worktree.to_path_buf(),
+            resources,
+            restarts: Mutex::new(BTreeMap::new()),
             untold: Mutex::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
             stop: CancellationToken::new(),
         });
         for p in planned {
-            let hub2 = hub.clone();
-            let root = worktree.to_path_buf();
-            tokio::spawn(async move { hub2.run(p, root, resources).await });
+            tokio::spawn(hub.clone().run(p.spec.name));
         }
         hub
     }
 
+    /// Start server `name` again after it died, after a pause that doubles each time, at most
+    /// [`MAX_RESTARTS`] times; says so once each time.
+    fn restart(self: &Arc<Self>, name: &str, why: &str) {
+        let n = {
+            let mut restarts = lock(&self.restarts);
+            let n = restarts.entry(name.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        if let Some(Slot::Up { retire, .. }) = lock(&self.slots).get(name) {
+            retire.cancel();
+        }
+        if n > MAX_RESTARTS {
+            return self.fail(
+                name,
+                format!(
+                    "{why}; it died {MAX_RESTARTS} times, so it is not started again this session"
+                ),
+            );
+        }
+        lock(&self.untold).push(format!("{why}; starting it again ({n} of {MAX_RESTARTS})"));
+        lock(&self.slots).insert(name.to_string(), Slot::Starting);
+        let (hub, name) = (self.clone(), name.to_string());
+        tokio::spawn(async move {
+            let pause = Duration::from_millis(250) * 2u32.pow(n - 1);
+            tokio::select! {
+                () = hub.stop.cancelled() => {}
+                () = tokio::time::sleep(pause) => hub.run(name).await,
+            }
+        });
+    }
+
     /// Bring one server up, keep its tools listed, and report its failure.
-    async fn run(self: Arc<Self>, p: Planned, root: PathBuf, resources: crate::sandbox::Resources) {
-        let name = p.spec.name.clone();
+    async fn run(self: Arc<Self>, name: String) {
+        let Some(p) = self.plans.get(&name) else {
+            return;
+        };
         let started = tokio::select! {
             () = self.stop.cancelled() => return,
-            s = connect(&p, &root, resources) => s,
+            s = connect(p, &self.root, self.resources) => s,
         };
         let server = match started {
             Ok(s) => Arc::new(s),
             Err(e) => return self.fail(&name, e),
         };
+        let retire = CancellationToken::new();
         let mut changed = server.tools_changed();
         loop {
             match server.tools().await {
@@ -121,6 +171,7 @@ impl Hub {
                         Slot::Up {
                             server: server.clone(),
                             tools,
+                            retire: retire.clone(),
                         },
                     );
                     self.changed.notify_waiters();
@@ -129,10 +180,13 @@ impl Hub {
             }
             tokio::select! {
                 () = self.stop.cancelled() => break,
+                () = retire.cancelled() => break,
                 c = changed.changed() => if c.is_err() { break },
             }
         }
-        lock(&self.slots).remove(&name);
+        if self.stop.is_cancelled() {
+            lock(&self.slots).remove(&name);
+        }
         if let Ok(server) = Arc::try_unwrap(server) {
             server.stop().await;
         }
@@ -202,7 +256,7 @@ impl Hub {
                     error: None,
                     protocol: None,
                 },
-                Slot::Up { server, tools } => Status {
+                Slot::Up { server, tools, .. } => Status {
                     name: name.clone(),
                     state: "up",
                     tools: tools.iter().map(|t| t.name.clone()).collect(),
@@ -220,9 +274,22 @@ impl Hub {
             .collect()
     }
 
-    /// Answer a permitted call of `mcp__<server>__<tool>`.
+    /// Answer a permitted call of `mcp__<server>__<tool>` (the permission is spent on it).
     pub async fn call(
-        &self,
+        self: &Arc<Self>,
+        permitted: crate::agent::policy::Permitted,
+        cancel: &CancellationToken,
+    ) -> ToolResult {
+        let call = permitted.into_call();
+        let input = match serde_json::from_str::<Value>(&call.input) {
+            Ok(v) => v,
+            Err(e) => return ToolResult::error(format!("invalid input: not JSON ({e})")),
+        };
+        self.call_tool(&call.tool, input, cancel).await
+    }
+
+    async fn call_tool(
+        self: &Arc<Self>,
         qualified: &str,
         input: Value,
         cancel: &CancellationToken,
@@ -256,6 +323,17 @@ impl Hub {
                 text: out.text,
                 is_error: out.is_error,
             },
+            Err(e @ crate::mcp::client::McpError::Closed { .. }) => {
+                let tail = server.stderr_tail();
+                let why = if tail.trim().is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e}; its last words: {}", tail.trim())
+                };
+                drop(server);
+                self.restart(server_name, &why);
+                ToolResult::error(why)
+            }
             Err(e) => ToolResult::error(e.to_string()),
         }
     }
