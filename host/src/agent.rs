@@ -1040,14 +1040,7 @@ impl Agent {
                 observer.tool_call(id, name, input);
                 let r = match self.permit(ToolCall::new(name, input), cx, observer).await {
                     Ok(permitted) => {
-                        record(
-                            transcript.as_deref_mut(),
-                            &Record::ToolStart {
-                                id: id.clone(),
-                                name: name.clone(),
-                            },
-                            observer,
-                        );
+                        self.record_start(transcript.as_deref_mut(), id, name, observer);
                         let r = remote.answer(permitted, cancel).await;
                         self.record_done(transcript.as_deref_mut(), id, &r, observer);
                         r
@@ -1105,14 +1098,7 @@ impl Agent {
                 if !parallel {
                     // A call that changes something is marked before it starts, so a crash
                     // leaves a trace that it may have partly happened.
-                    record(
-                        transcript.as_deref_mut(),
-                        &Record::ToolStart {
-                            id: id.clone(),
-                            name: name.clone(),
-                        },
-                        observer,
-                    );
+                    self.record_start(transcript.as_deref_mut(), id, name, observer);
                 }
                 let registry = self.registry.clone();
                 let flag = flag.clone();
@@ -1192,6 +1178,25 @@ impl Agent {
         }
     }
 
+    /// Mark a call that changes something, or waits on others, as started in the transcript
+    /// before it runs, so a crash leaves a trace that it may have partly happened.
+    fn record_start(
+        &self,
+        transcript: Option<&mut Transcript>,
+        id: &str,
+        name: &str,
+        observer: &mut dyn Observer,
+    ) {
+        record(
+            transcript,
+            &Record::ToolStart {
+                id: id.to_string(),
+                name: name.to_string(),
+            },
+            observer,
+        );
+    }
+
     /// Mark a call that changes something, or waits on others, as done in the transcript.
     fn record_done(
         &self,
@@ -1247,14 +1252,7 @@ impl Agent {
             match job {
                 Ok(job) => {
                     let (id, name, _) = &calls[k];
-                    record(
-                        transcript.as_deref_mut(),
-                        &Record::ToolStart {
-                            id: id.clone(),
-                            name: name.clone(),
-                        },
-                        observer,
-                    );
+                    self.record_start(transcript.as_deref_mut(), id, name, observer);
                     running.push(spawner.run(job, &self.settings, cancel, tx.clone()));
                     started.push(k);
                 }

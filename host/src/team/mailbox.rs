@@ -185,6 +185,19 @@ pub(crate) fn check_name(name: &str) -> Result<(), MailboxError> {
     }
 }
 
+/// The checks both backends make before recording `response` as the answer to `request_id`
+/// sent to `member`; the response encoded.
+pub(crate) fn encode_answer(
+    member: &str,
+    request_id: &str,
+    response: &Message,
+) -> Result<String, MailboxError> {
+    check_name(member)?;
+    check_id(request_id)?;
+    response.validate().map_err(MailboxError::Invalid)?;
+    Ok(response.encode()?)
+}
+
 /// Refuses a request id that is not [`valid_id`] (ids become parts of storage keys).
 pub(crate) fn check_id(id: &str) -> Result<(), MailboxError> {
     if valid_id(id) {

@@ -7,7 +7,7 @@
 
 use crate::team::mailbox::{
     ANSWER_TTL, Delivery, Depth, Limits, Mailbox, MailboxError, Presence, after, check_id,
-    check_name, decode_answer, decode_for, encode_for_send,
+    check_name, decode_answer, decode_for, encode_answer, encode_for_send,
 };
 use crate::team::message::Message;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -287,10 +287,7 @@ impl Mailbox for Memory {
         request_id: &str,
         response: &Message,
     ) -> Result<Message, MailboxError> {
-        check_name(member)?;
-        check_id(request_id)?;
-        response.validate().map_err(MailboxError::Invalid)?;
-        let raw = response.encode()?;
+        let raw = encode_answer(member, request_id, response)?;
         let now = Instant::now();
         let mut state = self.state();
         state

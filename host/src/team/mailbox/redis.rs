@@ -13,7 +13,7 @@
 
 use crate::team::mailbox::{
     ANSWER_TTL, Delivery, Depth, Limits, Mailbox, MailboxError, Presence, after, check_id,
-    check_name, decode_answer, decode_for, encode_for_send,
+    check_name, decode_answer, decode_for, encode_answer, encode_for_send,
 };
 use crate::team::message::{Malformed, Message};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -580,10 +580,7 @@ impl Mailbox for Redis {
         request_id: &str,
         response: &Message,
     ) -> Result<Message, MailboxError> {
-        check_name(member)?;
-        check_id(request_id)?;
-        response.validate().map_err(MailboxError::Invalid)?;
-        let raw = response.encode()?;
+        let raw = encode_answer(member, request_id, response)?;
         let key = self.key(&format!("answer:{member}:{request_id}"));
         // SET NX then GET: the GET can find nothing only if the answer expired in between,
         // so a couple of rounds settle it.
