@@ -42,8 +42,9 @@ use tokio_util::sync::CancellationToken;
 const STDERR_TAIL_BYTES: usize = 2048;
 /// How long `stop` waits after closing stdin, and again after SIGTERM.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-/// How long a failed start waits for the child's exit status and the rest of its stderr.
-const DEATH_GRACE: Duration = Duration::from_secs(2);
+/// How long a failed start waits for the child's exit status and the rest of its stderr (long
+/// enough for a loaded machine: the status is what tells a crash from garbage).
+const DEATH_GRACE: Duration = Duration::from_secs(5);
 /// How long sending `notifications/cancelled` may take before it is given up.
 const CANCEL_SEND_LIMIT: Duration = Duration::from_secs(5);
 /// Progress notifications buffered per receiver before the slowest loses the oldest.
