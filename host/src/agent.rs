@@ -122,6 +122,8 @@ pub trait Observer: Send {
     fn retry(&mut self, _attempt: u32, _wait: Duration, _reason: &str) {}
     fn tool_call(&mut self, _id: &str, _name: &str, _input: &Value) {}
     fn tool_result(&mut self, _id: &str, _name: &str, _result: &ToolResult) {}
+    /// A running call reported how far it got (an MCP server's progress notifications).
+    fn progress(&mut self, _id: &str, _name: &str, _progress: &dispatch::ToolProgress) {}
     fn turn_end(&mut self, _usage: &Usage, _ledger: &Ledger) {}
     fn warning(&mut self, _message: &str) {}
     /// The context was compacted.
@@ -181,6 +183,8 @@ pub struct Agent {
     mcp: Option<Arc<crate::mcp::hub::Hub>>,
     /// Above this many tokens of MCP tool schemas, they are offered through `tool_search`.
     mcp_eager_tokens: u64,
+    /// MCP tools a resumed session's `tool_search` had offered, not up again yet.
+    mcp_promised: std::collections::BTreeSet<String>,
     /// Every subagent this agent started (and theirs), in the order they ended.
     pub subagents: Vec<events::Summary>,
     /// What subagents used since the ledger last took it in.
@@ -252,6 +256,7 @@ impl Agent {
                 team: None,
                 mcp: None,
                 mcp_eager_tokens: 0,
+                mcp_promised: Default::default(),
                 subagents: Vec::new(),
                 children_usage: Usage::default(),
                 harness: Vec::new(),
@@ -319,8 +324,11 @@ impl Agent {
             return;
         };
         let defs = hub.defs();
-        if defs.is_empty() || self.host.has(host_tools::TOOL_SEARCH) {
+        if defs.is_empty() {
             return;
+        }
+        if self.host.has(host_tools::TOOL_SEARCH) {
+            return self.take_promised(defs);
         }
         let tokens: u64 = defs
             .iter()
@@ -335,7 +343,7 @@ impl Agent {
                 self.read_only.insert(host_tools::TOOL_SEARCH.into(), true);
                 self.tools.push(search.def().clone());
             }
-            return;
+            return self.take_promised(defs);
         }
         for def in defs {
             if !self.tools.iter().any(|t| t.name == def.name) {
@@ -344,6 +352,31 @@ impl Agent {
                 self.tools.push(def);
             }
         }
+    }
+
+    /// Offer those of `defs` that a resumed session's `tool_search` had offered.
+    fn take_promised(&mut self, defs: Vec<ToolDef>) {
+        if self.mcp_promised.is_empty() {
+            return;
+        }
+        for def in defs {
+            if self.mcp_promised.remove(&def.name) {
+                self.read_only.insert(def.name.clone(), false);
+                self.tools.push(def);
+            }
+        }
+    }
+
+    /// Offer again, once their servers are up, the MCP tools a resumed session's `tool_search`
+    /// had offered (its transcript's `offer` records).
+    pub fn restore_offers(&mut self, names: &[String]) {
+        self.mcp_promised.extend(
+            names
+                .iter()
+                .filter(|n| !self.tools.iter().any(|t| &t.name == *n))
+                .cloned(),
+        );
+        self.take_mcp_tools();
     }
 
     /// Put this agent on a team: it is offered `ask` and `send`.
@@ -411,6 +444,14 @@ impl Agent {
     ) {
         match effect {
             Effect::OfferTools(defs) => {
+                let tools: Vec<String> = defs
+                    .iter()
+                    .filter(|d| !self.tools.iter().any(|t| t.name == d.name))
+                    .map(|d| d.name.clone())
+                    .collect();
+                if !tools.is_empty() {
+                    record(transcript, &Record::Offer { tools }, observer);
+                }
                 for def in defs {
                     if !self.tools.iter().any(|t| t.name == def.name) {
                         self.read_only.insert(def.name.clone(), false);
@@ -1041,7 +1082,9 @@ impl Agent {
                 let r = match self.permit(ToolCall::new(name, input), cx, observer).await {
                     Ok(permitted) => {
                         self.record_start(transcript.as_deref_mut(), id, name, observer);
-                        let r = remote.answer(permitted, cancel).await;
+                        let r = remote
+                            .answer(permitted, cancel, &mut |p| observer.progress(id, name, p))
+                            .await;
                         self.record_done(transcript.as_deref_mut(), id, &r, observer);
                         r
                     }
@@ -1151,10 +1194,16 @@ enum Remote {
 }
 
 impl Remote {
-    /// Answer a permitted call; the permission is spent on it.
-    async fn answer(&self, permitted: Permitted, cancel: &CancellationToken) -> ToolResult {
+    /// Answer a permitted call; the permission is spent on it. What the call reports of its
+    /// progress goes to `progress` as it comes.
+    async fn answer(
+        &self,
+        permitted: Permitted,
+        cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(&dispatch::ToolProgress) + Send),
+    ) -> ToolResult {
         match self {
-            Remote::Mcp(hub) => hub.call(permitted, cancel).await,
+            Remote::Mcp(hub) => hub.call(permitted, cancel, progress).await,
             Remote::Team(team) => {
                 let call = permitted.into_call();
                 match serde_json::from_str::<Value>(&call.input) {

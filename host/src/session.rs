@@ -53,6 +53,9 @@ pub enum Record {
     /// The model loaded a skill (the `skill` tool): it stays active, and `--resume` activates
     /// it again.
     Skill { name: String },
+    /// The model found these MCP tools with `tool_search`: they stay offered, and `--resume`
+    /// offers them again (once their servers are up).
+    Offer { tools: Vec<String> },
     /// How a run ended.
     End { outcome: String, usage: Usage },
     /// The context was compacted: from here on the conversation is `history` (what came before
@@ -104,6 +107,8 @@ pub struct Resumed {
     pub results: Vec<(String, String)>,
     /// Skills the session had loaded, in the order it loaded them.
     pub skills: Vec<String>,
+    /// MCP tools `tool_search` had offered, in the order it offered them.
+    pub offered: Vec<String>,
 }
 
 /// A summary for `cove sessions list`.
@@ -278,6 +283,7 @@ impl Store {
             messages: conversation(&records),
             results: results(&records),
             skills: skills(&records),
+            offered: offered(&records),
             damaged,
         })
     }
@@ -435,6 +441,21 @@ pub fn skills(records: &[Record]) -> Vec<String> {
     out
 }
 
+/// The tools a transcript records as offered by `tool_search`, once each, in order.
+pub fn offered(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records {
+        if let Record::Offer { tools } = r {
+            for t in tools {
+                if !out.contains(t) {
+                    out.push(t.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What is known of a turn whose results were never written: the calls that started, and the
 /// ones that finished with their results.
 #[derive(Default)]
@@ -492,6 +513,7 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
                 | Record::ToolDone { .. }
                 | Record::ToolResults { .. }
                 | Record::Skill { .. }
+                | Record::Offer { .. }
         ) && let Some((assistant, progress)) = waiting.take()
         {
             push(unanswered(&assistant, &progress), &mut out);
@@ -534,7 +556,10 @@ pub fn conversation(records: &[Record]) -> Vec<Message> {
                 }
             }
             Record::Compaction { history, .. } => out = history.clone(),
-            Record::Session { .. } | Record::End { .. } | Record::Skill { .. } => {}
+            Record::Session { .. }
+            | Record::End { .. }
+            | Record::Skill { .. }
+            | Record::Offer { .. } => {}
         }
     }
     if let Some((assistant, progress)) = waiting {

@@ -4,7 +4,7 @@
 //!
 //! Owns output formats only. Must not decide anything about the run.
 
-use crate::agent::dispatch::ToolResult;
+use crate::agent::dispatch::{ToolProgress, ToolResult};
 use crate::agent::events::{Event, Evented, Relayed, Sink, Summary, Tag};
 use crate::agent::policy::{Answer, Pending};
 use crate::agent::{Observer, Outcome};
@@ -32,6 +32,9 @@ pub struct Terminal {
     pub text: String,
     /// Whether a policy's question can be put to the user (interactive sessions).
     pub can_ask: bool,
+    /// When a running call's progress was last shown, and whether that line is still open (on a
+    /// terminal it is redrawn in place).
+    progress: Option<(std::time::Instant, bool)>,
 }
 
 impl Terminal {
@@ -43,6 +46,7 @@ impl Terminal {
             at_line_start: true,
             text: String::new(),
             can_ask: false,
+            progress: None,
         }
     }
 
@@ -54,8 +58,13 @@ impl Terminal {
         }
     }
 
-    /// Finish the model's last line of text, if it did not end with a newline.
+    /// Finish the model's last line of text, if it did not end with a newline (and close a
+    /// progress line drawn in place).
     pub fn end_line(&mut self) {
+        if let Some((_, open @ true)) = &mut self.progress {
+            *open = false;
+            eprintln!();
+        }
         if !self.at_line_start {
             println!();
             self.at_line_start = true;
@@ -161,7 +170,27 @@ impl Observer for Terminal {
         }
     }
 
+    /// On a terminal, one line redrawn in place; elsewhere a line a second at most.
+    fn progress(&mut self, _id: &str, _name: &str, p: &ToolProgress) {
+        let line = format!("  ⋯ {}", crate::plugins::runtime::cut(&p.describe(), 200));
+        let now = std::time::Instant::now();
+        if self.spin {
+            eprint!("\r\x1b[2K{}", self.paint("2", &printable(&line)));
+            let _ = std::io::stderr().flush();
+            self.progress = Some((now, true));
+        } else if self
+            .progress
+            .is_none_or(|(at, _)| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            eprintln!("{}", self.paint("2", &printable(&line)));
+            self.progress = Some((now, false));
+        }
+    }
+
     fn tool_result(&mut self, _id: &str, _name: &str, r: &ToolResult) {
+        if let Some((_, true)) = self.progress.take() {
+            eprint!("\r\x1b[2K");
+        }
         let first = r.text.lines().next().unwrap_or("");
         let lines = r.text.lines().count();
         if r.is_error {

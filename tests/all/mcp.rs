@@ -29,11 +29,12 @@ const EVERYTHING: &str = "@modelcontextprotocol/server-everything@2026.8.31";
 const TIME: &str = "mcp-server-time==2026.10.19";
 
 /// Where the test servers live once installed.
-struct Installed {
+pub(crate) struct Installed {
     /// `server-everything`'s entry point, run with `node`.
     everything: PathBuf,
-    /// The `--target` directory holding `mcp_server_time` and its dependencies.
-    python_path: PathBuf,
+    /// The `--target` directory holding `mcp_server_time` and its dependencies (the official
+    /// Python SDK `mcp` among them).
+    pub(crate) python_path: PathBuf,
 }
 
 /// `<target>/mcp-servers`: the test binary is `<target>/<profile>/deps/mcp-<hash>`.
@@ -104,7 +105,7 @@ fn install() -> Result<Installed, String> {
 }
 
 /// The installed servers, installing them on first use (once for all tests of the run).
-fn installed() -> Result<&'static Installed, String> {
+pub(crate) fn installed() -> Result<&'static Installed, String> {
     static INSTALLED: OnceLock<Result<Installed, String>> = OnceLock::new();
     INSTALLED
         .get_or_init(install)
@@ -112,7 +113,7 @@ fn installed() -> Result<&'static Installed, String> {
         .map_err(Clone::clone)
 }
 
-fn test_server(file: &str) -> PathBuf {
+pub(crate) fn test_server(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/all/servers")
         .join(file)

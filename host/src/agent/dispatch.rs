@@ -56,6 +56,32 @@ impl ToolResult {
     }
 }
 
+/// How far a running call has got, as its tool reports it (an MCP server's
+/// `notifications/progress`): for the user to see, never for the model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ToolProgress {
+    /// Grows with each report, even when the total is unknown.
+    pub progress: f64,
+    /// What `progress` counts towards, when known.
+    pub total: Option<f64>,
+    /// What the tool says it is doing.
+    pub message: Option<String>,
+}
+
+impl ToolProgress {
+    /// What a status line shows: `3/10 message`, or `3 message` when the total is unknown.
+    pub fn describe(&self) -> String {
+        let count = match self.total {
+            Some(total) => format!("{}/{}", self.progress, total),
+            None => format!("{}", self.progress),
+        };
+        match self.message.as_deref().filter(|m| !m.trim().is_empty()) {
+            Some(m) => format!("{count} {}", m.trim()),
+            None => count,
+        }
+    }
+}
+
 /// Most schema violations listed in one error.
 const MAX_SCHEMA_ERRORS: usize = 5;
 

@@ -6,7 +6,7 @@
 //! Must not decide anything about the run, or print (a [`Sink`] does).
 
 use crate::agent::Observer;
-use crate::agent::dispatch::ToolResult;
+use crate::agent::dispatch::{ToolProgress, ToolResult};
 use crate::context::cache::{self, Ledger};
 use crate::context::compress::Report;
 use crate::conversation::Usage;
@@ -77,6 +77,13 @@ pub enum Event {
         is_error: bool,
         text: String,
     },
+    /// A running call reported how far it got (an MCP server's progress).
+    ToolProgress {
+        id: String,
+        name: String,
+        #[serde(flatten)]
+        progress: ToolProgress,
+    },
     Usage {
         turn: Usage,
         total: Usage,
@@ -140,6 +147,16 @@ impl<S: Sink> Observer for Evented<S> {
                 name: name.into(),
                 is_error: r.is_error,
                 text: r.text.clone(),
+            },
+        );
+    }
+    fn progress(&mut self, id: &str, name: &str, progress: &ToolProgress) {
+        self.sink.put(
+            None,
+            Event::ToolProgress {
+                id: id.into(),
+                name: name.into(),
+                progress: progress.clone(),
             },
         );
     }

@@ -171,7 +171,11 @@ pub(crate) fn call(
         };
         let cancel = tokio_util::sync::CancellationToken::new();
         let watcher = super::session::cancel_on_ctrl_c(&cancel);
-        let result = hub.call(permitted, &cancel).await;
+        let result = hub
+            .call(permitted, &cancel, &mut |p| {
+                eprintln!("progress: {}", cove::ui::printable(&p.describe()));
+            })
+            .await;
         watcher.abort();
         hub.stop().await;
         result

@@ -51,7 +51,7 @@ pub(crate) fn start(
         (None, true) => Some(store.resume(&store.latest(&root)?)?),
         (None, false) => None,
     };
-    let (mut transcript, mut messages, archive, skills) = match resumed {
+    let (mut transcript, mut messages, archive, skills, offered) = match resumed {
         Some(r) => {
             for d in &r.damaged {
                 eprintln!("warning: {d}");
@@ -59,10 +59,11 @@ pub(crate) fn start(
             if let Some(note) = super::worktrees::left_over(&root) {
                 eprintln!("{note}");
             }
-            (r.transcript, r.messages, r.results, r.skills)
+            (r.transcript, r.messages, r.results, r.skills, r.offered)
         }
         None => (
             store.create(&root, &prepared.provider_name, &model)?,
+            Vec::new(),
             Vec::new(),
             Vec::new(),
             Vec::new(),
@@ -81,6 +82,7 @@ pub(crate) fn start(
         let hub = super::mcp::start(&ws);
         if let Some(hub) = &hub {
             agent.offer_mcp(hub.clone(), ws.config.mcp.eager_tokens());
+            agent.restore_offers(&offered);
         }
         let joined = super::team::join(&ws, &mut agent, mode, args.output_format, &model).await?;
         let done = match prompt {

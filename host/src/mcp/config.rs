@@ -50,7 +50,7 @@ pub enum ConfigError {
     },
     /// A server name cove cannot put into `mcp__<server>__<tool>`.
     #[error(
-        "`{0}` is not a valid MCP server name: use letters, digits, `-` and `_`, without `__` (it separates server and tool in `mcp__server__tool`)"
+        "`{0}` is not a valid MCP server name: use at most 40 letters, digits, `-` and `_`, without `__` (it separates server and tool in `mcp__server__tool`, which must fit in 64 characters)"
     )]
     InvalidName(String),
     /// `add_server` with a name that is already there.
@@ -327,9 +327,37 @@ pub fn remove_server(json_text: &str, name: &str) -> Result<String, ConfigError>
     render(document)
 }
 
-/// `mcp__<server>__<tool>`: the name the model sees for `tool` of `server`.
+/// The longest tool name the model providers take (Anthropic's and OpenAI's limit), and the
+/// characters they take: letters, digits, `_` and `-`.
+pub const MAX_TOOL_NAME: usize = 64;
+/// The longest server name: the rest of [`MAX_TOOL_NAME`] leaves room for a tool's name, or at
+/// least the 8-character hash that stands for a long one.
+pub const MAX_SERVER_NAME: usize = 40;
+
+/// `mcp__<server>__<tool>`: the name the model sees for `tool` of `server`. A tool's name is
+/// kept as the server gave it when providers take it; otherwise each character they refuse
+/// becomes `_`, and a name past [`MAX_TOOL_NAME`] is cut and ends with `_` and 8 hex digits of a
+/// hash of the server's own name, so two long names that start alike stay apart. The hub maps the
+/// name back to the server's.
 pub fn qualified(server: &str, tool: &str) -> String {
-    format!("{PREFIX}{server}{SEPARATOR}{tool}")
+    let head = format!("{PREFIX}{server}{SEPARATOR}");
+    let plain: String = tool
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if head.len() + plain.len() <= MAX_TOOL_NAME && !plain.is_empty() {
+        return head + &plain;
+    }
+    let hash = blake3::hash(tool.as_bytes()).to_hex();
+    let room = MAX_TOOL_NAME.saturating_sub(head.len() + 9);
+    // `plain` is ASCII, so any byte index is a character boundary.
+    format!("{head}{}_{}", &plain[..room.min(plain.len())], &hash[..8])
 }
 
 /// The server and tool of a qualified name, or `None` when it is not one. The server is what
@@ -340,9 +368,10 @@ pub fn split(qualified: &str) -> Option<(&str, &str)> {
     (validate_name(server).is_ok() && !tool.is_empty()).then_some((server, tool))
 }
 
-/// A server name: one or more letters, digits, `-` and `_`, without `__`.
+/// A server name: one to [`MAX_SERVER_NAME`] letters, digits, `-` and `_`, without `__`.
 pub fn validate_name(name: &str) -> Result<(), ConfigError> {
     let valid = !name.is_empty()
+        && name.len() <= MAX_SERVER_NAME
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -432,4 +461,47 @@ fn expand(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_providers_take_is_kept() {
+        assert_eq!(qualified("git", "git_status"), "mcp__git__git_status");
+        assert_eq!(split("mcp__git__git_status"), Some(("git", "git_status")));
+    }
+
+    #[test]
+    fn characters_providers_refuse_become_underscores() {
+        assert_eq!(qualified("fs", "read.file v2"), "mcp__fs__read_file_v2");
+    }
+
+    #[test]
+    fn a_long_name_is_cut_to_64_with_a_hash_that_keeps_names_apart() {
+        let server = "a".repeat(MAX_SERVER_NAME);
+        let one = qualified(&server, &format!("{}_one", "t".repeat(60)));
+        let two = qualified(&server, &format!("{}_two", "t".repeat(60)));
+        assert_eq!(one.len(), MAX_TOOL_NAME);
+        assert_eq!(two.len(), MAX_TOOL_NAME);
+        assert_ne!(one, two);
+        assert_eq!(split(&one).map(|(s, _)| s), Some(server.as_str()));
+        let short = qualified("s", &"x".repeat(70));
+        assert_eq!(short.len(), MAX_TOOL_NAME);
+        assert!(
+            short
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+    }
+
+    #[test]
+    fn a_server_name_too_long_for_the_limit_is_refused() {
+        assert!(validate_name(&"s".repeat(MAX_SERVER_NAME)).is_ok());
+        assert_eq!(
+            validate_name(&"s".repeat(MAX_SERVER_NAME + 1)),
+            Err(ConfigError::InvalidName("s".repeat(MAX_SERVER_NAME + 1)))
+        );
+    }
 }

@@ -10,7 +10,7 @@
 //! Must not decide whether a call may run (the policy gate did) or whether a server may start
 //! (trust and the config did, before).
 
-use crate::agent::dispatch::ToolResult;
+use crate::agent::dispatch::{ToolProgress, ToolResult};
 use crate::conversation::ToolDef;
 use crate::mcp::client::{McpTool, Server};
 use crate::mcp::config::{ServerSpec, Transport, qualified, split};
@@ -274,28 +274,31 @@ impl Hub {
             .collect()
     }
 
-    /// Answer a permitted call of `mcp__<server>__<tool>` (the permission is spent on it).
+    /// Answer a permitted call of `mcp__<server>__<tool>` (the permission is spent on it); the
+    /// server's progress notifications for it go to `progress` as they come.
     pub async fn call(
         self: &Arc<Self>,
         permitted: crate::agent::policy::Permitted,
         cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(&ToolProgress) + Send),
     ) -> ToolResult {
         let call = permitted.into_call();
         let input = match serde_json::from_str::<Value>(&call.input) {
             Ok(v) => v,
             Err(e) => return ToolResult::error(format!("invalid input: not JSON ({e})")),
         };
-        self.call_tool(&call.tool, input, cancel).await
+        self.call_tool(&call.tool, input, cancel, progress).await
     }
 
     async fn call_tool(
         self: &Arc<Self>,
-        qualified: &str,
+        name: &str,
         input: Value,
         cancel: &CancellationToken,
+        on_progress: &mut (dyn FnMut(&ToolProgress) + Send),
     ) -> ToolResult {
-        let Some((server_name, tool)) = split(qualified) else {
-            return ToolResult::error(format!("`{qualified}` is not an MCP tool name"));
+        let Some((server_name, tool)) = split(name) else {
+            return ToolResult::error(format!("`{name}` is not an MCP tool name"));
         };
         // A call of a server still starting waits for it (its start is bounded).
         let starting = matches!(lock(&self.slots).get(server_name), Some(Slot::Starting));
@@ -305,8 +308,24 @@ impl Hub {
                 () = cancel.cancelled() => return ToolResult::error("cancelled".into()),
             }
         }
-        let server = match lock(&self.slots).get(server_name) {
-            Some(Slot::Up { server, .. }) => server.clone(),
+        let (server, tool) = match lock(&self.slots).get(server_name) {
+            // The server's own name of the tool: the model's may have been made to fit.
+            Some(Slot::Up { server, tools, .. }) => match tools
+                .iter()
+                .find(|t| qualified(server_name, &t.name) == name || t.name == tool)
+            {
+                Some(t) => (server.clone(), t.name.clone()),
+                None => {
+                    return ToolResult::error(format!(
+                        "MCP server `{server_name}` has no tool `{tool}`; its tools: {}",
+                        tools
+                            .iter()
+                            .map(|t| qualified(server_name, &t.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            },
             Some(Slot::Starting) => {
                 return ToolResult::error(format!(
                     "MCP server `{server_name}` is still starting; try again in a moment"
@@ -315,10 +334,39 @@ impl Hub {
             Some(Slot::Failed(e)) => return ToolResult::error(e.clone()),
             None => return ToolResult::error(format!("no MCP server `{server_name}`")),
         };
-        match server
-            .call(tool, input, cancel.child_token(), CALL_TIMEOUT)
-            .await
-        {
+        // Subscribed before the call goes out, so its first notification is not missed. A
+        // notification is this call's when it names a running call of the same tool (calls of
+        // one agent run one at a time).
+        let mut notes = Some(server.progress());
+        let output = {
+            let call = server.call(&tool, input, cancel.child_token(), CALL_TIMEOUT);
+            tokio::pin!(call);
+            loop {
+                tokio::select! {
+                    // What the server said before it answered is shown before the answer.
+                    biased;
+                    note = async {
+                        use tokio::sync::broadcast::error::RecvError;
+                        match notes.as_mut()?.recv().await {
+                            Ok(p) => Some(Some(p)),
+                            // Some were missed: the next one says where the call is.
+                            Err(RecvError::Lagged(_)) => Some(None),
+                            Err(RecvError::Closed) => None,
+                        }
+                    }, if notes.is_some() => match note {
+                        Some(Some(p)) if p.tool.as_ref() == Some(&tool) => on_progress(&ToolProgress {
+                            progress: p.progress,
+                            total: p.total,
+                            message: p.message,
+                        }),
+                        Some(_) => {}
+                        None => notes = None,
+                    },
+                    out = &mut call => break out,
+                }
+            }
+        };
+        match output {
             Ok(out) => ToolResult {
                 text: out.text,
                 is_error: out.is_error,
