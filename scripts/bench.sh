@@ -9,3 +9,4 @@ cargo bench --locked -p cove --bench agent_loop -- --write "$PWD/docs/PERFORMANC
 cargo bench --locked -p cove --bench skills -- --write "$PWD/docs/PERFORMANCE.md" "$@"
 cargo bench --locked -p cove --bench subagents -- --write "$PWD/docs/PERFORMANCE.md" "$@"
 cargo bench --locked -p cove --bench team -- --write "$PWD/docs/PERFORMANCE.md" "$@"
+cargo bench --locked -p cove --bench mcp -- --write "$PWD/docs/PERFORMANCE.md" "$@"
