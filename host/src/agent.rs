@@ -650,6 +650,13 @@ impl Agent {
                 Event::Sending => {
                     sent_at.get_or_insert_with(Instant::now);
                 }
+                // The server has the request: the MCP servers may start now without delaying
+                // it (they share this thread).
+                Event::Accepted => {
+                    if let Some(hub) = &self.mcp {
+                        hub.go();
+                    }
+                }
                 Event::ToolUse { .. } => {}
             }
         };

@@ -43,6 +43,8 @@ pub enum Event<'a> {
     ToolUse { name: &'a str },
     /// The request is going out (the harness's clock stops here).
     Sending,
+    /// The server took the request (its response began); the reply is on its way.
+    Accepted,
     /// A failed attempt will be retried after `wait`.
     Retry {
         attempt: u32,
@@ -350,7 +352,10 @@ pub async fn post_with_retries(
             .send()
             .await;
         let (reason, wait_hint, final_err) = match sent {
-            Ok(resp) if resp.status().is_success() => return Ok(resp),
+            Ok(resp) if resp.status().is_success() => {
+                on(Event::Accepted);
+                return Ok(resp);
+            }
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let hint = retry_after(resp.headers());

@@ -395,11 +395,7 @@ impl ToolSearch {
         let listing: String = hub
             .defs()
             .iter()
-            .map(|d| {
-                let line = d.description.lines().next().unwrap_or("").trim();
-                let line = crate::plugins::runtime::cut(line, 120);
-                format!("\n- {}: {line}", d.name)
-            })
+            .map(|d| format!("\n- {}: {}", d.name, first_sentence(&d.description)))
             .collect();
         let def = ToolDef {
             name: TOOL_SEARCH.into(),
@@ -414,6 +410,17 @@ impl ToolSearch {
         };
         Self { hub, def }
     }
+}
+
+/// What the listing says of a tool: the first sentence of its description (its first line when
+/// that is shorter), at most 100 bytes. The full description comes with the schema.
+fn first_sentence(description: &str) -> std::borrow::Cow<'_, str> {
+    let line = description.lines().next().unwrap_or("").trim();
+    let sentence = match line.find(". ") {
+        Some(end) => &line[..=end],
+        None => line,
+    };
+    crate::plugins::runtime::cut(sentence, 100)
 }
 
 impl HostTool for ToolSearch {
@@ -464,6 +471,20 @@ impl HostTool for ToolSearch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listing_keeps_a_descriptions_first_sentence() {
+        assert_eq!(
+            first_sentence("List issues of a repository. Returns them as JSON, paginated."),
+            "List issues of a repository."
+        );
+        assert_eq!(first_sentence("Get a file\nwith more lines"), "Get a file");
+        assert_eq!(
+            first_sentence("v1.2 of the API is used"),
+            "v1.2 of the API is used"
+        );
+        assert!(first_sentence(&"x".repeat(300)).len() <= 110);
+    }
 
     struct Named(ToolDef);
     impl HostTool for Named {

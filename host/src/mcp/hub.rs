@@ -78,7 +78,12 @@ pub struct Hub {
     untold: Mutex<Vec<String>>,
     changed: tokio::sync::Notify,
     stop: CancellationToken,
+    /// Fired once: the servers may start (see [`Hub::go`]).
+    go: CancellationToken,
 }
+
+/// How long servers wait for [`Hub::go`] before they start anyway.
+const GO_AT_THE_LATEST: Duration = Duration::from_millis(500);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -86,7 +91,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Hub {
     /// Start every planned server in the background, stdio ones in the sandbox over `worktree`
-    /// (memory and disk bounds from `resources`). Returns at once.
+    /// (memory and disk bounds from `resources`), once [`Hub::go`] is called (or half a second
+    /// has passed). Returns at once.
     pub fn start(
         planned: Vec<Planned>,
         worktree: &Path,
@@ -109,6 +115,7 @@ impl Hub {
             untold: Mutex::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
             stop: CancellationToken::new(),
+            go: CancellationToken::new(),
         });
         for p in planned {
             tokio::spawn(hub.clone().run(p.spec.name));
@@ -148,11 +155,23 @@ impl Hub {
         });
     }
 
+    /// Let the servers start. A session calls it once the model's server has its first
+    /// request, so that starting them (a sandboxed process each, on the session's one thread)
+    /// does not delay that request; waiting for servers (`settle`, a call) calls it too.
+    pub fn go(&self) {
+        self.go.cancel();
+    }
+
     /// Bring one server up, keep its tools listed, and report its failure.
     async fn run(self: Arc<Self>, name: String) {
         let Some(p) = self.plans.get(&name) else {
             return;
         };
+        tokio::select! {
+            () = self.stop.cancelled() => return,
+            () = self.go.cancelled() => {}
+            () = tokio::time::sleep(GO_AT_THE_LATEST) => {}
+        }
         let started = tokio::select! {
             () = self.stop.cancelled() => return,
             s = connect(p, &self.root, self.resources) => s,
@@ -206,6 +225,7 @@ impl Hub {
 
     /// Wait until no server is starting any more, for `bound` at most.
     pub async fn settle(&self, bound: Duration) {
+        self.go();
         let deadline = tokio::time::Instant::now() + bound;
         loop {
             let notified = self.changed.notified();

@@ -85,6 +85,7 @@ impl Provider for Scripted {
                 i
             };
             on(Event::Sending);
+            on(Event::Accepted);
             let turn = self.turns.get(index).ok_or_else(|| {
                 ProviderError::Script(format!(
                     "the script has {} turns and request {} asked for another",
