@@ -1167,3 +1167,126 @@ fn past_eager_tokens_the_prompt_names_mcp_tools_and_tool_search_offers_their_sch
     assert_eq!(results[2], (false, "found".to_string()));
     Ok(())
 }
+
+// The protocol versions, through the `cove` binary: the servers named in the user's config (a
+// repository's own could only narrow), stdio ones in the exec sandbox.
+
+/// A TOML basic string of `path`.
+fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.to_string_lossy())
+}
+
+/// Write the sandbox's user config (`config.toml` in `COVE_CONFIG_DIR`).
+fn user_config(sb: &crate::support::Sandbox, text: &str) -> crate::support::TestResult {
+    std::fs::write(sb.tmp.path().join("config/config.toml"), text)?;
+    Ok(())
+}
+
+#[test]
+fn protocol_versions_offered_accepted_and_refused() -> crate::support::TestResult {
+    let installed = installed()?;
+    let sb = crate::support::Sandbox::new()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut node = std::process::Command::new("node")
+        .arg(&installed.everything)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let result = (|| -> crate::support::TestResult {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = node.try_wait()? {
+                return Err(format!("server-everything (streamableHttp) exited: {status}").into());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("server-everything never listened on port {port}").into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let scripted = toml_path(&test_server("scripted.py"));
+        user_config(
+            &sb,
+            &format!(
+                "[mcp.servers.everything]\ncommand = \"node\"\nargs = [{}, \"stdio\"]\n\
+                 [mcp.servers.everything-http]\nurl = \"http://127.0.0.1:{port}/mcp\"\n\
+                 [mcp.servers.older]\ncommand = \"python3\"\nargs = [{scripted}, \"--protocol-version\", \"2025-06-18\"]\n\
+                 [mcp.servers.unknown]\ncommand = \"python3\"\nargs = [{scripted}, \"--protocol-version\", \"2099-01-01\"]\n",
+                toml_path(&installed.everything)
+            ),
+        )?;
+        let run = sb.cove(&["mcp", "list"])?;
+        let out = run.out();
+        // cove offers 2025-11-25, which server-everything speaks, over stdio and HTTP.
+        for server in ["everything", "everything-http"] {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{server}  ")))
+                .ok_or_else(|| format!("no {server} in {out}"))?;
+            assert_eq!(line, format!("{server}  up (protocol 2025-11-25)"), "{out}");
+        }
+        // A server that answers with the older 2025-06-18 is taken at its word.
+        assert!(
+            out.lines().any(|l| l == "older  up (protocol 2025-06-18)"),
+            "{out}"
+        );
+        assert!(out.contains("mcp__older__echo"), "{out}");
+        // An unknown version is refused, and the error names it.
+        let unknown = out
+            .lines()
+            .skip_while(|l| !l.starts_with("unknown  "))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!unknown.contains(" up"), "{out}");
+        assert!(
+            unknown.contains("protocol version `2099-01-01`")
+                && unknown.contains("cove does not speak"),
+            "{out}"
+        );
+        let run = sb.cove(&[
+            "tools",
+            "call",
+            "mcp__older__echo",
+            r#"{"text": "06-18 works"}"#,
+        ])?;
+        assert_eq!(run.out().trim(), "06-18 works");
+        Ok(())
+    })();
+    node.kill()?;
+    node.wait()?;
+    result
+}
+
+#[tokio::test]
+async fn an_unknown_protocol_version_is_a_clear_error() -> TestResult {
+    let mut command = Command::new("python3");
+    command
+        .arg("-u")
+        .arg(test_server("scripted.py"))
+        .args(["--protocol-version", "2099-01-01"]);
+    match Server::stdio("future", command, INIT).await {
+        Err(error @ McpError::UnsupportedVersion { .. }) => {
+            let text = error.to_string();
+            assert!(
+                text.contains("`future`")
+                    && text.contains("`2099-01-01`")
+                    && text.contains("it offered 2025-11-25"),
+                "{text}"
+            );
+        }
+        Err(other) => return Err(format!("expected UnsupportedVersion, got {other:?}").into()),
+        Ok(_) => return Err("a server with an unknown protocol version was accepted".into()),
+    }
+    // What cove offers, the server saw.
+    let mut command = Command::new("python3");
+    command.arg("-u").arg(test_server("scripted.py"));
+    let server = Server::stdio("scripted", command, INIT).await?;
+    assert_eq!(server.protocol_version(), "2025-11-25");
+    stderr_shows(&server, "offered protocol version 2025-11-25").await?;
+    server.stop().await;
+    Ok(())
+}
