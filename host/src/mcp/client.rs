@@ -1,5 +1,6 @@
 //! One connected MCP server, through the official Rust SDK (`rmcp`): start it (a child process
-//! over stdio, or a Streamable HTTP endpoint), list its tools, call them with a timeout and
+//! over stdio, or a Streamable HTTP endpoint), offering protocol version 2025-11-25 and refusing
+//! an answer outside [`SUPPORTED_PROTOCOL_VERSIONS`], list its tools, call them with a timeout and
 //! cancellation, and pass on its progress and tool-list-changed notifications.
 //!
 //! Owns the child's pipes and its end: stderr is drained into a small tail (for error messages)
