@@ -115,7 +115,12 @@ fn run(scenario: &str) -> Result<Outcome, Box<dyn std::error::Error>> {
 /// `scenario` passes: no check failed, and the checks `succeeded` (which the suite writes only
 /// when the client did its part) are there and succeeded.
 fn passes(scenario: &str, succeeded: &[&str]) -> TestResult {
-    let outcome = run(scenario)?;
+    check(scenario, &run(scenario)?, succeeded);
+    Ok(())
+}
+
+/// Assert that no check of `outcome` failed and that the checks `succeeded` succeeded.
+fn check(scenario: &str, outcome: &Outcome, succeeded: &[&str]) {
     let failures = outcome.failures();
     assert!(
         failures.is_empty(),
@@ -131,7 +136,6 @@ fn passes(scenario: &str, succeeded: &[&str]) -> TestResult {
             outcome.output
         );
     }
-    Ok(())
 }
 
 #[test]
@@ -144,18 +148,35 @@ fn conformance_tools_call() -> TestResult {
     passes("tools_call", &["tool-add-numbers"])
 }
 
+/// The checks of `sse-retry` that show cove reconnected after the graceful close, and resumed
+/// where it was.
+const SSE_RETRY_SUCCEEDED: &[&str] = &["client-sse-graceful-reconnect", "client-sse-last-event-id"];
+
 /// The server closes the call's event stream before answering, with `retry: 500`: cove waits
-/// that long, reconnects with `Last-Event-ID`, and gets the answer there.
+/// that long, reconnects with `Last-Event-ID`, and gets the answer there. The suite also fails a
+/// reconnection more than 1 s after the close, as one that ignored `retry:`; on a loaded machine
+/// that can be the machine's doing, so a run whose only failure is that is followed by one more
+/// (a reconnection too early is never given a second chance).
 #[test]
 fn conformance_sse_retry() -> TestResult {
-    passes(
-        "sse-retry",
-        &["client-sse-graceful-reconnect", "client-sse-last-event-id"],
-    )
+    let scenario = "sse-retry";
+    let first = run(scenario)?;
+    let failures = first.failures();
+    let only_late = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|f| f.starts_with("client-sse-retry-timing: Client reconnected very late"));
+    if only_late {
+        eprintln!("{scenario}: {failures:?}; once more");
+        return passes(scenario, SSE_RETRY_SUCCEEDED);
+    }
+    check(scenario, &first, SSE_RETRY_SUCCEEDED);
+    Ok(())
 }
 
-/// cove's client declares no elicitation capability (it answers no server requests), so this
-/// one fails, and only for that reason; when it starts passing, update the README's table.
+/// cove's client declares no elicitation capability, and a server's `elicitation/create` gets
+/// rmcp's default answer, `decline`: this one fails, and only for that reason. When it starts
+/// passing, update the README's table.
 #[test]
 fn conformance_elicitation_defaults_fails_for_want_of_elicitation() -> TestResult {
     let outcome = run("elicitation-sep1034-client-defaults")?;

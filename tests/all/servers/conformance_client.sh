@@ -15,6 +15,7 @@ cove=${COVE_BIN:-cove}
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+trap 'exit 143' INT TERM
 mkdir -p "$scratch/repo" "$scratch/config"
 git init -q "$scratch/repo"
 # The user's config: a repository's own config could only narrow (it is not trusted).
