@@ -11,6 +11,7 @@ mod faults;
 mod fs_tools;
 mod mailbox;
 mod mcp;
+mod mcp_conformance;
 mod mcp_session;
 mod memory;
 mod mock_model;

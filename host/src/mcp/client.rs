@@ -1,5 +1,6 @@
 //! One connected MCP server, through the official Rust SDK (`rmcp`): start it (a child process
-//! over stdio, or a Streamable HTTP endpoint), list its tools, call them with a timeout and
+//! over stdio, or a Streamable HTTP endpoint), offering protocol version 2025-11-25 and refusing
+//! an answer outside [`SUPPORTED_PROTOCOL_VERSIONS`], list its tools, call them with a timeout and
 //! cancellation, and pass on its progress and tool-list-changed notifications.
 //!
 //! Owns the child's pipes and its end: stderr is drained into a small tail (for error messages)
@@ -49,6 +50,18 @@ const DEATH_GRACE: Duration = Duration::from_secs(5);
 const CANCEL_SEND_LIMIT: Duration = Duration::from_secs(5);
 /// Progress notifications buffered per receiver before the slowest loses the oldest.
 const PROGRESS_BUFFER: usize = 256;
+/// The protocol version cove offers in `initialize`: the newest that still has that handshake,
+/// which is what rmcp's `serve` performs (rmcp's default, 2026-07-28, has none).
+pub const OFFERED_PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+/// The versions a server may answer `initialize` with, newest first: the one offered and the
+/// older ones rmcp still speaks (a server that cannot speak the offered version answers with
+/// another it supports). Any other answer is refused: rmcp itself would take it as it is.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2024_11_05,
+];
 /// Headers the Streamable HTTP transport sets itself.
 const RESERVED_HEADERS: &[&str] = &[
     "accept",
@@ -146,6 +159,19 @@ pub enum McpError {
         /// The server's error message, or why the request could not be sent.
         message: String,
     },
+    /// The server answered `initialize` with a protocol version cove does not speak; the
+    /// connection was closed.
+    #[error(
+        "MCP server `{server}` answered `initialize` with protocol version `{version}`, which cove does not speak (it offered {offered}; it accepts {accepted})",
+        offered = OFFERED_PROTOCOL_VERSION,
+        accepted = supported_versions_text()
+    )]
+    UnsupportedVersion {
+        /// The server's name.
+        server: String,
+        /// The version it answered with.
+        version: String,
+    },
     /// The connection ended: the server exited (see [`Server::stderr_tail`] for why).
     #[error("MCP server `{server}` closed the connection (it may have exited)")]
     Closed {
@@ -158,6 +184,14 @@ pub enum McpError {
     /// The call took longer than its timeout; the server was sent `notifications/cancelled`.
     #[error("the MCP call timed out")]
     Timeout,
+}
+
+fn supported_versions_text() -> String {
+    SUPPORTED_PROTOCOL_VERSIONS
+        .iter()
+        .map(ProtocolVersion::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn tail_section(stderr_tail: &str) -> String {
@@ -265,9 +299,7 @@ impl ClientHandler for Handler {
             ClientCapabilities::default(),
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
         );
-        // The newest version that still has the `initialize` handshake, which is what rmcp's
-        // `serve` performs (rmcp's default, 2026-07-28, has none).
-        info.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
+        info.protocol_version = OFFERED_PROTOCOL_VERSION;
         info
     }
 }
@@ -601,13 +633,9 @@ impl Server {
         let error = match started {
             Ok(Ok(service)) => {
                 tracing::debug!(server = name, "MCP server started");
-                return Ok(Server::new(
-                    name,
-                    service,
-                    channels,
-                    Some(process),
-                    init_timeout,
-                ));
+                return Server::new(name, service, channels, Some(process), init_timeout)
+                    .checked()
+                    .await;
             }
             Ok(Err(e)) => {
                 // Most often the child died: wait for its status and the rest of its stderr,
@@ -691,7 +719,9 @@ impl Server {
         match tokio::time::timeout(init_timeout, handler.serve(transport)).await {
             Ok(Ok(service)) => {
                 tracing::debug!(server = name, url, "MCP server connected");
-                Ok(Server::new(name, service, channels, None, init_timeout))
+                Server::new(name, service, channels, None, init_timeout)
+                    .checked()
+                    .await
             }
             Ok(Err(e)) => Err(start_error(format!(
                 "`initialize` at {url} failed: {}",
@@ -723,6 +753,23 @@ impl Server {
             channels,
             child,
         }
+    }
+
+    /// This server, when it answered `initialize` with a version cove speaks; else it is
+    /// stopped (rmcp accepts any answer, and the spec has the client disconnect).
+    async fn checked(self) -> Result<Server, McpError> {
+        let supported = SUPPORTED_PROTOCOL_VERSIONS
+            .iter()
+            .any(|v| v.as_str() == self.protocol_version);
+        if supported {
+            return Ok(self);
+        }
+        let error = McpError::UnsupportedVersion {
+            server: self.name.clone(),
+            version: self.protocol_version.clone(),
+        };
+        self.stop().await;
+        Err(error)
     }
 
     /// The server's name, as given when it was started.

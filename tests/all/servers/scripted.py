@@ -6,9 +6,14 @@ the `notifications/cancelled` it then gets is logged); `crash` exits in the midd
 `escape` tries to write the file `path` and to reach `host`:`port`, and says what happened
 (the sandbox tests: neither must work).
 `tools/list` answers in two pages.
+`initialize` is answered with the client's protocol version, or with the one given as
+`--protocol-version VERSION`.
 """
 import json
 import sys
+
+PROTOCOL_VERSION = (sys.argv[sys.argv.index("--protocol-version") + 1]
+                    if "--protocol-version" in sys.argv else None)
 
 TOOLS = [
     {"name": "echo", "description": "Answers with its text.",
@@ -46,7 +51,8 @@ while True:
     method, request_id = message.get("method"), message.get("id")
     params = message.get("params") or {}
     if method == "initialize":
-        reply(request_id, {"protocolVersion": params.get("protocolVersion"),
+        log(f"offered protocol version {params.get('protocolVersion')}")
+        reply(request_id, {"protocolVersion": PROTOCOL_VERSION or params.get("protocolVersion"),
                            "capabilities": {"tools": {}},
                            "serverInfo": {"name": "scripted", "version": "1"}})
     elif method == "tools/list":
