@@ -18,7 +18,7 @@ pub use walls::{Wall, doctor, landlock_abi};
 
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,6 +182,35 @@ pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
 pub fn end(pid: u32) {
     kill_group(pid as libc::pid_t);
     let _ = cgroup::finish(pid);
+}
+
+/// A command's own tmp directory (its `TMPDIR`, writable inside the sandbox), removed with
+/// everything in it when dropped.
+#[derive(Debug)]
+pub struct PrivateTmp(PathBuf);
+
+impl PrivateTmp {
+    /// A new empty directory `cove-LABEL-PID-N` in the system's tmp.
+    ///
+    /// # Errors
+    /// It cannot be created.
+    pub fn new(label: &str) -> std::io::Result<Self> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cove-{label}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// What commands never see: [`DEFAULT_DENY`] under `$HOME`, and cove's own config (keys, trust

@@ -9,7 +9,7 @@
 use crate::mock_model::{
     MockModel, Reply, calls, done, env, last_results, requests_of, route_with,
 };
-use crate::support::{Sandbox, TestResult};
+use crate::support::{Run, Sandbox, TestResult};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Stdio;
@@ -260,5 +260,35 @@ fn tools_tool_search_offered_are_offered_again_on_resume() -> TestResult {
         last_results(&all).last(),
         Some(&(false, "counted to 1".to_string()))
     );
+    Ok(())
+}
+
+#[test]
+fn a_stdio_servers_private_tmp_is_removed_when_it_stops() -> TestResult {
+    let sb = Sandbox::new()?;
+    sdk_config(&sb, "")?;
+    let tmp = sb.tmp.path().join("system-tmp");
+    std::fs::create_dir_all(&tmp)?;
+    let tmp_text = tmp.to_string_lossy().into_owned();
+    let run = Run::from(
+        sb.command(
+            &sb.repo(),
+            &["tools", "call", "mcp__sdk__tmpdir", "{}"],
+            &[("TMPDIR", &tmp_text)],
+        )
+        .output()?,
+    );
+    // The server had a directory of its own in the system's tmp, and it is gone.
+    let its = run.out().trim().to_string();
+    assert!(
+        its.starts_with(&tmp_text) && its.len() > tmp_text.len(),
+        "{its}"
+    );
+    assert!(!Path::new(&its).exists(), "{its} is left behind");
+    let left: Vec<_> = std::fs::read_dir(&tmp)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     Ok(())
 }

@@ -176,8 +176,9 @@ impl Hub {
             () = self.stop.cancelled() => return,
             s = connect(p, &self.root, self.resources) => s,
         };
-        let server = match started {
-            Ok(s) => Arc::new(s),
+        // The tmp directory goes when this task ends (the server stopped, or the session ended).
+        let (server, _tmp) = match started {
+            Ok((s, tmp)) => (Arc::new(s), tmp),
             Err(e) => return self.fail(&name, e),
         };
         let retire = CancellationToken::new();
@@ -420,23 +421,20 @@ impl Hub {
     }
 }
 
-/// Connect to one server: a stdio one started in the sandbox.
+/// Connect to one server: a stdio one started in the sandbox, with its own tmp directory (kept
+/// as long as the server runs).
 async fn connect(
     p: &Planned,
     root: &Path,
     resources: crate::sandbox::Resources,
-) -> Result<Server, String> {
+) -> Result<(Server, Option<crate::sandbox::PrivateTmp>), String> {
     match &p.spec.transport {
         Transport::Http { url, headers } => Server::http(&p.spec.name, url, headers, INIT_TIMEOUT)
             .await
+            .map(|s| (s, None))
             .map_err(|e| e.to_string()),
         Transport::Stdio { command, args, env } => {
-            let tmp = std::env::temp_dir().join(format!(
-                "cove-mcp-{}-{}",
-                p.spec.name,
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&tmp)
+            let tmp = crate::sandbox::PrivateTmp::new(&format!("mcp-{}", p.spec.name))
                 .map_err(|e| format!("MCP server `{}`: no tmp directory: {e}", p.spec.name))?;
             let spec = crate::sandbox::Spec {
                 argv: std::iter::once(command.clone())
@@ -444,7 +442,7 @@ async fn connect(
                     .collect(),
                 cwd: root.to_path_buf(),
                 worktree: root.to_path_buf(),
-                tmp,
+                tmp: tmp.path().to_path_buf(),
                 net: p.grants.net,
                 deny: crate::sandbox::default_deny(),
                 max_procs: 512,
@@ -464,6 +462,7 @@ async fn connect(
                 INIT_TIMEOUT,
             )
             .await
+            .map(|s| (s, Some(tmp)))
             .map_err(|e| e.to_string())
         }
     }

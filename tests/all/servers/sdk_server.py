@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An MCP stdio server on the official Python SDK (`mcp`), for cove's tests of what a session does
 with MCP calls: `count` reports its progress, `sleep` waits until it is cancelled (writing
-`started` and `cancelled` to the file named by $LOG), and a tool whose name no model provider
-takes (too long, with dots).
+`started` and `cancelled` to the file named by $LOG), `tmpdir` says where its TMPDIR is, and a
+tool whose name no model provider takes (too long, with dots).
 """
 import os
 
@@ -37,6 +37,11 @@ async def sleep() -> str:
         log("cancelled")
         raise
     return "woke up"
+
+
+@server.tool(name="tmpdir", description="Says where its TMPDIR is.")
+def tmpdir() -> str:
+    return os.environ.get("TMPDIR", "")
 
 
 @server.tool(name=LONG_NAME, description="A tool whose name is too long for model providers.")

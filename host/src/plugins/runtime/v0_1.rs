@@ -148,15 +148,15 @@ impl exec::Host for StoreState {
                 cmd.cwd
             ));
         }
-        let tmp =
-            tempfile_dir().map_err(|e| format!("cannot make a private tmp directory: {e}"))?;
+        let tmp = crate::sandbox::PrivateTmp::new("exec")
+            .map_err(|e| format!("cannot make a private tmp directory: {e}"))?;
         let deny = crate::sandbox::default_deny();
         let timeout = std::time::Duration::from_millis(u64::from(cmd.timeout_ms)).min(MAX_EXEC);
         let spec = crate::sandbox::Spec {
             argv: cmd.argv,
             cwd,
             worktree: worktree.root().to_path_buf(),
-            tmp: tmp.clone(),
+            tmp: tmp.path().to_path_buf(),
             net: !self.host.grants.net.is_empty(),
             deny,
             max_procs: 512,
@@ -182,7 +182,7 @@ impl exec::Host for StoreState {
             timeout,
             self.host.cancel.as_ref(),
         );
-        let _ = std::fs::remove_dir_all(&tmp);
+        drop(tmp);
         let mut out = result.map_err(|e| e.to_string())?;
         // Contract 0.1.0 has no field for it: the reason goes at the end of stderr.
         if let Some(why) = out.stopped.take() {
@@ -227,15 +227,6 @@ impl exec::Host for StoreState {
             .map_err(|_| "session state poisoned".to_string())? = rel;
         Ok(shown)
     }
-}
-
-/// A fresh private directory for one command's temporary files.
-fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("cove-exec-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 impl StoreState {
