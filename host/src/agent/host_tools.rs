@@ -413,14 +413,22 @@ impl ToolSearch {
 }
 
 /// What the listing says of a tool: the first sentence of its description (its first line when
-/// that is shorter), at most 100 bytes. The full description comes with the schema.
+/// that is shorter), at most 100 bytes and `…`. The full description comes with the schema.
 fn first_sentence(description: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 100;
     let line = description.lines().next().unwrap_or("").trim();
     let sentence = match line.find(". ") {
         Some(end) => &line[..=end],
         None => line,
     };
-    crate::plugins::runtime::cut(sentence, 100)
+    if sentence.len() <= MAX {
+        return sentence.into();
+    }
+    let mut end = MAX;
+    while !sentence.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &sentence[..end]).into()
 }
 
 impl HostTool for ToolSearch {
@@ -483,7 +491,9 @@ mod tests {
             first_sentence("v1.2 of the API is used"),
             "v1.2 of the API is used"
         );
-        assert!(first_sentence(&"x".repeat(300)).len() <= 110);
+        let text = "é".repeat(300);
+        let long = first_sentence(&text);
+        assert!(long.len() <= 104 && long.ends_with('…'), "{long}");
     }
 
     struct Named(ToolDef);

@@ -407,11 +407,33 @@ impl Garbage {
     }
 }
 
+/// Judge what is left of a dead server's stdout once rmcp lets go of it (bounded by
+/// [`DEATH_GRACE`]).
+async fn read_rest<R: AsyncRead + Unpin>(
+    salvaged: tokio::sync::oneshot::Receiver<R>,
+    server: &str,
+    garbage: Arc<Mutex<Garbage>>,
+) {
+    let _ = tokio::time::timeout(DEATH_GRACE, async {
+        let Ok(rest) = salvaged.await else {
+            return;
+        };
+        let mut rest = WatchedStdout::new(rest, server, garbage);
+        let mut buf = [0u8; 4096];
+        while matches!(rest.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 /// A child's stdout, passed through to rmcp as it is, noting lines that do not start like a
 /// JSON-RPC message. rmcp skips such lines without a word, and a server whose every line is
 /// skipped would otherwise look like one that is merely slow.
 struct WatchedStdout<R> {
-    inner: R,
+    /// Taken only when it is handed back through `salvage`.
+    inner: Option<R>,
+    /// Where the pipe goes when rmcp lets go of it (a start that failed, say), so what the
+    /// server wrote that rmcp never read can still be judged.
+    salvage: Option<tokio::sync::oneshot::Sender<R>>,
     server: String,
     garbage: Arc<Mutex<Garbage>>,
     /// Whether the current line's first non-blank byte has been seen.
@@ -421,6 +443,17 @@ struct WatchedStdout<R> {
 }
 
 impl<R> WatchedStdout<R> {
+    fn new(inner: R, server: &str, garbage: Arc<Mutex<Garbage>>) -> Self {
+        Self {
+            inner: Some(inner),
+            salvage: None,
+            server: server.to_owned(),
+            garbage,
+            judged: false,
+            current: None,
+        }
+    }
+
     fn observe(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             if byte == b'\n' {
@@ -461,7 +494,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for WatchedStdout<R> {
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let poll = Pin::new(inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = poll {
             let read = &buf.filled()[before..];
             if read.is_empty() {
@@ -472,6 +508,15 @@ impl<R: AsyncRead + Unpin> AsyncRead for WatchedStdout<R> {
             }
         }
         poll
+    }
+}
+
+impl<R> Drop for WatchedStdout<R> {
+    fn drop(&mut self) {
+        if let (Some(tx), Some(inner)) = (self.salvage.take(), self.inner.take()) {
+            // Nobody waiting is fine: then nobody wants the rest.
+            let _ = tx.send(inner);
+        }
     }
 }
 
@@ -621,13 +666,9 @@ impl Server {
             stderr_task,
         };
         let garbage = Arc::new(Mutex::new(Garbage::default()));
-        let stdout = WatchedStdout {
-            inner: stdout,
-            server: name.to_owned(),
-            garbage: garbage.clone(),
-            judged: false,
-            current: None,
-        };
+        let (salvage, salvaged) = tokio::sync::oneshot::channel();
+        let mut stdout = WatchedStdout::new(stdout, name, garbage.clone());
+        stdout.salvage = Some(salvage);
         let (handler, channels) = handler(name);
         let started = tokio::time::timeout(init_timeout, handler.serve((stdout, stdin))).await;
         let error = match started {
@@ -641,6 +682,11 @@ impl Server {
                 // Most often the child died: wait for its status and the rest of its stderr,
                 // so the error can say why.
                 let status = process.exited_within(DEATH_GRACE).await;
+                if status.is_some() {
+                    // It may have died before rmcp read what it wrote (writing `initialize` to
+                    // it failed first): read the rest of its stdout now, to its end.
+                    read_rest(salvaged, name, garbage.clone()).await;
+                }
                 process.kill().await;
                 let stderr_tail = process.final_tail().await;
                 let garbage = lock(&garbage).summary();
