@@ -11,6 +11,7 @@ mod faults;
 mod fs_tools;
 mod mailbox;
 mod mcp;
+mod mcp_serve;
 mod memory;
 mod mock_model;
 mod policy;
