@@ -1,6 +1,6 @@
 //! `cove mcp serve` driven by real MCP clients: the official Python SDK (PyPI `mcp`, through
 //! `tests/all/servers/serve_client.py`) over stdio and Streamable HTTP, and the inspector's CLI
-//! (npm `@modelcontextprotocol/inspector`) over stdio.
+//! (npm `@modelcontextprotocol/inspector`) over both.
 //!
 //! Installs both once per run into `<target>/mcp-servers/` (`py-client/`, `inspector/`; skipped
 //! when present) and fails, saying how to install them, when that cannot be done. Must not
@@ -556,7 +556,7 @@ fn status_of(authority: &str, path: &str, host: &str) -> Result<u16, Box<dyn std
 }
 
 #[test]
-fn python_sdk_over_streamable_http() -> TestResult {
+fn the_python_sdk_and_the_inspector_over_streamable_http() -> TestResult {
     let sb = repo_with_notes()?;
     let server = HttpServer::start(&sb, &["--policy", "trusted"])?;
     let report = py(
@@ -587,6 +587,31 @@ fn python_sdk_over_streamable_http() -> TestResult {
         403
     );
     assert_eq!(status_of(&authority, "/elsewhere", &authority)?, 404);
+    // The inspector's CLI over the same endpoint.
+    let mut c = Command::new("node");
+    c.arg(inspector()?)
+        .args(["--cli", &server.url, "--transport", "http"])
+        .args(["--method", "tools/call", "--tool-name", "read"])
+        .args(["--tool-arg", "file_path=over-http.txt"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    sb.isolate(&mut c);
+    let called = bounded(c.spawn()?, RUN)?;
+    let stdout = String::from_utf8_lossy(&called.stdout);
+    assert!(
+        called.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&called.stderr)
+    );
+    let v: Value = serde_json::from_str(&stdout)?;
+    assert_ne!(v["isError"], true, "{stdout}");
+    assert!(
+        v["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("http")),
+        "{stdout}"
+    );
     let (ok, said) = server.stop()?;
     assert!(ok, "cove mcp serve did not exit cleanly on SIGTERM: {said}");
     Ok(())
