@@ -245,8 +245,8 @@ impl Server {
             },
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        // Dropped when rmcp drops this request (cancelled, or the session ended): the plugin
-        // stops within one epoch tick instead of running on for nobody.
+        // Also set if rmcp drops this request's future (the session ended, the server stops):
+        // the plugin stops instead of running on for nobody.
         let _stop = SetOnDrop(cancel.clone());
         let registry = self.registry.clone();
         let flag = cancel.clone();
@@ -258,7 +258,8 @@ impl Server {
             r = &mut job => r,
             () = cx.ct.cancelled() => {
                 cancel.store(true, Ordering::Relaxed);
-                // Wait for it to stop, so nothing is written after the client was told.
+                // Wait for it to stop (within an epoch tick, or its command's process-group
+                // kill), so nothing of this call still runs once its request is over.
                 (&mut job).await
             }
         };
