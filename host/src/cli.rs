@@ -203,6 +203,25 @@ enum McpCommand {
     },
     /// Remove a server from `.mcp.json`.
     Remove { name: String },
+    /// Serve this worktree's tools (the plugins, sandboxed, under the policies) to other MCP
+    /// clients: over stdio, or over Streamable HTTP at http://ADDR/mcp with `--http`.
+    Serve {
+        /// Serve Streamable HTTP on this address (e.g. 127.0.0.1:8765; port 0 picks one)
+        /// instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Allow `--http` on an address that is not loopback: whoever reaches it can run the
+        /// tools, which write files and run commands in this worktree.
+        #[arg(long, requires = "http")]
+        allow_remote: bool,
+        /// The policy deciding each call (repeat for several: deny beats ask beats allow);
+        /// overrides `policy` in the config. Built in: default, read-only, trusted.
+        #[arg(long, value_name = "NAME")]
+        policy: Vec<String>,
+        /// Approve every call a policy would ask about, instead of asking the client's user.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 // Parsed once per process: the size of a variant costs nothing.
@@ -317,6 +336,20 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             command,
         }) => mcp::add(cli.worktree, &name, url, command, env),
         Command::Mcp(McpCommand::Remove { name }) => mcp::remove(cli.worktree, &name),
+        Command::Mcp(McpCommand::Serve {
+            http,
+            allow_remote,
+            policy,
+            yes,
+        }) => mcp::serve(
+            cli.worktree,
+            mcp::Serve {
+                http,
+                allow_remote,
+                policy,
+                yes,
+            },
+        ),
         Command::Sessions(SessionsCommand::List { all, json }) => {
             sessions::list(cli.worktree, all, json)
         }

@@ -5,7 +5,8 @@
 //! and `[mcp.servers.NAME]` in cove's TOML) and edits `.mcp.json` for `cove mcp add/remove`;
 //! `client` connects to one server (a child process over stdio, or a Streamable HTTP endpoint)
 //! and lists and calls its tools; `hub` runs a session's servers (stdio ones in the exec
-//! sandbox) and answers the loop's calls of their tools.
+//! sandbox) and answers the loop's calls of their tools; `serve` is the other direction, cove
+//! as a server offering this worktree's plugin tools to other MCP clients (`cove mcp serve`).
 //!
 //! Must not decide whether a server may start or a tool may run (policies and the trust prompt
 //! do), build the sandbox a stdio server runs in (the caller hands `client` a ready `Command`),
@@ -15,3 +16,4 @@
 pub mod client;
 pub mod config;
 pub mod hub;
+pub mod serve;

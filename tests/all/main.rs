@@ -12,6 +12,7 @@ mod fs_tools;
 mod mailbox;
 mod mcp;
 mod mcp_conformance;
+mod mcp_serve;
 mod mcp_session;
 mod memory;
 mod mock_model;

@@ -1,4 +1,4 @@
-//! `cove mcp list|add|remove`, and starting a session's MCP servers.
+//! `cove mcp list|add|remove|serve`, and starting a session's MCP servers.
 
 use anyhow::{Context, Result};
 use cove::agent::workspace::Workspace;
@@ -179,5 +179,82 @@ pub(crate) fn call(
         watcher.abort();
         hub.stop().await;
         result
+    }))
+}
+
+/// `cove mcp serve`'s flags.
+pub(crate) struct Serve {
+    pub(crate) http: Option<std::net::SocketAddr>,
+    pub(crate) allow_remote: bool,
+    pub(crate) policy: Vec<String>,
+    pub(crate) yes: bool,
+}
+
+/// `cove mcp serve`: this worktree's plugin tools to one MCP client over stdio, or to any
+/// number over Streamable HTTP with `--http`, until the client leaves (stdio), Ctrl-C or SIGTERM.
+/// Nothing but the protocol goes to stdout.
+pub(crate) fn serve(worktree: Option<PathBuf>, flags: Serve) -> Result<ExitCode> {
+    use cove::mcp::serve::{HTTP_PATH, Server, bind, host_check};
+    // Checked before anything loads: a refused address costs nothing.
+    let hosts = flags
+        .http
+        .map(|addr| host_check(addr, flags.allow_remote))
+        .transpose()?;
+    let ws = super::open_narrowed(worktree)?;
+    let policies = if flags.policy.is_empty() {
+        ws.config.policy.clone()
+    } else {
+        flags.policy
+    };
+    let (server, problems) = Server::new(ws.registry.clone(), &policies, flags.yes)?;
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    if flags.yes {
+        eprintln!("note: --yes: calls a policy would ask about run without asking anyone");
+    }
+    let runtime = super::async_runtime()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let root = ws.worktree.root().display().to_string();
+    let served: Result<()> = runtime.block_on(async {
+        let watcher = stop_on_signals(&stop)?;
+        let served = match (flags.http, hosts) {
+            (Some(addr), Some(hosts)) => {
+                let listener = bind(addr).await?;
+                let local = listener
+                    .local_addr()
+                    .with_context(|| format!("the address of the listener on {addr}"))?;
+                eprintln!("serving the tools of {root}");
+                eprintln!("listening on http://{local}{HTTP_PATH}");
+                server.serve_http(listener, hosts, stop.clone()).await
+            }
+            _ => {
+                eprintln!("serving the tools of {root} over stdio");
+                server.serve_stdio(stop.clone()).await
+            }
+        };
+        watcher.abort();
+        Ok(served?)
+    });
+    // A read of stdin blocked on a blocking thread would hold the runtime's drop forever; a
+    // tool call still running was told to stop when its request was dropped.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancel `stop` on Ctrl-C or SIGTERM.
+fn stop_on_signals(
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("watching for SIGTERM")?;
+    let stop = stop.clone();
+    Ok(tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        stop.cancel();
     }))
 }
