@@ -53,7 +53,7 @@ pub(crate) struct Installed {
 }
 
 /// `<target>/mcp-servers`: the test binary is `<target>/<profile>/deps/mcp-<hash>`.
-fn servers_dir() -> Result<PathBuf, String> {
+pub(crate) fn servers_dir() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("no test executable path: {e}"))?;
     exe.ancestors()
         .nth(3)
@@ -61,7 +61,7 @@ fn servers_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("cannot find the target directory above {}", exe.display()))
 }
 
-fn run_install(mut command: std::process::Command, by_hand: &str) -> Result<(), String> {
+pub(crate) fn run_install(mut command: std::process::Command, by_hand: &str) -> Result<(), String> {
     let output = command
         .output()
         .map_err(|e| format!("could not run the install ({e}); install by hand: {by_hand}"))?;

@@ -89,16 +89,10 @@ fn run(scenario: &str) -> Result<Outcome, Box<dyn std::error::Error>> {
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("cove-cache"),
         )
         .env("RUST_LOG", "warn");
-    for k in [
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "COVE_MODEL",
-        "COVE_PROVIDER",
-        "COVE_CONFIG_DIR",
-        "COVE_DATA_DIR",
-    ] {
+    for k in crate::support::MODEL_ENV
+        .into_iter()
+        .chain(["COVE_CONFIG_DIR", "COVE_DATA_DIR"])
+    {
         command.env_remove(k);
     }
     let out = command.output()?;

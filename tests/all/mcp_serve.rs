@@ -6,6 +6,7 @@
 //! when present) and fails, saying how to install them, when that cannot be done. Must not
 //! depend on timing: every wait is bounded generously and nothing asserts how fast something was.
 
+use crate::mcp::servers_dir;
 use crate::support::{Sandbox, TestResult};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,30 +21,12 @@ const INSPECTOR: &str = "@modelcontextprotocol/inspector@0.21.2";
 /// Bound for one client run (a server start, a few calls); generous for a loaded machine.
 const RUN: Duration = Duration::from_secs(180);
 
-/// `<target>/mcp-servers`: the test binary is `<target>/<profile>/deps/all-<hash>`.
-fn servers_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("no test executable path: {e}"))?;
-    exe.ancestors()
-        .nth(3)
-        .map(|target| target.join("mcp-servers"))
-        .ok_or_else(|| format!("cannot find the target directory above {}", exe.display()))
-}
-
 /// Run `command` unless `ready` exists; say how to do it by hand when it fails.
-fn install(ready: &Path, mut command: Command, by_hand: &str) -> Result<(), String> {
+fn install(ready: &Path, command: Command, by_hand: &str) -> Result<(), String> {
     if ready.exists() {
         return Ok(());
     }
-    let output = command
-        .output()
-        .map_err(|e| format!("could not run the install ({e}); install by hand: {by_hand}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "the install failed ({}): {}\ninstall by hand: {by_hand}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
+    crate::mcp::run_install(command, by_hand)?;
     if ready.exists() {
         Ok(())
     } else {

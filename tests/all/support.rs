@@ -24,6 +24,16 @@ fn shared_cache() -> PathBuf {
 
 /// A temporary directory holding a git repository (`repo/`), an `outside/` sentinel tree beside it,
 /// and an empty user config dir.
+/// The environment that would point cove at a real model (or pick one): tests remove it.
+pub const MODEL_ENV: [&str; 6] = [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "COVE_MODEL",
+    "COVE_PROVIDER",
+];
+
 pub struct Sandbox {
     pub tmp: tempfile::TempDir,
 }
@@ -131,14 +141,7 @@ impl Sandbox {
             .env("COVE_CACHE_DIR", shared_cache())
             .env("COVE_DATA_DIR", self.tmp.path().join("data"))
             .env("RUST_LOG", "warn");
-        for k in [
-            "ANTHROPIC_API_KEY",
-            "ANTHROPIC_BASE_URL",
-            "OPENAI_API_KEY",
-            "OPENAI_BASE_URL",
-            "COVE_MODEL",
-            "COVE_PROVIDER",
-        ] {
+        for k in MODEL_ENV {
             c.env_remove(k);
         }
     }
