@@ -310,6 +310,30 @@ async fn everything_announces_its_tool_list_changed() -> TestResult {
     Ok(())
 }
 
+/// Call everything's long operation (it reports every second, for 60 s), cancel it at its first
+/// progress notification, and expect [`McpError::Cancelled`].
+async fn cancel_once_under_way(server: &Server, tool: &str) -> TestResult {
+    let cancel = CancellationToken::new();
+    let mut progress = server.progress();
+    let running = server.call(
+        tool,
+        json!({"duration": 60, "steps": 60}),
+        cancel.clone(),
+        CALL,
+    );
+    let canceller = async {
+        let first = next_progress(&mut progress, tool).await;
+        cancel.cancel();
+        first
+    };
+    let (result, first) = tokio::join!(running, canceller);
+    first?;
+    match result {
+        Err(McpError::Cancelled) => Ok(()),
+        other => Err(format!("expected Cancelled, got {other:?}").into()),
+    }
+}
+
 #[tokio::test]
 async fn everything_reports_progress_and_can_be_cancelled() -> TestResult {
     let server = everything_stdio().await?;
@@ -328,25 +352,7 @@ async fn everything_reports_progress_and_can_be_cancelled() -> TestResult {
     assert_eq!(seen, vec![1.0, 2.0, 3.0, 4.0]);
 
     // Cancel once the operation is under way (it reports every second, for 60 s).
-    let cancel = CancellationToken::new();
-    let mut progress = server.progress();
-    let running = server.call(
-        tool,
-        json!({"duration": 60, "steps": 60}),
-        cancel.clone(),
-        CALL,
-    );
-    let canceller = async {
-        let first = next_progress(&mut progress, tool).await;
-        cancel.cancel();
-        first
-    };
-    let (result, first) = tokio::join!(running, canceller);
-    first?;
-    match result {
-        Err(McpError::Cancelled) => {}
-        other => return Err(format!("expected Cancelled, got {other:?}").into()),
-    }
+    cancel_once_under_way(&server, tool).await?;
 
     // The server is still there for the next call.
     let out = call(&server, "echo", json!({"message": "still here"})).await?;
@@ -414,25 +420,7 @@ async fn everything_over_streamable_http() -> TestResult {
     assert_eq!(event.total, Some(2.0));
 
     // Cancellation over HTTP too.
-    let cancel = CancellationToken::new();
-    let mut progress = server.progress();
-    let running = server.call(
-        tool,
-        json!({"duration": 60, "steps": 60}),
-        cancel.clone(),
-        CALL,
-    );
-    let canceller = async {
-        let first = next_progress(&mut progress, tool).await;
-        cancel.cancel();
-        first
-    };
-    let (result, first) = tokio::join!(running, canceller);
-    first?;
-    match result {
-        Err(McpError::Cancelled) => {}
-        other => return Err(format!("expected Cancelled, got {other:?}").into()),
-    }
+    cancel_once_under_way(&server, tool).await?;
 
     server.stop().await;
     node.kill().await?;

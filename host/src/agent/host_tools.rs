@@ -424,10 +424,7 @@ fn first_sentence(description: &str) -> std::borrow::Cow<'_, str> {
     if sentence.len() <= MAX {
         return sentence.into();
     }
-    let mut end = MAX;
-    while !sentence.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::plugins::runtime::floor_char_boundary(sentence, MAX);
     format!("{}…", &sentence[..end]).into()
 }
 

@@ -217,6 +217,19 @@ pub struct Context {
     pub skills: Active,
 }
 
+impl Context {
+    /// A call outside any session (typed by hand, or sent by an MCP client) made in `role`: no
+    /// turn or token limit, no skill loaded.
+    pub fn outside_session(role: &str) -> Self {
+        Self {
+            role: role.into(),
+            turns_left: u32::MAX,
+            tokens_left: u64::MAX,
+            skills: Active::default(),
+        }
+    }
+}
+
 /// The policies in force, by plugin name.
 #[derive(Debug, Clone)]
 pub struct Gate {

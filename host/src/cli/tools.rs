@@ -28,13 +28,7 @@ pub(crate) fn call(
     };
     use cove::agent::policy::{Context as PolicyContext, Decision, Gate};
     let gate = Gate::new(&registry, &ws.config.policy).map_err(anyhow::Error::msg)?;
-    let cx = PolicyContext {
-        role: "user".into(),
-        turns_left: u32::MAX,
-        tokens_left: u64::MAX,
-        // A call typed by hand runs outside any session: no skill is loaded.
-        skills: Default::default(),
-    };
+    let cx = PolicyContext::outside_session("user");
     let permitted = match gate.decide(&registry, ToolCall { tool, input }, &cx) {
         Decision::Allow(permitted) => Ok(permitted),
         // The user typed this call: that is their answer to the policy's question.

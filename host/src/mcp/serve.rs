@@ -221,14 +221,7 @@ impl Server {
         let (registry, gate) = (self.registry.clone(), self.gate.clone());
         // Policies are components: deciding runs wasm, off the async thread.
         let decision = match tokio::task::spawn_blocking(move || {
-            let pcx = PolicyContext {
-                role: ROLE.into(),
-                turns_left: u32::MAX,
-                tokens_left: u64::MAX,
-                // No session, so no skill is loaded.
-                skills: Default::default(),
-            };
-            gate.decide(&registry, call, &pcx)
+            gate.decide(&registry, call, &PolicyContext::outside_session(ROLE))
         })
         .await
         {

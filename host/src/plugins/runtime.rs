@@ -956,7 +956,8 @@ pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     .into()
 }
 
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+/// The largest character boundary of `s` at or below byte `i`.
+pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
     }
