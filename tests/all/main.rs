@@ -16,6 +16,7 @@ mod mcp_serve;
 mod mcp_session;
 mod memory;
 mod mock_model;
+mod plain_component;
 mod policy;
 mod sandbox;
 mod search_tools;

@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+mod plain;
+
 /// Where a plugin comes from. Later layers win.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -203,17 +205,25 @@ impl Registry {
         let mut add = |candidate: Result<(Manifest, Source, String), ManifestError>,
                        layer: Layer,
                        problems: &mut Vec<String>| {
-            let (manifest, source, origin) = match candidate {
+            let (mut manifest, source, origin) = match candidate {
                 Ok(c) => c,
                 Err(e) => return problems.push(e.to_string()),
             };
-            if !contract::is_supported(&manifest.contract) {
+            if let Some(built_for) = &manifest.contract
+                && !contract::is_supported(built_for)
+            {
                 return problems.push(format!(
                     "{origin}: plugin `{}` {} is built for contract {}; this cove supports {} (rebuild it against a supported cove-plugin-sdk)",
                     manifest.name,
                     manifest.version,
-                    manifest.contract,
+                    built_for,
                     contract::SUPPORTED.join(", ")
+                ));
+            }
+            if let Err(e) = plain::list_tools(&mut manifest, &source, problems) {
+                return problems.push(format!(
+                    "{origin}: plugin `{}` is not loaded: {e}",
+                    manifest.name
                 ));
             }
             if layer != Layer::BuiltIn
@@ -639,6 +649,49 @@ impl Registry {
             plugin: name.clone(),
             message,
         };
+        let bytes = self.read_bytes(plugin)?;
+        let info = contract::inspect(&bytes).map_err(|e| err(e.to_string()))?;
+        let Some(built_for) = info.contract.clone() else {
+            return Err(err(format!(
+                "plugin.toml says contract {} but its component exports no cove world: it is a plain component (its exported functions would be its tools); remove `contract` from {}",
+                plugin.manifest.contract.as_deref().unwrap_or("none"),
+                plugin.origin
+            )));
+        };
+        if !contract::is_supported(&built_for) {
+            return Err(err(format!(
+                "its component is built for contract {built_for}; this cove supports {} (rebuild it against a supported cove-plugin-sdk)",
+                contract::SUPPORTED.join(", ")
+            )));
+        }
+        if Some(&built_for) != plugin.manifest.contract.as_ref() {
+            return Err(err(format!(
+                "plugin.toml says contract {} but the component is built for {built_for}; fix `contract` in {}",
+                plugin.manifest.contract.as_deref().unwrap_or("none"),
+                plugin.origin
+            )));
+        }
+        if info.kind != Some(plugin.manifest.kind) {
+            return Err(err(format!(
+                "plugin.toml says kind {} but the component exports {}",
+                plugin.manifest.kind,
+                info.kind
+                    .map_or("no cove:plugin world".to_string(), |k| format!(
+                        "the {k} world"
+                    ))
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The component's bytes: a built-in's, a file's, or a project file that must still have
+    /// the bytes the user trusted.
+    fn read_bytes(&self, plugin: &Plugin) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
+        let name = plugin.manifest.name.clone();
+        let err = |message: String| LoadError {
+            plugin: name.clone(),
+            message,
+        };
         let bytes: std::borrow::Cow<'static, [u8]> = match &plugin.source {
             Source::Embedded { wasm, .. } => std::borrow::Cow::Borrowed(wasm),
             Source::File(path) => std::borrow::Cow::Owned(
@@ -657,34 +710,13 @@ impl Registry {
                 std::borrow::Cow::Owned(bytes)
             }
         };
-        let info = contract::inspect(&bytes).map_err(|e| err(e.to_string()))?;
-        let built_for = info.contract.clone().unwrap_or_else(|| "none".into());
-        if !contract::is_supported(&built_for) {
-            return Err(err(format!(
-                "its component is built for contract {built_for}; this cove supports {} (rebuild it against a supported cove-plugin-sdk)",
-                contract::SUPPORTED.join(", ")
-            )));
-        }
-        if built_for != plugin.manifest.contract {
-            return Err(err(format!(
-                "plugin.toml says contract {} but the component is built for {built_for}; fix `contract` in {}",
-                plugin.manifest.contract, plugin.origin
-            )));
-        }
-        if info.kind != Some(plugin.manifest.kind) {
-            return Err(err(format!(
-                "plugin.toml says kind {} but the component exports {}",
-                plugin.manifest.kind,
-                info.kind
-                    .map_or("no cove:plugin world".to_string(), |k| format!(
-                        "the {k} world"
-                    ))
-            )));
-        }
         Ok(bytes)
     }
 
     fn load_uncached(&self, plugin: &Plugin) -> Result<LoadedPlugin, LoadError> {
+        if plugin.manifest.is_plain() {
+            return self.load_plain(plugin);
+        }
         let name = plugin.manifest.name.clone();
         let err = |message: String| LoadError {
             plugin: name.clone(),

@@ -15,6 +15,7 @@
 mod engine_config;
 mod guarded_fs;
 mod ready;
+pub mod plain;
 mod v0_1;
 
 use crate::plugins::manifest::FsAccess;
@@ -187,15 +188,50 @@ pub enum CodeOrigin {
 /// A compiled, pre-linked component, ready to instantiate many times, with its spare instance.
 #[derive(Clone)]
 pub struct Loaded {
-    pre: v0_1::ToolPre<StoreState>,
-    spare: Arc<ready::Spare<v0_1::Tool>>,
+    world: ToolWorld,
     pub origin: CodeOrigin,
+}
+
+/// A cove world, or a plain component's functions.
+#[derive(Clone)]
+enum ToolWorld {
+    V0_1 {
+        pre: v0_1::ToolPre<StoreState>,
+        spare: Arc<ready::Spare<v0_1::Tool>>,
+    },
+    Plain(plain::LoadedPlain),
 }
 
 impl Loaded {
     /// Whether an instance is waiting, made ahead of the next call.
     pub fn has_spare(&self) -> bool {
-        self.spare.is_ready()
+        match &self.world {
+            ToolWorld::V0_1 { spare, .. } => spare.is_ready(),
+            ToolWorld::Plain(p) => p.has_spare(),
+        }
+    }
+
+    /// The cove world's pre-linked component, or a setup error for a plain component.
+    fn v0_1(
+        &self,
+        env: &CallEnv,
+    ) -> Result<(&v0_1::ToolPre<StoreState>, &Arc<ready::Spare<v0_1::Tool>>), CallError> {
+        match &self.world {
+            ToolWorld::V0_1 { pre, spare } => Ok((pre, spare)),
+            ToolWorld::Plain(_) => Err(CallError::Setup {
+                plugin: env.plugin.to_string(),
+                message: "it is a plain component, which exports no cove world".into(),
+            }),
+        }
+    }
+}
+
+impl From<plain::LoadedPlain> for Loaded {
+    fn from(p: plain::LoadedPlain) -> Self {
+        Self {
+            origin: p.origin,
+            world: ToolWorld::Plain(p),
+        }
     }
 }
 
@@ -452,8 +488,10 @@ impl Runtime {
                 message: link_message(&e),
             })?;
         Ok(Loaded {
-            pre,
-            spare: Arc::default(),
+            world: ToolWorld::V0_1 {
+                pre,
+                spare: Arc::default(),
+            },
             origin,
         })
     }
@@ -659,7 +697,10 @@ impl Runtime {
     /// [`CallError`] when instantiation traps or fails.
     pub fn instantiate(&self, loaded: &Loaded, env: &CallEnv) -> Result<(), CallError> {
         let (mut store, stdio) = new_store(&self.engine, env)?;
-        let result = loaded.pre.instantiate(&mut store).map(drop);
+        let result = match &loaded.world {
+            ToolWorld::V0_1 { pre, .. } => pre.instantiate(&mut store).map(drop),
+            ToolWorld::Plain(p) => p.instantiate(&mut store),
+        };
         result.map_err(|e| classify(e, &store, env, &stdio))
     }
 
@@ -668,12 +709,17 @@ impl Runtime {
     /// # Errors
     /// [`CallError`] when the component traps, times out or hits its memory cap.
     pub fn describe(&self, loaded: &Loaded, env: &CallEnv) -> Result<Vec<ToolSpec>, CallError> {
-        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
+        if let ToolWorld::Plain(p) = &loaded.world {
+            self.prepare_plain(p, env);
+            return Ok(p.specs());
+        }
+        let (pre, spare) = loaded.v0_1(env)?;
+        let mut ready = self.ready(pre, spare, env)?;
         let result = ready
             .instance
             .cove_plugin_tool_api()
             .call_describe(&mut ready.store);
-        let specs = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
+        let specs = self.finish((pre, spare), ready, env, result)?;
         Ok(specs
             .into_iter()
             .map(|s| ToolSpec {
@@ -692,8 +738,9 @@ impl Runtime {
     /// [`CallError`] when it does not export the skill world, traps, times out or hits its
     /// memory cap.
     pub fn skill_text(&self, loaded: &Loaded, env: &CallEnv) -> Result<SkillText, CallError> {
+        let (pre, _) = loaded.v0_1(env)?;
         let pre =
-            v0_1::skill_world::SkillPre::new(loaded.pre.instance_pre().clone()).map_err(|e| {
+            v0_1::skill_world::SkillPre::new(pre.instance_pre().clone()).map_err(|e| {
                 CallError::Setup {
                     plugin: env.plugin.to_string(),
                     message: format!("it does not export the skill world: {e:#}"),
@@ -728,12 +775,16 @@ impl Runtime {
         tool: &str,
         input: &str,
     ) -> Result<Result<String, ToolFailure>, CallError> {
-        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
+        if let ToolWorld::Plain(p) = &loaded.world {
+            return self.call_plain(p, env, tool, input);
+        }
+        let (pre, spare) = loaded.v0_1(env)?;
+        let mut ready = self.ready(pre, spare, env)?;
         let result = ready
             .instance
             .cove_plugin_tool_api()
             .call_call(&mut ready.store, tool, input);
-        let answer = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
+        let answer = self.finish((pre, spare), ready, env, result)?;
         use v0_1::cove::plugin::types::ToolError as E;
         Ok(match answer {
             Ok(text) => Ok(cut(&text, env.limits.output_bytes).into_owned()),
@@ -1085,26 +1136,27 @@ mod tests {
         let wt = worktree(dir.path())?;
         let rt = Runtime::new(None)?;
         let loaded = rt.load("evil", &evil()?, None)?;
+        let (_, spare) = loaded.v0_1(&env_for(&wt, FsAccess::Read, Duration::from_secs(30)))?;
         let reader = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
         rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded), "no spare was made after describe");
 
         // A call with other grants does not get it, and it is dropped rather than kept.
         let writer = env_for(&wt, FsAccess::ReadWrite, Duration::from_secs(30));
-        assert!(loaded.spare.take(&writer).is_none());
+        assert!(spare.take(&writer).is_none());
         assert!(!loaded.has_spare());
 
         // The same privileges get it, once.
         rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded));
-        assert!(loaded.spare.take(&reader).is_some());
-        assert!(loaded.spare.take(&reader).is_none());
+        assert!(spare.take(&reader).is_some());
+        assert!(spare.take(&reader).is_none());
 
         // Another registry's plugin (its own session directory) never gets it either.
         rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded));
         let elsewhere = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
-        assert!(loaded.spare.take(&elsewhere).is_none());
+        assert!(spare.take(&elsewhere).is_none());
         Ok(())
     }
 

@@ -1,0 +1,351 @@
+//! Plain components: components written for another host, exporting plain typed functions and no
+//! cove world, offered as tools (one per exported function).
+//!
+//! Owns loading one (refusing imports this host cannot give, naming them all; linking against the
+//! same WASI as every plugin), finding each function's export, and calling one with its JSON
+//! arguments converted to component values and its results back to text (`json`). A call goes
+//! through the runtime's own store set-up (`ready`/`finish`: the spare instance, memory cap, epoch
+//! deadline, cancellation, `.git` guard), so a trap or timeout is the same [`CallError`] as for a
+//! cove plugin. What a component exports is read without compiling it (`exports`).
+//!
+//! Must not decide grants or read manifests: the registry gives it [`CallEnv`]s and the
+//! [`Exports`] to offer. Must not copy the store set-up: it uses the runtime's.
+
+pub mod exports;
+pub mod json;
+
+use super::{
+    CallEnv, CallError, CodeOrigin, Runtime, RuntimeError, StoreState, ToolFailure, ToolSpec, cut,
+    link_message, ready,
+};
+pub use exports::{Exports, ExportsError};
+pub use json::{Func, Outcome, Ty};
+use std::sync::Arc;
+use wasmtime::Store;
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Val};
+
+/// A compiled, pre-linked plain component, its functions and its spare instance.
+#[derive(Clone)]
+pub struct LoadedPlain {
+    pre: PlainPre,
+    spare: Arc<ready::Spare<Instance>>,
+    funcs: Arc<[Callable]>,
+    pub origin: CodeOrigin,
+}
+
+/// One function and where to find it in an instance.
+struct Callable {
+    func: Func,
+    index: ComponentExportIndex,
+}
+
+#[derive(Clone)]
+struct PlainPre(InstancePre<StoreState>);
+
+impl ready::Pre for PlainPre {
+    type Instance = Instance;
+    fn instantiate_into(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Instance> {
+        self.0.instantiate(store)
+    }
+}
+
+impl LoadedPlain {
+    /// Whether an instance is waiting, made ahead of the next call.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_ready()
+    }
+
+    /// Instantiate in `store`, calling nothing (the bench times instantiation with this).
+    pub(super) fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<()> {
+        self.pre.0.instantiate(store).map(drop)
+    }
+
+    /// Each function as a tool: its signature (and doc comment) as the description, the schema
+    /// from its parameters' types, never read-only (a plain function says nothing about it).
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.funcs
+            .iter()
+            .map(|c| ToolSpec {
+                name: c.func.tool.clone(),
+                description: c.func.description(),
+                input_schema: c.func.input_schema().to_string(),
+                read_only: false,
+            })
+            .collect()
+    }
+}
+
+impl Runtime {
+    /// Load a plain component and pre-link it; `exports` is what [`exports::read`] found in
+    /// `bytes`. Its native code comes from the cache, else a compile (a plain component is never
+    /// built in).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Link`] naming every import this host does not give (anything but WASI
+    /// 0.2), or what wasmtime could not link; [`RuntimeError::Compile`] for a component wasmtime
+    /// rejects.
+    pub fn load_plain(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+        exports: &Exports,
+    ) -> Result<LoadedPlain, RuntimeError> {
+        let link = |message: String| RuntimeError::Link {
+            plugin: plugin.into(),
+            message,
+        };
+        let missing = exports.unprovided_imports();
+        if !missing.is_empty() {
+            return Err(link(format!(
+                "it imports {}, which cove does not provide (a plain component gets WASI 0.2: \
+                 wasi:cli, io, clocks, filesystem, random, and sockets without a network)",
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let (component, origin) = self.component(plugin, bytes, None)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| link(link_message(&e)))?;
+        let funcs = exports
+            .funcs
+            .iter()
+            .map(|f| {
+                let index = match &f.interface {
+                    None => component.get_export_index(None, &f.name),
+                    Some(i) => component
+                        .get_export_index(None, i)
+                        .and_then(|i| component.get_export_index(Some(&i), &f.name)),
+                };
+                index
+                    .map(|index| Callable {
+                        func: f.clone(),
+                        index,
+                    })
+                    .ok_or_else(|| link(format!("it exports no function `{}`", f.name)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LoadedPlain {
+            pre: PlainPre(pre),
+            spare: Arc::default(),
+            funcs: funcs.into(),
+            origin,
+        })
+    }
+
+    /// Make the spare instance for `env` now (the first call then finds it), as `describe` does
+    /// for a cove plugin; a failure to instantiate is reported by the first call.
+    pub(super) fn prepare_plain(&self, loaded: &LoadedPlain, env: &CallEnv) {
+        match self.ready(&loaded.pre, &loaded.spare, env) {
+            Ok(r) => self.worker.after_call(r.store, &self.engine, &loaded.pre, &loaded.spare, env),
+            Err(e) => tracing::debug!(plugin = &*env.plugin, "no spare instance: {e}"),
+        }
+    }
+
+    /// Call the function behind `tool` with `input` (a JSON object of its arguments), in a
+    /// fresh instance.
+    ///
+    /// # Errors
+    /// [`CallError`] when the component traps, times out, is cancelled or hits its memory cap.
+    /// Arguments that do not fit its types, and the function's own `err`, yield
+    /// `Ok(Err(ToolFailure))`.
+    pub(super) fn call_plain(
+        &self,
+        loaded: &LoadedPlain,
+        env: &CallEnv,
+        tool: &str,
+        input: &str,
+    ) -> Result<Result<String, ToolFailure>, CallError> {
+        let Some(callable) = loaded.funcs.iter().find(|c| c.func.tool == tool) else {
+            return Ok(Err(ToolFailure::UnknownTool(format!(
+                "`{tool}` is not one of this component's functions"
+            ))));
+        };
+        let input: serde_json::Value = match serde_json::from_str(input) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(ToolFailure::InvalidInput(format!("not JSON: {e}")))),
+        };
+        let args = match callable.func.args(&input) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(ToolFailure::InvalidInput(e.to_string()))),
+        };
+        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
+        let store = &mut ready.store;
+        let result = ready
+            .instance
+            .get_func(&mut *store, &callable.index)
+            .ok_or_else(|| wasmtime::format_err!("the instance has no function `{tool}`"))
+            .and_then(|func| {
+                let mut results = vec![Val::Bool(false); usize::from(callable.func.result.is_some())];
+                // wasmtime 48 runs the post-return step itself (`post_return` is a no-op there).
+                func.call(&mut *store, &args, &mut results)?;
+                Ok(results)
+            });
+        let results = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
+        let max = env.limits.output_bytes;
+        Ok(match callable.func.outcome(&results) {
+            Outcome::Ok(text) => Ok(cut(&text, max).into_owned()),
+            Outcome::Err(text) => Err(ToolFailure::Failed(cut(&text, max).into_owned())),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::manifest::FsAccess;
+    use crate::plugins::runtime::{Grants, Limits};
+    use crate::worktree::Worktree;
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    type Res = anyhow::Result<()>;
+
+    /// Microsoft wassette's `filesystem.wasm`, a component written for another host.
+    fn fixture() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/wassette/filesystem.wasm")
+    }
+
+    fn env_for(wt: &Arc<Worktree>) -> CallEnv {
+        CallEnv {
+            plugin: "filesystem".into(),
+            worktree: Some(wt.clone()),
+            grants: Arc::new(Grants {
+                fs: FsAccess::Read,
+                ..Grants::default()
+            }),
+            limits: Limits::default(),
+            session_cwd: Arc::default(),
+            cancel: None,
+            commands: crate::sandbox::Resources::default(),
+        }
+    }
+
+    #[test]
+    fn the_wassette_component_offers_its_four_functions_with_schemas() -> Res {
+        let bytes = std::fs::read(fixture())?;
+        let exports = exports::read(&bytes)?;
+        let names: Vec<&str> = exports.funcs.iter().map(|f| f.tool.as_str()).collect();
+        assert_eq!(
+            names,
+            ["list-directory", "read-file", "search-file", "get-file-info"]
+        );
+        assert!(exports.skipped.is_empty(), "{:?}", exports.skipped);
+        assert!(exports.unprovided_imports().is_empty(), "{:?}", exports.imports);
+        let search = &exports.funcs[2];
+        assert_eq!(
+            search.signature(),
+            "search-file(path: string, pattern: string) -> result<string, string>"
+        );
+        assert_eq!(
+            search.input_schema()["required"],
+            serde_json::json!(["path", "pattern"])
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn read_file_reads_inside_the_worktree_and_is_refused_outside() -> Res {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(root.join(".git"))?;
+        std::fs::write(root.join("hello.txt"), "hello from the worktree\n")?;
+        std::fs::write(dir.path().join("secret.txt"), "top secret\n")?;
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("link"))?;
+        let wt = Arc::new(Worktree::open(&root)?);
+        let env = env_for(&wt);
+
+        let cache = tempfile::tempdir()?;
+        let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
+        let bytes = std::fs::read(fixture())?;
+        let exports = exports::read(&bytes)?;
+        let started = Instant::now();
+        let loaded = rt.load_plain("filesystem", &bytes, &exports)?;
+        tracing::debug!(elapsed = ?started.elapsed(), origin = ?loaded.origin, "loaded");
+        assert_eq!(loaded.specs().len(), 4);
+
+        let read = rt.call_plain(&loaded, &env, "read-file", r#"{"path":"hello.txt"}"#)?;
+        assert_eq!(read, Ok("hello from the worktree\n".to_string()));
+        let listed = rt.call_plain(&loaded, &env, "list-directory", r#"{"path":"."}"#)?;
+        assert!(
+            listed.as_ref().is_ok_and(|l| l.contains("hello.txt")),
+            "{listed:?}"
+        );
+        let outside = dir.path().join("secret.txt");
+        for path in [
+            "../secret.txt",
+            outside.to_str().unwrap_or_default(),
+            "link",
+        ] {
+            let input = serde_json::json!({ "path": path }).to_string();
+            let answer = rt.call_plain(&loaded, &env, "read-file", &input)?;
+            assert!(
+                matches!(&answer, Err(ToolFailure::Failed(_))),
+                "{path}: {answer:?}"
+            );
+            assert!(
+                !format!("{answer:?}").contains("top secret"),
+                "{path}: {answer:?}"
+            );
+        }
+        // Arguments that do not fit are the tool's input error, naming the argument.
+        let missing = rt.call_plain(&loaded, &env, "read-file", "{}")?;
+        assert_eq!(
+            missing,
+            Err(ToolFailure::InvalidInput(
+                "argument `path`: missing; expected a string".into()
+            ))
+        );
+
+        // Loaded again (another process would): from the cache, and a warm call is quick.
+        let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
+        let loaded = rt.load_plain("filesystem", &bytes, &exports)?;
+        assert_eq!(loaded.origin, CodeOrigin::Cache);
+        rt.prepare_plain(&loaded, &env);
+        let again = rt.call_plain(&loaded, &env, "read-file", r#"{"path":"hello.txt"}"#)?;
+        assert_eq!(again, Ok("hello from the worktree\n".to_string()));
+        Ok(())
+    }
+
+    /// A component importing an interface of its own host: refused at load, naming it.
+    fn importing(name: &str) -> Vec<u8> {
+        use wasm_encoder::{
+            Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
+            InstanceType,
+        };
+        let mut c = Component::new();
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        c.section(&types);
+        let mut imports = ComponentImportSection::new();
+        imports.import(name, ComponentTypeRef::Instance(0));
+        c.section(&imports);
+        c.finish()
+    }
+
+    #[test]
+    fn imports_cove_cannot_give_are_refused_by_name() -> Res {
+        let bytes = importing("acme:secrets/vault@1.0.0");
+        let exports = exports::read(&bytes)?;
+        assert!(exports.funcs.is_empty());
+        let rt = Runtime::new(None)?;
+        let err = rt
+            .load_plain("vaulty", &bytes, &exports)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("plugin `vaulty`: cannot link its component: it imports `acme:secrets/vault@1.0.0`, which cove does not provide"),
+            "{err}"
+        );
+        // WASI 0.2 alone links (an empty instance type stands in for the interface here).
+        let bytes = importing("wasi:random/random@0.2.3");
+        let exports = exports::read(&bytes)?;
+        assert!(exports.unprovided_imports().is_empty());
+        Ok(())
+    }
+}
