@@ -14,7 +14,12 @@ fn fixture() -> PathBuf {
 /// Nothing but what a plugin must say: no `contract` (a plain component) and no `[[tool]]`.
 const MINIMAL: &str = "name = \"filesystem\"\nversion = \"0.1.0\"\nkind = \"tool\"\n";
 
-const FUNCTIONS: [&str; 4] = ["list-directory", "read-file", "search-file", "get-file-info"];
+const FUNCTIONS: [&str; 4] = [
+    "list-directory",
+    "read-file",
+    "search-file",
+    "get-file-info",
+];
 
 fn installed(manifest: &str) -> Result<Sandbox, Box<dyn std::error::Error>> {
     let sb = Sandbox::new()?;
@@ -39,7 +44,10 @@ fn its_functions_are_listed_as_tools_without_a_tool_list_in_the_manifest() -> Te
         // A plain function is a writer unless its manifest entry says otherwise.
         assert_eq!(tool["read_only"], false);
         let description = tool["description"].as_str().unwrap_or_default();
-        assert!(description.starts_with(&format!("{name}(path: string")), "{description}");
+        assert!(
+            description.starts_with(&format!("{name}(path: string")),
+            "{description}"
+        );
     }
     let search = tools.iter().find(|t| t["name"] == "search-file");
     assert_eq!(
@@ -124,7 +132,10 @@ fn a_manifest_tool_list_narrows_describes_and_marks_read_only() -> TestResult {
     assert!(run.ok, "{run:?}");
     assert_eq!(
         run.tool_results(),
-        [(false, "# The project\nhello from the worktree\n".to_string())]
+        [(
+            false,
+            "# The project\nhello from the worktree\n".to_string()
+        )]
     );
     // A listed name the component does not export is a load error naming what it does export.
     let sb = installed(&format!("{MINIMAL}[[tool]]\nname = \"delete-file\"\n"))?;
@@ -171,7 +182,10 @@ fn a_model_is_offered_the_functions_with_schemas_and_reads_a_file() -> TestResul
     );
     assert_eq!(
         last_results(&requests),
-        [(false, "# The project\nhello from the worktree\n".to_string())]
+        [(
+            false,
+            "# The project\nhello from the worktree\n".to_string()
+        )]
     );
     Ok(())
 }
@@ -198,7 +212,10 @@ fn a_cove_plugin_declared_plain_or_the_reverse_is_refused_saying_which() -> Test
         err.contains("plugin.toml has no `contract`") && err.contains("add contract = \"0.1.0\""),
         "{err}"
     );
-    let err = sb.call("read-file", r#"{"path":"a.txt"}"#)?.err().to_string();
+    let err = sb
+        .call("read-file", r#"{"path":"a.txt"}"#)?
+        .err()
+        .to_string();
     assert!(
         err.contains("exports no cove world: it is a plain component")
             && err.contains("remove `contract`"),

@@ -301,7 +301,10 @@ read_only = true
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-        assert!(e.contains("field `contract`") && e.contains("policy"), "{e}");
+        assert!(
+            e.contains("field `contract`") && e.contains("policy"),
+            "{e}"
+        );
         Ok(())
     }
 

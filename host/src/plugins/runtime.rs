@@ -14,8 +14,8 @@
 
 mod engine_config;
 mod guarded_fs;
-mod ready;
 pub mod plain;
+mod ready;
 mod v0_1;
 
 use crate::plugins::manifest::FsAccess;
@@ -739,13 +739,12 @@ impl Runtime {
     /// memory cap.
     pub fn skill_text(&self, loaded: &Loaded, env: &CallEnv) -> Result<SkillText, CallError> {
         let (pre, _) = loaded.v0_1(env)?;
-        let pre =
-            v0_1::skill_world::SkillPre::new(pre.instance_pre().clone()).map_err(|e| {
-                CallError::Setup {
-                    plugin: env.plugin.to_string(),
-                    message: format!("it does not export the skill world: {e:#}"),
-                }
-            })?;
+        let pre = v0_1::skill_world::SkillPre::new(pre.instance_pre().clone()).map_err(|e| {
+            CallError::Setup {
+                plugin: env.plugin.to_string(),
+                message: format!("it does not export the skill world: {e:#}"),
+            }
+        })?;
         let (mut store, stdio) = new_store(&self.engine, env)?;
         let result = pre.instantiate(&mut store).and_then(|instance| {
             let api = instance.cove_plugin_skill_api();

@@ -36,8 +36,7 @@ pub(super) fn list_tools(
         Source::File(path) | Source::Pinned { path, .. } => path,
         Source::Embedded { .. } => return Ok(()),
     };
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let found = exports::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     for skipped in &found.skipped {
         problems.push(format!(
@@ -94,8 +93,7 @@ impl Registry {
         let mut tools = HashMap::new();
         for mut spec in specs {
             if listed {
-                let Some(entry) = plugin.manifest.tools.iter().find(|t| t.name == spec.name)
-                else {
+                let Some(entry) = plugin.manifest.tools.iter().find(|t| t.name == spec.name) else {
                     continue;
                 };
                 if !entry.description.trim().is_empty() {

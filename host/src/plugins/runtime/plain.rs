@@ -141,7 +141,9 @@ impl Runtime {
     /// for a cove plugin; a failure to instantiate is reported by the first call.
     pub(super) fn prepare_plain(&self, loaded: &LoadedPlain, env: &CallEnv) {
         match self.ready(&loaded.pre, &loaded.spare, env) {
-            Ok(r) => self.worker.after_call(r.store, &self.engine, &loaded.pre, &loaded.spare, env),
+            Ok(r) => self
+                .worker
+                .after_call(r.store, &self.engine, &loaded.pre, &loaded.spare, env),
             Err(e) => tracing::debug!(plugin = &*env.plugin, "no spare instance: {e}"),
         }
     }
@@ -177,10 +179,11 @@ impl Runtime {
         let store = &mut ready.store;
         let result = ready
             .instance
-            .get_func(&mut *store, &callable.index)
+            .get_func(&mut *store, callable.index)
             .ok_or_else(|| wasmtime::format_err!("the instance has no function `{tool}`"))
             .and_then(|func| {
-                let mut results = vec![Val::Bool(false); usize::from(callable.func.result.is_some())];
+                let mut results =
+                    vec![Val::Bool(false); usize::from(callable.func.result.is_some())];
                 // wasmtime 48 runs the post-return step itself (`post_return` is a no-op there).
                 func.call(&mut *store, &args, &mut results)?;
                 Ok(results)
@@ -232,10 +235,19 @@ mod tests {
         let names: Vec<&str> = exports.funcs.iter().map(|f| f.tool.as_str()).collect();
         assert_eq!(
             names,
-            ["list-directory", "read-file", "search-file", "get-file-info"]
+            [
+                "list-directory",
+                "read-file",
+                "search-file",
+                "get-file-info"
+            ]
         );
         assert!(exports.skipped.is_empty(), "{:?}", exports.skipped);
-        assert!(exports.unprovided_imports().is_empty(), "{:?}", exports.imports);
+        assert!(
+            exports.unprovided_imports().is_empty(),
+            "{:?}",
+            exports.imports
+        );
         let search = &exports.funcs[2];
         assert_eq!(
             search.signature(),
@@ -314,8 +326,7 @@ mod tests {
     /// A component importing an interface of its own host: refused at load, naming it.
     fn importing(name: &str) -> Vec<u8> {
         use wasm_encoder::{
-            Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
-            InstanceType,
+            Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
         };
         let mut c = Component::new();
         let mut types = ComponentTypeSection::new();
@@ -346,6 +357,143 @@ mod tests {
         let bytes = importing("wasi:random/random@0.2.3");
         let exports = exports::read(&bytes)?;
         assert!(exports.unprovided_imports().is_empty());
+        Ok(())
+    }
+
+    /// A component exporting `sub(a: u32, b: u32) -> u32` (a - b, wrapping) from two
+    /// interfaces, with a `package-docs` section documenting one of them.
+    fn two_interfaces() -> Vec<u8> {
+        use wasm_encoder::{
+            Alias, CanonicalFunctionSection, CodeSection, Component, ComponentAliasSection,
+            ComponentExportKind, ComponentExportSection, ComponentInstanceSection,
+            ComponentTypeSection, ComponentValType, CustomSection, ExportKind, ExportSection,
+            Function, FunctionSection, InstanceSection, Module, ModuleArg, ModuleSection,
+            PrimitiveValType, TypeSection, ValType,
+        };
+        let mut m = Module::new();
+        let mut types = TypeSection::new();
+        types
+            .ty()
+            .function([ValType::I32, ValType::I32], [ValType::I32]);
+        m.section(&types);
+        let mut funcs = FunctionSection::new();
+        funcs.function(0);
+        m.section(&funcs);
+        let mut exports = ExportSection::new();
+        exports.export("sub", ExportKind::Func, 0);
+        m.section(&exports);
+        let mut code = CodeSection::new();
+        let mut body = Function::new([]);
+        body.instructions()
+            .local_get(0)
+            .local_get(1)
+            .i32_sub()
+            .end();
+        code.function(&body);
+        m.section(&code);
+
+        let mut c = Component::new();
+        c.section(&ModuleSection(&m));
+        let mut core = InstanceSection::new();
+        core.instantiate(0, Vec::<(&str, ModuleArg)>::new());
+        c.section(&core);
+        let mut alias = ComponentAliasSection::new();
+        alias.alias(Alias::CoreInstanceExport {
+            instance: 0,
+            kind: ExportKind::Func,
+            name: "sub",
+        });
+        c.section(&alias);
+        let mut ty = ComponentTypeSection::new();
+        ty.function()
+            .params([("a", PrimitiveValType::U32), ("b", PrimitiveValType::U32)])
+            .result(Some(ComponentValType::Primitive(PrimitiveValType::U32)));
+        c.section(&ty);
+        let mut canon = CanonicalFunctionSection::new();
+        canon.lift(0, 0, []);
+        c.section(&canon);
+        let mut instances = ComponentInstanceSection::new();
+        instances.export_items([("sub", ComponentExportKind::Func, 0)]);
+        instances.export_items([("sub", ComponentExportKind::Func, 0)]);
+        c.section(&instances);
+        let mut out = ComponentExportSection::new();
+        out.export(
+            "acme:math/ints@1.0.0",
+            ComponentExportKind::Instance,
+            0,
+            None,
+        );
+        out.export(
+            "acme:math/wrapping@1.0.0",
+            ComponentExportKind::Instance,
+            1,
+            None,
+        );
+        c.section(&out);
+        let mut docs = vec![1u8];
+        docs.extend_from_slice(
+            br#"{"interfaces":{"ints":{"funcs":{"sub":{"docs":"Subtract b from a."}}}}}"#,
+        );
+        c.section(&CustomSection {
+            name: "package-docs".into(),
+            data: docs.into(),
+        });
+        c.finish()
+    }
+
+    #[test]
+    fn functions_inside_exported_interfaces_are_tools_named_apart_and_called_by_name() -> Res {
+        let bytes = two_interfaces();
+        let exports = exports::read(&bytes)?;
+        let tools: Vec<(&str, Option<&str>)> = exports
+            .funcs
+            .iter()
+            .map(|f| (f.tool.as_str(), f.interface.as_deref()))
+            .collect();
+        assert_eq!(
+            tools,
+            [
+                ("ints_sub", Some("acme:math/ints@1.0.0")),
+                ("wrapping_sub", Some("acme:math/wrapping@1.0.0"))
+            ]
+        );
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join(".git"))?;
+        let wt = Arc::new(Worktree::open(dir.path())?);
+        let env = env_for(&wt);
+        let rt = Runtime::new(None)?;
+        let loaded = rt.load_plain("math", &bytes, &exports)?;
+        let specs = loaded.specs();
+        assert_eq!(
+            specs[0].description,
+            "Subtract b from a.\n\nSignature: sub(a: u32, b: u32) -> u32 (in acme:math/ints@1.0.0)"
+        );
+        assert_eq!(
+            specs[1].description,
+            "sub(a: u32, b: u32) -> u32 (in acme:math/wrapping@1.0.0)"
+        );
+        assert!(specs.iter().all(|s| !s.read_only));
+        // Arguments go by name, whatever order the JSON has them in.
+        let sub = |tool: &str, input: &str| rt.call_plain(&loaded, &env, tool, input);
+        assert_eq!(
+            sub("ints_sub", r#"{"b": 2, "a": 10}"#)?,
+            Ok("8".to_string())
+        );
+        assert_eq!(
+            sub("wrapping_sub", r#"{"a": 0, "b": 1}"#)?,
+            Ok("4294967295".to_string())
+        );
+        assert_eq!(
+            sub("ints_sub", r#"{"a": -1, "b": 0}"#)?,
+            Err(ToolFailure::InvalidInput(
+                "argument `a`: -1 is out of range: expected an integer from 0 to 4294967295 (u32)"
+                    .into()
+            ))
+        );
+        assert!(matches!(
+            sub("sub", "{}")?,
+            Err(ToolFailure::UnknownTool(_))
+        ));
         Ok(())
     }
 }

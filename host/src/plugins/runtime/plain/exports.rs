@@ -50,9 +50,7 @@ impl Exports {
         self.imports
             .iter()
             .map(String::as_str)
-            .filter(|i| {
-                !(PROVIDED.iter().any(|p| i.starts_with(p)) && i.contains("@0.2."))
-            })
+            .filter(|i| !(PROVIDED.iter().any(|p| i.starts_with(p)) && i.contains("@0.2.")))
             .collect()
     }
 }
@@ -68,8 +66,8 @@ pub fn read(bytes: &[u8]) -> Result<Exports, ExportsError> {
         .map_err(|e| ExportsError::Invalid(e.to_string()))?;
     let types = types.as_ref();
     let docs = docs.as_deref().and_then(Docs::parse);
-    let mut raw: Vec<(Option<String>, String, Result<(Vec<(String, Ty)>, Option<Ty>), String>)> =
-        Vec::new();
+    // (interface, function, its types or why JSON cannot carry them), in export order.
+    let mut raw: Vec<(Option<String>, String, Result<Signature, String>)> = Vec::new();
     for name in &names {
         let Some(item) = types.component_item_for_export(name) else {
             continue;
@@ -90,7 +88,7 @@ pub fn read(bytes: &[u8]) -> Result<Exports, ExportsError> {
         imports,
         ..Exports::default()
     };
-    let mut offered: Vec<(Option<String>, String, Vec<(String, Ty)>, Option<Ty>)> = Vec::new();
+    let mut offered: Vec<(Option<String>, String, Signature)> = Vec::new();
     for (interface, name, sig) in raw {
         let shown = match &interface {
             Some(i) => format!("{i}#{name}"),
@@ -103,7 +101,7 @@ pub fn read(bytes: &[u8]) -> Result<Exports, ExportsError> {
             continue;
         }
         match sig {
-            Ok((params, result)) => offered.push((interface, name, params, result)),
+            Ok(sig) => offered.push((interface, name, sig)),
             Err(why) => out.skipped.push(format!("{shown}: {why}")),
         }
     }
@@ -113,7 +111,7 @@ pub fn read(bytes: &[u8]) -> Result<Exports, ExportsError> {
             .map(|(i, n, ..)| (i.as_deref(), n.as_str()))
             .collect::<Vec<_>>(),
     );
-    for ((interface, name, params, result), tool) in offered.into_iter().zip(names) {
+    for ((interface, name, (params, result)), tool) in offered.into_iter().zip(names) {
         let docs = docs
             .as_ref()
             .and_then(|d| d.func(interface.as_deref(), &name));
@@ -142,7 +140,9 @@ fn top_level(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>, Option<Vec<u8>>)
             .map_err(invalid)?;
         let (consumed, payload) = match chunk {
             Chunk::Parsed { consumed, payload } => (consumed, payload),
-            Chunk::NeedMoreData(_) => return Err(ExportsError::Invalid("the file ends early".into())),
+            Chunk::NeedMoreData(_) => {
+                return Err(ExportsError::Invalid("the file ends early".into()));
+            }
         };
         pos += consumed;
         match payload {
@@ -223,7 +223,12 @@ fn ty(types: TypesRef<'_>, t: ComponentValType) -> Result<Ty, String> {
         ComponentDefinedType::Variant(v) => Ty::Variant(
             v.cases
                 .iter()
-                .map(|(n, c)| Ok((n.as_str().to_string(), c.ty.map(|t| ty(types, t)).transpose()?)))
+                .map(|(n, c)| {
+                    Ok((
+                        n.as_str().to_string(),
+                        c.ty.map(|t| ty(types, t)).transpose()?,
+                    ))
+                })
                 .collect::<Result<_, String>>()?,
         ),
         ComponentDefinedType::List { element, .. } => Ty::List(b(*element)?),
@@ -286,7 +291,13 @@ pub fn tool_names(funcs: &[(Option<&str>, &str)]) -> Vec<String> {
     let clean = |s: &str| -> String {
         let s: String = s
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         s.chars().take(64).collect()
     };
@@ -385,7 +396,11 @@ mod tests {
         let long = "a".repeat(80);
         let names = tool_names(&[(None, long.as_str())]);
         assert_eq!(names[0].len(), 64);
-        assert!(names.iter().all(|n| crate::plugins::manifest::is_tool_name(n)));
+        assert!(
+            names
+                .iter()
+                .all(|n| crate::plugins::manifest::is_tool_name(n))
+        );
     }
 
     #[test]
@@ -397,7 +412,10 @@ mod tests {
         let docs = Docs::parse(&bytes);
         let got = |i: Option<&str>, f: &str| docs.as_ref().and_then(|d| d.func(i, f));
         assert_eq!(got(None, "read-file").as_deref(), Some("Read a file."));
-        assert_eq!(got(Some("a:b/files@1.0.0"), "stat").as_deref(), Some("Stat it."));
+        assert_eq!(
+            got(Some("a:b/files@1.0.0"), "stat").as_deref(),
+            Some("Stat it.")
+        );
         assert_eq!(got(None, "missing"), None);
         // Version 0: a function's docs were a bare string.
         let mut v0 = vec![0u8];
@@ -435,7 +453,10 @@ mod tests {
 
     #[test]
     fn a_core_module_or_garbage_is_refused() {
-        assert!(matches!(read(b"\0asm\x01\0\0\0"), Err(ExportsError::CoreModule)));
+        assert!(matches!(
+            read(b"\0asm\x01\0\0\0"),
+            Err(ExportsError::CoreModule)
+        ));
         assert!(matches!(read(b"nonsense"), Err(ExportsError::Invalid(_))));
     }
 }

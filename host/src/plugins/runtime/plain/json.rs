@@ -92,7 +92,8 @@ pub enum Outcome {
 
 impl std::fmt::Display for Ty {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let list = |f: &mut std::fmt::Formatter<'_>, items: &[String]| f.write_str(&items.join(", "));
+        let list =
+            |f: &mut std::fmt::Formatter<'_>, items: &[String]| f.write_str(&items.join(", "));
         match self {
             Ty::Bool => f.write_str("bool"),
             Ty::S8 => f.write_str("s8"),
@@ -177,7 +178,12 @@ impl Func {
             .as_deref()
             .map(|i| format!(" (in {i})"))
             .unwrap_or_default();
-        match self.docs.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        match self
+            .docs
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
             Some(docs) => format!("{docs}\n\nSignature: {signature}{place}"),
             None => format!("{signature}{place}"),
         }
@@ -622,13 +628,7 @@ pub fn to_val(v: &Value, ty: &Ty, path: &str) -> Result<Val, ArgError> {
                 }
             }
             // In the order the type declares them.
-            Val::Flags(
-                names
-                    .iter()
-                    .filter(|n| set.contains(*n))
-                    .cloned()
-                    .collect(),
-            )
+            Val::Flags(names.iter().filter(|n| set.contains(*n)).cloned().collect())
         }
         Ty::Option(t) => match v {
             Value::Null => Val::Option(None),
@@ -644,7 +644,10 @@ pub fn to_val(v: &Value, ty: &Ty, path: &str) -> Result<Val, ArgError> {
                     None if payload.is_null() => Ok(None),
                     None => Err(ArgError {
                         path: at(format!(".{name}")),
-                        message: format!("expected null (this side carries no value), got {}", kind(payload)),
+                        message: format!(
+                            "expected null (this side carries no value), got {}",
+                            kind(payload)
+                        ),
                     }),
                 }
             };
@@ -730,9 +733,7 @@ pub fn to_json(v: &Val) -> Value {
         // The f32's own digits, not the f64 it widens to (0.1f32 is 0.1, not 0.100000001...).
         Val::Float32(f) => {
             if f.is_finite() {
-                f.to_string()
-                    .parse::<f64>()
-                    .map_or(Value::Null, float_json)
+                f.to_string().parse::<f64>().map_or(Value::Null, float_json)
             } else {
                 float_json(f64::from(*f))
             }
@@ -784,7 +785,10 @@ mod tests {
             tool: "f".into(),
             interface: None,
             name: "f".into(),
-            params: params.into_iter().map(|(n, t)| (n.to_string(), t)).collect(),
+            params: params
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .collect(),
             result,
             docs: None,
         }
@@ -926,26 +930,36 @@ mod tests {
         );
         // A float is an integer only when it is one.
         assert_eq!(to_val(&json!(3.0), &Ty::U8, "n")?, Val::U8(3));
-        let e = to_val(&json!(3.5), &Ty::U8, "n").err().map(|e| e.to_string());
+        let e = to_val(&json!(3.5), &Ty::U8, "n")
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some("argument `n`: expected an integer from 0 to 255 (u8), got the number 3.5")
         );
-        let e = to_val(&json!(1e30), &Ty::U64, "n").err().map(|e| e.to_string());
+        let e = to_val(&json!(1e30), &Ty::U64, "n")
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("got the number")));
         Ok(())
     }
 
     #[test]
     fn out_of_range_integers_say_the_range() {
-        let e = to_val(&json!(256), &Ty::U8, "size").err().map(|e| e.to_string());
+        let e = to_val(&json!(256), &Ty::U8, "size")
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some("argument `size`: 256 is out of range: expected an integer from 0 to 255 (u8)")
         );
-        let e = to_val(&json!(-1), &Ty::U64, "n").err().map(|e| e.to_string());
+        let e = to_val(&json!(-1), &Ty::U64, "n")
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("out of range")));
-        let e = to_val(&json!(u64::MAX), &Ty::S64, "n").err().map(|e| e.to_string());
+        let e = to_val(&json!(u64::MAX), &Ty::S64, "n")
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("out of range")));
     }
 
@@ -971,14 +985,19 @@ mod tests {
     fn floats_that_json_cannot_write_are_words() -> Res {
         assert_eq!(to_json(&Val::Float64(f64::NAN)), json!("NaN"));
         assert_eq!(to_json(&Val::Float32(f32::INFINITY)), json!("Infinity"));
-        assert_eq!(to_json(&Val::Float64(f64::NEG_INFINITY)), json!("-Infinity"));
+        assert_eq!(
+            to_json(&Val::Float64(f64::NEG_INFINITY)),
+            json!("-Infinity")
+        );
         assert_eq!(to_json(&Val::Float32(0.1)), json!(0.1));
         assert!(matches!(to_val(&json!("NaN"), &Ty::F64, "x")?, Val::Float64(f) if f.is_nan()));
         assert_eq!(
             to_val(&json!("-Infinity"), &Ty::F32, "x")?,
             Val::Float32(f32::NEG_INFINITY)
         );
-        let e = to_val(&json!("nan"), &Ty::F64, "x").err().map(|e| e.to_string());
+        let e = to_val(&json!("nan"), &Ty::F64, "x")
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some("argument `x`: expected a number (f64), got the string \"nan\"")
@@ -1008,24 +1027,38 @@ mod tests {
 
     #[test]
     fn variants_take_a_name_or_a_one_key_object() -> Res {
-        let ty = Ty::Variant(vec![
-            ("all".into(), None),
-            ("first".into(), Some(Ty::U32)),
-        ]);
-        assert_eq!(to_val(&json!("all"), &ty, "v")?, Val::Variant("all".into(), None));
+        let ty = Ty::Variant(vec![("all".into(), None), ("first".into(), Some(Ty::U32))]);
+        assert_eq!(
+            to_val(&json!("all"), &ty, "v")?,
+            Val::Variant("all".into(), None)
+        );
         assert_eq!(
             to_val(&json!({"first": 2}), &ty, "v")?,
             Val::Variant("first".into(), Some(Box::new(Val::U32(2))))
         );
-        let e = to_val(&json!("first"), &ty, "v").err().map(|e| e.to_string());
+        let e = to_val(&json!("first"), &ty, "v")
+            .err()
+            .map(|e| e.to_string());
         assert!(
-            e.as_ref().is_some_and(|e| e.contains("case `first` carries a value")),
+            e.as_ref()
+                .is_some_and(|e| e.contains("case `first` carries a value")),
             "{e:?}"
         );
-        let e = to_val(&json!({"first": "x"}), &ty, "v").err().map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.starts_with("argument `v.first`:")), "{e:?}");
-        let e = to_val(&json!("some"), &ty, "v").err().map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.contains("one of: \"all\"")), "{e:?}");
+        let e = to_val(&json!({"first": "x"}), &ty, "v")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.starts_with("argument `v.first`:")),
+            "{e:?}"
+        );
+        let e = to_val(&json!("some"), &ty, "v")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_ref().is_some_and(|e| e.contains("one of: \"all\"")),
+            "{e:?}"
+        );
         let v = jsonschema::validator_for(&schema(&ty))?;
         assert!(v.is_valid(&json!("all")) && v.is_valid(&json!({"first": 1})));
         assert!(!v.is_valid(&json!("first")) && !v.is_valid(&json!({"all": 1, "first": 1})));
@@ -1055,8 +1088,9 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(
-            e.as_ref()
-                .is_some_and(|e| e.starts_with("argument `query.items[0].size`: -1 is out of range")),
+            e.as_ref().is_some_and(
+                |e| e.starts_with("argument `query.items[0].size`: -1 is out of range")
+            ),
             "{e:?}"
         );
         let e = f
@@ -1114,7 +1148,10 @@ mod tests {
             ]
         );
         let e = f.args(&json!({})).err().map(|e| e.to_string());
-        assert_eq!(e.as_deref(), Some("argument `path`: missing; expected a string"));
+        assert_eq!(
+            e.as_deref(),
+            Some("argument `path`: missing; expected a string")
+        );
         let e = f
             .args(&json!({"path": "a", "pth": 1}))
             .err()
@@ -1124,7 +1161,10 @@ mod tests {
             Some("argument `pth`: `f` takes no such argument; its arguments are `path`, `limit`")
         );
         let e = f.args(&json!(["a"])).err().map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.contains("expected an object")), "{e:?}");
+        assert!(
+            e.as_ref().is_some_and(|e| e.contains("expected an object")),
+            "{e:?}"
+        );
         Ok(())
     }
 
@@ -1149,12 +1189,18 @@ mod tests {
         );
         // A nested result is data, not the call's own failure.
         let nested = Val::Result(Ok(Some(Box::new(Val::Result(Err(s("inner")))))));
-        assert_eq!(f.outcome(&[nested]), Outcome::Ok(r#"{"err":"inner"}"#.into()));
+        assert_eq!(
+            f.outcome(&[nested]),
+            Outcome::Ok(r#"{"err":"inner"}"#.into())
+        );
         assert_eq!(
             f.outcome(&[Val::Result(Err(None))]),
             Outcome::Err("the function returned an error".into())
         );
-        assert_eq!(f.outcome(&[Val::Result(Ok(None))]), Outcome::Ok(String::new()));
+        assert_eq!(
+            f.outcome(&[Val::Result(Ok(None))]),
+            Outcome::Ok(String::new())
+        );
         assert_eq!(f.outcome(&[Val::U32(4)]), Outcome::Ok("4".into()));
         assert_eq!(
             f.outcome(&[Val::String("plain".into())]),
@@ -1165,7 +1211,10 @@ mod tests {
             "code".into(),
             Val::U8(2),
         )])))));
-        assert_eq!(f.outcome(&[err_record]), Outcome::Err(r#"{"code":2}"#.into()));
+        assert_eq!(
+            f.outcome(&[err_record]),
+            Outcome::Err(r#"{"code":2}"#.into())
+        );
     }
 
     #[test]
@@ -1174,14 +1223,25 @@ mod tests {
             ok: None,
             err: Some(b(Ty::String)),
         };
-        assert_eq!(to_val(&json!({"ok": null}), &ty, "r")?, Val::Result(Ok(None)));
+        assert_eq!(
+            to_val(&json!({"ok": null}), &ty, "r")?,
+            Val::Result(Ok(None))
+        );
         assert_eq!(
             to_val(&json!({"err": "x"}), &ty, "r")?,
             Val::Result(Err(Some(Box::new(Val::String("x".into())))))
         );
-        let e = to_val(&json!({"ok": 1}), &ty, "r").err().map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.starts_with("argument `r.ok`: expected null")), "{e:?}");
-        let e = to_val(&json!({"ok": null, "err": "x"}), &ty, "r").err().map(|e| e.to_string());
+        let e = to_val(&json!({"ok": 1}), &ty, "r")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.starts_with("argument `r.ok`: expected null")),
+            "{e:?}"
+        );
+        let e = to_val(&json!({"ok": null, "err": "x"}), &ty, "r")
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some());
         let opt = Ty::Option(b(Ty::List(b(Ty::U8))));
         assert_eq!(to_val(&json!(null), &opt, "o")?, Val::Option(None));
@@ -1189,8 +1249,14 @@ mod tests {
             to_val(&json!([1]), &opt, "o")?,
             Val::Option(Some(Box::new(Val::List(vec![Val::U8(1)]))))
         );
-        let e = to_val(&json!([1, 300]), &opt, "o").err().map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.starts_with("argument `o[1]`:")), "{e:?}");
+        let e = to_val(&json!([1, 300]), &opt, "o")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.starts_with("argument `o[1]`:")),
+            "{e:?}"
+        );
         Ok(())
     }
 
@@ -1198,13 +1264,25 @@ mod tests {
     fn tuples_fixed_lists_and_maps_check_their_shape() -> Res {
         let t = Ty::Tuple(vec![Ty::U8, Ty::String]);
         assert!(to_val(&json!([1, "a", 2]), &t, "t").is_err());
-        let e = to_val(&json!(["a", "a"]), &t, "t").err().map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.starts_with("argument `t[0]`:")), "{e:?}");
+        let e = to_val(&json!(["a", "a"]), &t, "t")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.starts_with("argument `t[0]`:")),
+            "{e:?}"
+        );
         let fl = Ty::FixedList(b(Ty::U8), 3);
         assert!(to_val(&json!([1, 2]), &fl, "f").is_err());
         let m = Ty::Map(b(Ty::String), b(Ty::U8));
-        let e = to_val(&json!([["a"]]), &m, "m").err().map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.starts_with("argument `m[0]`: expected a [key, value] pair")), "{e:?}");
+        let e = to_val(&json!([["a"]]), &m, "m")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.starts_with("argument `m[0]`: expected a [key, value] pair")),
+            "{e:?}"
+        );
         let v = jsonschema::validator_for(&schema(&t))?;
         assert!(v.is_valid(&json!([1, "a"])) && !v.is_valid(&json!([1, "a", 2])));
         Ok(())
