@@ -1,28 +1,29 @@
-//! Bindings for contract `cove:plugin@0.1.0` and the host side of its imports.
+//! Bindings for contract `cove:plugin@0.2.0`, the newest, and the host side of its imports.
 //!
-//! Owns the generated types of this one contract version (the `tool`, `skill` and `policy`
-//! worlds, sharing one set of imports) and how each host capability answers a
-//! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], `exec` to
-//! [`crate::sandbox`], `memory` to [`crate::capabilities::memory`] and `ast` to
-//! [`crate::capabilities::ast`]. Every capability checks the plugin's grants first. Must not hold
-//! state across calls: a store lives for one call (the parse cache lives in the capability, keyed
-//! by content, not here).
+//! Owns the generated types of this contract version (the `tool`, `skill` and `policy` worlds,
+//! sharing one set of imports) and how each host capability answers a plugin: `log` to tracing,
+//! `progress` to the call's progress sink, `search` to [`crate::capabilities::search`], `exec`
+//! to [`crate::sandbox`], `memory` to [`crate::capabilities::memory`] and `ast` to
+//! [`crate::capabilities::ast`]. Every capability checks the plugin's grants first. Older
+//! contracts' bindings (`v0_1`) convert to these types and call these implementations, so each
+//! capability is answered in one place. Must not hold state across calls: a store lives for one
+//! call (the parse cache lives in the capability, keyed by content, not here).
 
 use super::StoreState;
 use crate::capabilities::{ast as code, search};
 
 wasmtime::component::bindgen!({
-    path: "../wit/v0.1",
-    world: "cove:plugin/tool@0.1.0",
+    path: "../wit/v0.2",
+    world: "cove:plugin/tool@0.2.0",
 });
 
-use self::cove::plugin::{ast, exec, log, memory, search as wit_search, types};
+use self::cove::plugin::{ast, exec, log, memory, progress, search as wit_search, types};
 
 /// Bindings of the `policy` world, sharing the host's `log` with the tool world.
 pub mod policy_world {
     wasmtime::component::bindgen!({
-        path: "../wit/v0.1",
-        world: "cove:plugin/policy@0.1.0",
+        path: "../wit/v0.2",
+        world: "cove:plugin/policy@0.2.0",
         with: { "cove:plugin/log": super::cove::plugin::log },
     });
 }
@@ -31,11 +32,12 @@ pub mod policy_world {
 /// below serves both), plus `skill-api`.
 pub mod skill_world {
     wasmtime::component::bindgen!({
-        path: "../wit/v0.1",
-        world: "cove:plugin/skill@0.1.0",
+        path: "../wit/v0.2",
+        world: "cove:plugin/skill@0.2.0",
         with: {
             "cove:plugin/types": super::cove::plugin::types,
             "cove:plugin/log": super::cove::plugin::log,
+            "cove:plugin/progress": super::cove::plugin::progress,
             "cove:plugin/search": super::cove::plugin::search,
             "cove:plugin/exec": super::cove::plugin::exec,
             "cove:plugin/ast": super::cove::plugin::ast,
@@ -56,6 +58,18 @@ impl log::Host for StoreState {
             log::Level::Info => tracing::info!(target: "cove::plugin", plugin, "{message}"),
             log::Level::Warn => tracing::warn!(target: "cove::plugin", plugin, "{message}"),
             log::Level::Error => tracing::error!(target: "cove::plugin", plugin, "{message}"),
+        }
+    }
+}
+
+impl progress::Host for StoreState {
+    fn report(&mut self, done: u64, total: Option<u64>, message: String) {
+        if let Some(sink) = &self.host.progress {
+            sink.report(super::Progress {
+                done,
+                total,
+                message: super::cut(&message, 200).into_owned(),
+            });
         }
     }
 }
@@ -184,7 +198,7 @@ impl exec::Host for StoreState {
         );
         drop(tmp);
         let mut out = result.map_err(|e| e.to_string())?;
-        // Contract 0.1.0 has no field for it: the reason goes at the end of stderr.
+        // The contract has no field for it: the reason goes at the end of stderr.
         if let Some(why) = out.stopped.take() {
             if !out.stderr.is_empty() && !out.stderr.ends_with('\n') {
                 out.stderr.push('\n');
@@ -277,6 +291,8 @@ impl ast::Host for StoreState {
                 text: c.text,
                 start_line: c.start_line,
                 end_line: c.end_line,
+                start_column: c.start_column,
+                end_column: c.end_column,
             })
             .collect())
     }
