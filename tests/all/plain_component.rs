@@ -209,7 +209,11 @@ fn a_cove_plugin_declared_plain_or_the_reverse_is_refused_saying_which() -> Test
     sb.trust()?;
     let err = sb.call("read2", "{}")?.err().to_string();
     assert!(
-        err.contains("plugin.toml has no `contract`") && err.contains("add contract = \"0.1.0\""),
+        err.contains("plugin.toml has no `contract`")
+            && err.contains(&format!(
+                "add contract = \"{}\"",
+                cove::plugins::contract::NEWEST
+            )),
         "{err}"
     );
     let err = sb

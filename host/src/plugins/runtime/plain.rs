@@ -15,8 +15,8 @@ pub mod exports;
 pub mod json;
 
 use super::{
-    CallEnv, CallError, CodeOrigin, Runtime, RuntimeError, StoreState, ToolFailure, ToolSpec, cut,
-    link_message, ready,
+    CallEnv, CallError, CodeOrigin, Runtime, RuntimeError, StoreState, ToolFailure, ToolOutput,
+    ToolSpec, cut, link_message, ready,
 };
 pub use exports::{Exports, ExportsError};
 pub use json::{Func, Outcome, Ty};
@@ -69,6 +69,9 @@ impl LoadedPlain {
                 name: c.func.tool.clone(),
                 description: c.func.description(),
                 input_schema: c.func.input_schema().to_string(),
+                // A result is text for the model; JSON that is not an object is no structured
+                // output a client could take.
+                output_schema: None,
                 read_only: false,
             })
             .collect()
@@ -161,7 +164,7 @@ impl Runtime {
         env: &CallEnv,
         tool: &str,
         input: &str,
-    ) -> Result<Result<String, ToolFailure>, CallError> {
+    ) -> Result<Result<ToolOutput, ToolFailure>, CallError> {
         let Some(callable) = loaded.funcs.iter().find(|c| c.func.tool == tool) else {
             return Ok(Err(ToolFailure::UnknownTool(format!(
                 "`{tool}` is not one of this component's functions"
@@ -191,7 +194,10 @@ impl Runtime {
         let results = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
         let max = env.limits.output_bytes;
         Ok(match callable.func.outcome(&results) {
-            Outcome::Ok(text) => Ok(cut(&text, max).into_owned()),
+            Outcome::Ok(text) => Ok(ToolOutput {
+                text: cut(&text, max).into_owned(),
+                structured: None,
+            }),
             Outcome::Err(text) => Err(ToolFailure::Failed(cut(&text, max).into_owned())),
         })
     }
@@ -225,6 +231,7 @@ mod tests {
             session_cwd: Arc::default(),
             cancel: None,
             commands: crate::sandbox::Resources::default(),
+            progress: None,
         }
     }
 
@@ -281,10 +288,13 @@ mod tests {
         assert_eq!(loaded.specs().len(), 4);
 
         let read = rt.call_plain(&loaded, &env, "read-file", r#"{"path":"hello.txt"}"#)?;
-        assert_eq!(read, Ok("hello from the worktree\n".to_string()));
+        assert_eq!(
+            read.map(|o| o.text),
+            Ok("hello from the worktree\n".to_string())
+        );
         let listed = rt.call_plain(&loaded, &env, "list-directory", r#"{"path":"."}"#)?;
         assert!(
-            listed.as_ref().is_ok_and(|l| l.contains("hello.txt")),
+            listed.as_ref().is_ok_and(|l| l.text.contains("hello.txt")),
             "{listed:?}"
         );
         let outside = dir.path().join("secret.txt");
@@ -319,7 +329,10 @@ mod tests {
         assert_eq!(loaded.origin, CodeOrigin::Cache);
         rt.prepare_plain(&loaded, &env);
         let again = rt.call_plain(&loaded, &env, "read-file", r#"{"path":"hello.txt"}"#)?;
-        assert_eq!(again, Ok("hello from the worktree\n".to_string()));
+        assert_eq!(
+            again.map(|o| o.text),
+            Ok("hello from the worktree\n".to_string())
+        );
         Ok(())
     }
 
@@ -474,7 +487,10 @@ mod tests {
         );
         assert!(specs.iter().all(|s| !s.read_only));
         // Arguments go by name, whatever order the JSON has them in.
-        let sub = |tool: &str, input: &str| rt.call_plain(&loaded, &env, tool, input);
+        let sub = |tool: &str, input: &str| {
+            rt.call_plain(&loaded, &env, tool, input)
+                .map(|r| r.map(|o| o.text))
+        };
         assert_eq!(
             sub("ints_sub", r#"{"b": 2, "a": 10}"#)?,
             Ok("8".to_string())
