@@ -44,6 +44,12 @@ pub(super) fn list_tools(
             manifest.name
         ));
     }
+    if found.funcs.is_empty() {
+        problems.push(format!(
+            "plugin `{}`: its component exports no function cove can offer as a tool",
+            manifest.name
+        ));
+    }
     manifest.tools = found
         .funcs
         .iter()

@@ -374,26 +374,30 @@ mod tests {
     }
 
     /// A component exporting `sub(a: u32, b: u32) -> u32` (a - b, wrapping) from two
-    /// interfaces, with a `package-docs` section documenting one of them.
+    /// interfaces, with a `package-docs` section documenting one of them, and `spin() -> u32`
+    /// (an endless loop) at the top level.
     fn two_interfaces() -> Vec<u8> {
         use wasm_encoder::{
-            Alias, CanonicalFunctionSection, CodeSection, Component, ComponentAliasSection,
-            ComponentExportKind, ComponentExportSection, ComponentInstanceSection,
-            ComponentTypeSection, ComponentValType, CustomSection, ExportKind, ExportSection,
-            Function, FunctionSection, InstanceSection, Module, ModuleArg, ModuleSection,
-            PrimitiveValType, TypeSection, ValType,
+            Alias, BlockType, CanonicalFunctionSection, CodeSection, Component,
+            ComponentAliasSection, ComponentExportKind, ComponentExportSection,
+            ComponentInstanceSection, ComponentTypeSection, ComponentValType, CustomSection,
+            ExportKind, ExportSection, Function, FunctionSection, InstanceSection, Module,
+            ModuleArg, ModuleSection, PrimitiveValType, TypeSection, ValType,
         };
         let mut m = Module::new();
         let mut types = TypeSection::new();
         types
             .ty()
             .function([ValType::I32, ValType::I32], [ValType::I32]);
+        types.ty().function([], [ValType::I32]);
         m.section(&types);
         let mut funcs = FunctionSection::new();
         funcs.function(0);
+        funcs.function(1);
         m.section(&funcs);
         let mut exports = ExportSection::new();
         exports.export("sub", ExportKind::Func, 0);
+        exports.export("spin", ExportKind::Func, 1);
         m.section(&exports);
         let mut code = CodeSection::new();
         let mut body = Function::new([]);
@@ -403,6 +407,14 @@ mod tests {
             .i32_sub()
             .end();
         code.function(&body);
+        let mut spin = Function::new([]);
+        spin.instructions()
+            .loop_(BlockType::Empty)
+            .br(0)
+            .end()
+            .unreachable()
+            .end();
+        code.function(&spin);
         m.section(&code);
 
         let mut c = Component::new();
@@ -416,14 +428,23 @@ mod tests {
             kind: ExportKind::Func,
             name: "sub",
         });
+        alias.alias(Alias::CoreInstanceExport {
+            instance: 0,
+            kind: ExportKind::Func,
+            name: "spin",
+        });
         c.section(&alias);
         let mut ty = ComponentTypeSection::new();
         ty.function()
             .params([("a", PrimitiveValType::U32), ("b", PrimitiveValType::U32)])
             .result(Some(ComponentValType::Primitive(PrimitiveValType::U32)));
+        ty.function()
+            .params(Vec::<(&str, PrimitiveValType)>::new())
+            .result(Some(ComponentValType::Primitive(PrimitiveValType::U32)));
         c.section(&ty);
         let mut canon = CanonicalFunctionSection::new();
         canon.lift(0, 0, []);
+        canon.lift(1, 1, []);
         c.section(&canon);
         let mut instances = ComponentInstanceSection::new();
         instances.export_items([("sub", ComponentExportKind::Func, 0)]);
@@ -442,6 +463,7 @@ mod tests {
             1,
             None,
         );
+        out.export("spin", ComponentExportKind::Func, 1, None);
         c.section(&out);
         let mut docs = vec![1u8];
         docs.extend_from_slice(
@@ -467,7 +489,8 @@ mod tests {
             tools,
             [
                 ("ints_sub", Some("acme:math/ints@1.0.0")),
-                ("wrapping_sub", Some("acme:math/wrapping@1.0.0"))
+                ("wrapping_sub", Some("acme:math/wrapping@1.0.0")),
+                ("spin", None),
             ]
         );
         let dir = tempfile::tempdir()?;
@@ -510,6 +533,37 @@ mod tests {
             sub("sub", "{}")?,
             Err(ToolFailure::UnknownTool(_))
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_plain_call_that_runs_on_is_stopped_like_any_plugin_call() -> Res {
+        let bytes = two_interfaces();
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join(".git"))?;
+        let wt = Arc::new(Worktree::open(dir.path())?);
+        let rt = Runtime::new(None)?;
+        let loaded = rt.load_plain("math", &bytes, &exports::read(&bytes)?)?;
+        let mut env = env_for(&wt);
+        env.plugin = "math".into();
+        env.limits.timeout = std::time::Duration::from_millis(100);
+        let started = Instant::now();
+        let spun = rt.call_plain(&loaded, &env, "spin", "{}");
+        assert!(
+            matches!(&spun, Err(CallError::Timeout { plugin, .. }) if plugin == "math"),
+            "{spun:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // The instance that ran on is gone; the next call gets a fresh one and answers.
+        let sub = rt.call_plain(&loaded, &env, "ints_sub", r#"{"a": 3, "b": 1}"#)?;
+        assert_eq!(sub.map(|o| o.text), Ok("2".to_string()));
+        env.cancel = Some(Arc::new(std::sync::atomic::AtomicBool::new(true)));
+        env.limits.timeout = std::time::Duration::from_secs(30);
+        let cancelled = rt.call_plain(&loaded, &env, "spin", "{}");
+        assert!(
+            matches!(cancelled, Err(CallError::Cancelled { .. })),
+            "{cancelled:?}"
+        );
         Ok(())
     }
 }
