@@ -227,3 +227,22 @@ fn a_cove_plugin_declared_plain_or_the_reverse_is_refused_saying_which() -> Test
     );
     Ok(())
 }
+
+#[test]
+fn plugin_inspect_says_it_loads_as_a_plain_component_and_what_it_offers() -> TestResult {
+    let sb = Sandbox::new()?;
+    let run = sb.cove(&["plugin", "inspect", &fixture().to_string_lossy()])?;
+    let out = run.out();
+    assert!(out.contains("contract: none"), "{out}");
+    assert!(
+        out.contains("loadable: yes, as a plain component (leave `contract` out of plugin.toml)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "  search-file: search-file(path: string, pattern: string) -> result<string, string>"
+        ),
+        "{out}"
+    );
+    Ok(())
+}
