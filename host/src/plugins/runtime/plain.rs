@@ -566,4 +566,106 @@ mod tests {
         );
         Ok(())
     }
+
+    /// The typed test guest: a Rust component (wit-bindgen) exporting a function for every kind
+    /// of WIT type, in an interface and at the top level.
+    fn typed() -> anyhow::Result<Vec<u8>> {
+        Ok(std::fs::read(
+            Path::new(env!("COVE_TEST_GUESTS")).join("cove_guest_typed.wasm"),
+        )?)
+    }
+
+    #[test]
+    fn every_kind_of_wit_type_crosses_into_a_real_component_and_back() -> Res {
+        let bytes = typed()?;
+        let found = exports::read(&bytes)?;
+        let names: Vec<&str> = found.funcs.iter().map(|f| f.tool.as_str()).collect();
+        assert_eq!(names, ["hello", "describe", "add64", "echo", "fail"]);
+        // Rust's wit-bindgen keeps no doc comments in the component: the signature describes.
+        assert_eq!(
+            found.funcs[1].description(),
+            "describe(s: variant { dot, circle(u32), poly(list<record { x: s32, y: s32 }>) }, \
+             c: enum { red, green, blue }, p: flags { read, write, exec }, label: option<string>) \
+             -> result<string, string> (in acme:typed/shapes@0.1.0)"
+        );
+        assert!(found.skipped.is_empty(), "{:?}", found.skipped);
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join(".git"))?;
+        let wt = Arc::new(Worktree::open(dir.path())?);
+        let mut env = env_for(&wt);
+        env.plugin = "typed".into();
+        let rt = Runtime::new(None)?;
+        let loaded = rt.load_plain("typed", &bytes, &found)?;
+        let call = |tool: &str, input: serde_json::Value| {
+            rt.call_plain(&loaded, &env, tool, &input.to_string())
+                .map(|r| r.map(|o| o.text))
+        };
+        use serde_json::json;
+
+        // Variant with a list of records, enum, flags (any order), option: as the schema says.
+        let input = json!({"s": {"poly": [{"x": 1, "y": -2}, {"x": 3, "y": 4}]}, "c": "blue", "p": ["write", "read"], "label": "roof"});
+        let describe = &found.funcs[1];
+        assert!(
+            jsonschema::validator_for(&describe.input_schema())?.is_valid(&input),
+            "{}",
+            describe.input_schema()
+        );
+        assert_eq!(
+            call("describe", input)?,
+            Ok("a polygon (1,-2) (3,4), blue, [read|write], labelled roof".to_string())
+        );
+        // A payload-less case by name, an option left out, no flags.
+        assert_eq!(
+            call("describe", json!({"s": "dot", "c": "red", "p": []}))?,
+            Ok("a dot, red, [], no label".to_string())
+        );
+        // The function's own err is the tool's failure.
+        assert_eq!(
+            call(
+                "describe",
+                json!({"s": {"circle": 0}, "c": "green", "p": ["exec"]})
+            )?,
+            Err(ToolFailure::Failed("a circle needs a radius".into()))
+        );
+        assert_eq!(
+            call("fail", json!({"why": "testing"}))?,
+            Err(ToolFailure::Failed("failed as asked: testing".into()))
+        );
+        // 64-bit integers stay exact past 2^53, both ways.
+        assert_eq!(
+            call("add64", json!({"a": 9_007_199_254_740_993u64, "b": 1}))?,
+            Ok("9007199254740994".to_string())
+        );
+        // Records, tuples, chars, floats (NaN too), lists, nested option<result>: back as JSON.
+        let echoed = json!([{"x": 5, "y": -6}, ["é", 2.5], [1, 2, 255], {"err": "inner"}]);
+        let input = json!({"pt": {"x": 5, "y": -6}, "pair": ["é", 2.5], "items": [1, 2, 255], "maybe": {"err": "inner"}});
+        assert_eq!(
+            call("echo", input)?.map(|t| serde_json::from_str::<serde_json::Value>(&t).ok()),
+            Ok(Some(echoed))
+        );
+        let input =
+            json!({"pt": {"x": 0, "y": 0}, "pair": ["x", "NaN"], "items": [], "maybe": null});
+        assert_eq!(
+            call("echo", input)?,
+            Ok(r#"[{"x":0,"y":0},["x","NaN"],[],null]"#.to_string())
+        );
+        // What does not fit is refused before the component runs, naming the place.
+        assert_eq!(
+            call("describe", json!({"s": {"poly": [{"x": 1}]}, "c": "red", "p": []}))?,
+            Err(ToolFailure::InvalidInput(
+                "argument `s.poly[0].y`: missing; expected an integer from -2147483648 to 2147483647 (s32)".into()
+            ))
+        );
+        assert_eq!(
+            call("echo", json!({"pt": {"x": 0, "y": 0}, "pair": ["xy", 1], "items": [], "maybe": null}))?,
+            Err(ToolFailure::InvalidInput(
+                "argument `pair[0]`: expected a string of exactly one character, got the string \"xy\"".into()
+            ))
+        );
+        assert_eq!(
+            call("hello", json!({"name": "cove"}))?,
+            Ok("hello, cove".to_string())
+        );
+        Ok(())
+    }
 }
