@@ -66,6 +66,24 @@ impl shapes::Guest for Typed {
     fn fail(why: String) -> Result<(), String> {
         Err(format!("failed as asked: {why}"))
     }
+
+    type Counter = Counter;
+
+    fn peek(c: shapes::CounterBorrow<'_>) -> u32 {
+        c.get::<Counter>().0
+    }
+}
+
+struct Counter(u32);
+
+impl shapes::GuestCounter for Counter {
+    fn new(start: u32) -> Self {
+        Counter(start)
+    }
+
+    fn get(&self) -> u32 {
+        self.0
+    }
 }
 
 export!(Typed);
