@@ -69,9 +69,8 @@ impl LoadedPlain {
                 name: c.func.tool.clone(),
                 description: c.func.description(),
                 input_schema: c.func.input_schema().to_string(),
-                // A result is text for the model; JSON that is not an object is no structured
-                // output a client could take.
-                output_schema: None,
+                // A record answer is also structured output (a JSON object); others are text.
+                output_schema: c.func.output_schema().map(|s| s.to_string()),
                 read_only: false,
             })
             .collect()
@@ -196,7 +195,12 @@ impl Runtime {
         Ok(match callable.func.outcome(&results) {
             Outcome::Ok(text) => Ok(ToolOutput {
                 text: cut(&text, max).into_owned(),
-                structured: None,
+                // Cut JSON would not parse: one over the cap is left out, the text still goes.
+                structured: callable
+                    .func
+                    .structured(&results)
+                    .map(|v| v.to_string())
+                    .filter(|s| s.len() <= max),
             }),
             Outcome::Err(text) => Err(ToolFailure::Failed(cut(&text, max).into_owned())),
         })
@@ -580,7 +584,10 @@ mod tests {
         let bytes = typed()?;
         let found = exports::read(&bytes)?;
         let names: Vec<&str> = found.funcs.iter().map(|f| f.tool.as_str()).collect();
-        assert_eq!(names, ["hello", "describe", "add64", "echo", "fail"]);
+        assert_eq!(
+            names,
+            ["hello", "describe", "midpoint", "add64", "echo", "fail"]
+        );
         // Rust's wit-bindgen keeps no doc comments in the component: the signature describes.
         assert_eq!(
             found.funcs[1].description(),
@@ -613,6 +620,7 @@ mod tests {
         // Variant with a list of records, enum, flags (any order), option: as the schema says.
         let input = json!({"s": {"poly": [{"x": 1, "y": -2}, {"x": 3, "y": 4}]}, "c": "blue", "p": ["write", "read"], "label": "roof"});
         let describe = &found.funcs[1];
+        assert_eq!(describe.tool, "describe");
         assert!(
             jsonschema::validator_for(&describe.input_schema())?.is_valid(&input),
             "{}",
@@ -674,6 +682,32 @@ mod tests {
             call("hello", json!({"name": "cove"}))?,
             Ok("hello, cove".to_string())
         );
+        // A record answer is structured output too, with its schema; others are text only.
+        let specs = loaded.specs();
+        let spec = |name: &str| specs.iter().find(|s| s.name == name);
+        assert_eq!(
+            spec("midpoint").and_then(|s| s.output_schema.clone()),
+            Some(
+                json!({"type": "object", "properties": {"x": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}, "y": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}}, "required": ["x", "y"], "additionalProperties": false})
+                    .to_string()
+            )
+        );
+        assert_eq!(spec("add64").and_then(|s| s.output_schema.clone()), None);
+        let mid = rt.call_plain(
+            &loaded,
+            &env,
+            "midpoint",
+            r#"{"a": {"x": 0, "y": 0}, "b": {"x": 4, "y": -2}}"#,
+        )?;
+        assert_eq!(
+            mid,
+            Ok(ToolOutput {
+                text: r#"{"x":2,"y":-1}"#.into(),
+                structured: Some(r#"{"x":2,"y":-1}"#.into()),
+            })
+        );
+        let sum = rt.call_plain(&loaded, &env, "add64", r#"{"a": 1, "b": 2}"#)?;
+        assert_eq!(sum.map(|o| o.structured), Ok(None));
         Ok(())
     }
 }

@@ -49,6 +49,13 @@ impl shapes::Guest for Typed {
         ))
     }
 
+    fn midpoint(a: Point, b: Point) -> Point {
+        Point {
+            x: (a.x + b.x) / 2,
+            y: (a.y + b.y) / 2,
+        }
+    }
+
     fn add64(a: u64, b: u64) -> u64 {
         a.wrapping_add(b)
     }

@@ -256,6 +256,36 @@ impl Func {
             .collect()
     }
 
+    /// The type of what the function answers: a `result`'s `ok`, else its return type.
+    fn answer_type(&self) -> Option<&Ty> {
+        match &self.result {
+            Some(Ty::Result { ok, .. }) => ok.as_deref(),
+            other => other.as_ref(),
+        }
+    }
+
+    /// The schema of its structured output: there is one when it answers a record (a JSON
+    /// object, which is what MCP's `structuredContent` must be).
+    pub fn output_schema(&self) -> Option<Value> {
+        match self.answer_type() {
+            Some(t @ Ty::Record(_)) => Some(schema(t)),
+            _ => None,
+        }
+    }
+
+    /// The answer as structured output, when the function answers a record (see
+    /// [`Func::output_schema`]); its text is the same JSON.
+    pub fn structured(&self, results: &[Val]) -> Option<Value> {
+        self.output_schema()?;
+        let answer = match results {
+            [Val::Result(Ok(Some(v)))] => v.as_ref(),
+            [Val::Result(_)] => return None,
+            [v] => v,
+            _ => return None,
+        };
+        Some(to_json(answer)).filter(Value::is_object)
+    }
+
     /// What the call's results mean: `result` unwrapped into an answer or the function's error,
     /// a string as plain text, anything else as JSON text.
     pub fn outcome(&self, results: &[Val]) -> Outcome {
@@ -1215,6 +1245,42 @@ mod tests {
             f.outcome(&[err_record]),
             Outcome::Err(r#"{"code":2}"#.into())
         );
+    }
+
+    #[test]
+    fn a_record_answer_is_structured_output_with_its_schema() -> Res {
+        let point = Ty::Record(vec![("x".into(), Ty::S32), ("y".into(), Ty::S32)]);
+        let value = Val::Record(vec![("x".into(), Val::S32(1)), ("y".into(), Val::S32(-2))]);
+        let plain = func(vec![], Some(point.clone()));
+        assert_eq!(plain.output_schema(), Some(schema(&point)));
+        assert_eq!(
+            plain.structured(std::slice::from_ref(&value)),
+            Some(json!({"x": 1, "y": -2}))
+        );
+        let fallible = func(
+            vec![],
+            Some(Ty::Result {
+                ok: Some(b(point.clone())),
+                err: Some(b(Ty::String)),
+            }),
+        );
+        assert_eq!(fallible.output_schema(), Some(schema(&point)));
+        assert_eq!(
+            fallible.structured(&[Val::Result(Ok(Some(Box::new(value))))]),
+            Some(json!({"x": 1, "y": -2}))
+        );
+        assert_eq!(
+            fallible.structured(&[Val::Result(Err(Some(Box::new(Val::String("no".into())))))]),
+            None
+        );
+        // Anything but a record answers text only.
+        for t in [Ty::String, Ty::List(b(Ty::U8)), Ty::Option(b(point))] {
+            let f = func(vec![], Some(t));
+            assert_eq!(f.output_schema(), None);
+            assert_eq!(f.structured(&[Val::String("x".into())]), None);
+        }
+        assert_eq!(func(vec![], None).output_schema(), None);
+        Ok(())
     }
 
     #[test]
