@@ -74,7 +74,13 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
     let run = cove_at(&sb, &work, &["plugin", "new", &name, "--lang", lang])?;
     ok(&run, "plugin new");
     let dir = work.join(&name);
-    for file in ["plugin.toml", "README.md", ".gitignore", "wit/types.wit", "wit/worlds.wit"] {
+    for file in [
+        "plugin.toml",
+        "README.md",
+        ".gitignore",
+        "wit/types.wit",
+        "wit/worlds.wit",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing: {run:?}");
     }
     let manifest = std::fs::read_to_string(dir.join("plugin.toml"))?;
@@ -102,10 +108,7 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
         keep_node_modules(&dir)?;
     }
     ok(&run, "plugin build");
-    assert!(
-        run.stdout.contains("kind tool, contract 0.2.0"),
-        "{run:?}"
-    );
+    assert!(run.stdout.contains("kind tool, contract 0.2.0"), "{run:?}");
     assert!(dir.join(format!("{name}.wasm")).is_file());
 
     let run = cove_at(&sb, &dir, &["plugin", "test"])?;
@@ -126,7 +129,10 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;
     files.sort();
-    assert_eq!(files, vec![format!("{name}.wasm"), "plugin.toml".to_string()]);
+    assert_eq!(
+        files,
+        vec![format!("{name}.wasm"), "plugin.toml".to_string()]
+    );
     sb.trust()?;
 
     let run = sb.cove(&["tools", "list"])?;
@@ -138,7 +144,12 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
     assert!(line.contains(&format!("project:{name}")), "{run:?}");
     let run = sb.cove(&["tools", "call", "word_count", r#"{"text":"a b a"}"#])?;
     assert_eq!(run.out().trim(), "3 words");
-    let run = sb.cove(&["tools", "call", "word_count", r#"{"text":"a b a","unique":true}"#])?;
+    let run = sb.cove(&[
+        "tools",
+        "call",
+        "word_count",
+        r#"{"text":"a b a","unique":true}"#,
+    ])?;
     assert_eq!(run.out().trim(), "3 words (2 unique)");
     Ok(())
 }
@@ -178,7 +189,9 @@ fn a_python_tool_from_new_to_a_call_and_a_wrong_sample_fails() -> TestResult {
         .find(|l| l.starts_with("FAIL"))
         .unwrap_or_default();
     assert!(
-        fail.contains("sample 2") && fail.contains("expected \"4 words\"") && fail.contains("3 words (2 unique)"),
+        fail.contains("sample 2")
+            && fail.contains("expected \"4 words\"")
+            && fail.contains("3 words (2 unique)"),
         "{run:?}"
     );
     assert!(run.stdout.contains("3 passed, 1 failed"), "{run:?}");
@@ -193,7 +206,10 @@ fn a_python_tool_from_new_to_a_call_and_a_wrong_sample_fails() -> TestResult {
     assert!(sb.read(".cove/plugins/wc/plugin.toml")?.contains("other"));
     let run = sb.cove(&["plugin", "install", "--force", &dir.to_string_lossy()])?;
     ok(&run, "plugin install --force");
-    assert!(sb.read(".cove/plugins/wc/plugin.toml")?.contains("name = \"wc\""));
+    assert!(
+        sb.read(".cove/plugins/wc/plugin.toml")?
+            .contains("name = \"wc\"")
+    );
     // An earlier build of the same plugin is replaced; the same bytes are left as they are.
     let run = sb.cove(&["plugin", "install", &dir.to_string_lossy()])?;
     assert!(run.out().contains("unchanged"), "{run:?}");
@@ -204,11 +220,16 @@ fn a_python_tool_from_new_to_a_call_and_a_wrong_sample_fails() -> TestResult {
 fn a_python_skill_and_a_python_policy_build_and_pass_their_samples() -> TestResult {
     let sb = Sandbox::new()?;
     let work = work(&sb)?;
-    for (kind, name, passed) in [("skill", "commits", "5 passed"), ("policy", "no-push", "3 passed")] {
+    for (kind, name, passed) in [
+        ("skill", "commits", "5 passed"),
+        ("policy", "no-push", "3 passed"),
+    ] {
         let workdir = work.to_string_lossy().into_owned();
         let run = sb.cove_in(
             sb.tmp.path(),
-            &["plugin", "new", name, "--lang", "python", "--kind", kind, "--dir", &workdir],
+            &[
+                "plugin", "new", name, "--lang", "python", "--kind", kind, "--dir", &workdir,
+            ],
         )?;
         ok(&run, "plugin new");
         let dir = work.join(name);
@@ -220,11 +241,16 @@ fn a_python_skill_and_a_python_policy_build_and_pass_their_samples() -> TestResu
         );
         let run = cove_at(&sb, &dir, &["plugin", "test"])?;
         ok(&run, "plugin test");
-        assert!(run.stdout.contains(&format!("{passed}, 0 failed")), "{kind}: {run:?}");
+        assert!(
+            run.stdout.contains(&format!("{passed}, 0 failed")),
+            "{kind}: {run:?}"
+        );
         if kind == "policy" {
             assert!(
                 run.stdout.contains("pass  sample 1 (bash")
-                    && run.stdout.contains("deny: this project does not let the agent run `git push`"),
+                    && run
+                        .stdout
+                        .contains("deny: this project does not let the agent run `git push`"),
                 "{run:?}"
             );
             // The policy in force denies a push typed by hand, and lets the rest through.
@@ -234,7 +260,12 @@ fn a_python_skill_and_a_python_policy_build_and_pass_their_samples() -> TestResu
             );
             sb.config("policy = [\"trusted\", \"no-push\"]\n")?;
             sb.trust()?;
-            let run = sb.cove(&["tools", "call", "bash", r#"{"command":"git push origin main"}"#])?;
+            let run = sb.cove(&[
+                "tools",
+                "call",
+                "bash",
+                r#"{"command":"git push origin main"}"#,
+            ])?;
             assert!(!run.ok && run.stderr.contains("git push"), "{run:?}");
         } else {
             assert!(
@@ -263,12 +294,19 @@ fn new_refuses_a_bad_name_and_a_folder_in_the_way() -> TestResult {
     std::fs::write(work.join("taken/notes.txt"), "mine")?;
     let run = cove_at(&sb, &work, &["plugin", "new", "taken", "--lang", "js"])?;
     assert!(!run.ok && run.stderr.contains("not empty"), "{run:?}");
-    assert_eq!(std::fs::read_to_string(work.join("taken/notes.txt"))?, "mine");
+    assert_eq!(
+        std::fs::read_to_string(work.join("taken/notes.txt"))?,
+        "mine"
+    );
     assert!(!work.join("taken/plugin.toml").exists());
     // An empty folder is fine.
     std::fs::create_dir_all(work.join("empty"))?;
     ok(
-        &cove_at(&sb, &work, &["plugin", "new", "empty", "--lang", "js", "--kind", "policy"])?,
+        &cove_at(
+            &sb,
+            &work,
+            &["plugin", "new", "empty", "--lang", "js", "--kind", "policy"],
+        )?,
         "plugin new into an empty folder",
     );
     assert!(std::fs::read_to_string(work.join("empty/src/index.js"))?.contains("policyApi"));
@@ -295,12 +333,17 @@ fn build_without_a_toolchain_says_how_to_get_one() -> TestResult {
     std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755))?;
     let path = stubs.to_string_lossy().into_owned();
     let run = Run::from(
-        sb.command(&work.join("lonely"), &["plugin", "build"], &[("PATH", path.as_str())])
-            .output()?,
+        sb.command(
+            &work.join("lonely"),
+            &["plugin", "build"],
+            &[("PATH", path.as_str())],
+        )
+        .output()?,
     );
     assert!(!run.ok, "{run:?}");
     assert!(
-        run.stderr.contains("python3 -m pip install componentize-py==0.25.1")
+        run.stderr
+            .contains("python3 -m pip install componentize-py==0.25.1")
             && run.stderr.contains("pip: no network here")
             && run.stderr.contains("pip install componentize-py==0.25.1"),
         "{run:?}"
@@ -315,8 +358,12 @@ fn build_without_a_toolchain_says_how_to_get_one() -> TestResult {
             "plugin new",
         );
         let run = Run::from(
-            sb.command(&work.join(&name), &["plugin", "build"], &[("PATH", path.as_str())])
-                .output()?,
+            sb.command(
+                &work.join(&name),
+                &["plugin", "build"],
+                &[("PATH", path.as_str())],
+            )
+            .output()?,
         );
         assert!(!run.ok && run.stderr.contains(says), "{lang}: {run:?}");
     }

@@ -43,10 +43,7 @@ impl Scratch {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
-        let root = std::env::temp_dir().join(format!(
-            "cove-plugin-{}-{nanos}",
-            std::process::id()
-        ));
+        let root = std::env::temp_dir().join(format!("cove-plugin-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(root.join("plugins"))
             .with_context(|| format!("cannot create {}", root.display()))?;
         std::fs::create_dir_all(root.join("worktree"))

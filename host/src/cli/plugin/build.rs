@@ -47,8 +47,8 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
         Language::JavaScript => js(dir, &manifest, &out)?,
         Language::Python => python(dir, &manifest, &out)?,
     }
-    let bytes = std::fs::read(&out)
-        .with_context(|| format!("the build made no {}", out.display()))?;
+    let bytes =
+        std::fs::read(&out).with_context(|| format!("the build made no {}", out.display()))?;
     let info = cove::plugins::contract::inspect(&bytes)
         .with_context(|| format!("{} is not a component", out.display()))?;
     let contract = info.contract.clone().unwrap_or_else(|| "none".into());
@@ -63,7 +63,9 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
             "plugin.toml says kind {} but the component exports {}; fix `kind` or the world it is built for",
             manifest.kind,
             info.kind
-                .map_or("no cove:plugin world".to_string(), |k| format!("the {k} world"))
+                .map_or("no cove:plugin world".to_string(), |k| format!(
+                    "the {k} world"
+                ))
         );
     }
     if contract != manifest.contract {
@@ -187,7 +189,12 @@ fn rust(dir: &Path, out: &Path) -> Result<()> {
 /// The major version of the node on PATH, if there is one.
 fn node_major() -> Option<u32> {
     let v = output_of("node", &["--version"])?;
-    v.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+    v.trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn js(dir: &Path, manifest: &Manifest, out: &Path) -> Result<()> {
@@ -216,7 +223,13 @@ fn js(dir: &Path, manifest: &Manifest, out: &Path) -> Result<()> {
         let what = format!("npm install --no-audit --no-fund --save-dev {COMPONENTIZE_JS}");
         run_tool(
             Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--save-dev", COMPONENTIZE_JS])
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--save-dev",
+                    COMPONENTIZE_JS,
+                ])
                 .current_dir(dir),
             &what,
         )?;
@@ -227,10 +240,20 @@ fn js(dir: &Path, manifest: &Manifest, out: &Path) -> Result<()> {
     };
     let world = manifest.kind.to_string();
     let mut cmd = Command::new(&tool);
-    cmd.args(["--wit", "wit", "--world-name", &world, "-d", "http", "-d", "fetch-event", "-o"])
-        .arg(out)
-        .arg("src/index.js")
-        .current_dir(dir);
+    cmd.args([
+        "--wit",
+        "wit",
+        "--world-name",
+        &world,
+        "-d",
+        "http",
+        "-d",
+        "fetch-event",
+        "-o",
+    ])
+    .arg(out)
+    .arg("src/index.js")
+    .current_dir(dir);
     run_tool(
         &mut cmd,
         &format!(
@@ -244,7 +267,10 @@ fn js(dir: &Path, manifest: &Manifest, out: &Path) -> Result<()> {
 fn python_scripts() -> Option<PathBuf> {
     let dir = output_of(
         "python3",
-        &["-c", "import sysconfig;print(sysconfig.get_path(\"scripts\"))"],
+        &[
+            "-c",
+            "import sysconfig;print(sysconfig.get_path(\"scripts\"))",
+        ],
     )?;
     Some(PathBuf::from(dir.trim()))
 }

@@ -48,10 +48,11 @@ pub(crate) fn run(
         bail!("{} is where it would be installed already", dir.display());
     }
     let manifest_text = std::fs::read(dir.join("plugin.toml"))?;
-    let component_bytes =
-        std::fs::read(&component).with_context(|| format!("cannot read {}", component.display()))?;
+    let component_bytes = std::fs::read(&component)
+        .with_context(|| format!("cannot read {}", component.display()))?;
     if let Some(previous) = existing(&target, &manifest)? {
-        let same_files = std::fs::read(target.join("plugin.toml")).ok() == Some(manifest_text.clone())
+        let same_files = std::fs::read(target.join("plugin.toml")).ok()
+            == Some(manifest_text.clone())
             && std::fs::read(target.join(&file)).ok() == Some(component_bytes.clone());
         match previous {
             Existing::Same(m) if same_files => {
@@ -164,7 +165,9 @@ fn grants(dir: &Path, manifest: &Manifest) -> Result<()> {
     if plugin.withheld.is_empty() {
         println!("your config grants all of it");
     } else {
-        println!("not granted yet (a read-only tool never gets writes or exec, whatever is granted):");
+        println!(
+            "not granted yet (a read-only tool never gets writes or exec, whatever is granted):"
+        );
         for w in &plugin.withheld {
             println!("  {w}");
         }

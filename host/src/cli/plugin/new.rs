@@ -35,7 +35,10 @@ impl KindArg {
 const CONTRACT: &str = "0.2.0";
 const WIT: &[(&str, &str)] = &[
     ("types.wit", include_str!("../../../../wit/v0.2/types.wit")),
-    ("worlds.wit", include_str!("../../../../wit/v0.2/worlds.wit")),
+    (
+        "worlds.wit",
+        include_str!("../../../../wit/v0.2/worlds.wit"),
+    ),
 ];
 
 macro_rules! template {
@@ -107,7 +110,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The placeholders a template may hold, and their values.
-fn substitutions(name: &str, lang: Lang, kind: KindArg) -> Vec<(&'static str, String)> {
+fn substitutions(name: &str, lang: Lang, kind: KindArg, dir: &Path) -> Vec<(&'static str, String)> {
     let (language, source, toolchain, build) = match lang {
         Lang::Rust => (
             "Rust",
@@ -135,7 +138,9 @@ fn substitutions(name: &str, lang: Lang, kind: KindArg) -> Vec<(&'static str, St
         ),
     };
     let try_it = match kind {
-        KindArg::Tool => "cove tools call word_count '{\"text\": \"a b a\"}'   # 3 words".to_string(),
+        KindArg::Tool => {
+            "cove tools call word_count '{\"text\": \"a b a\"}'   # 3 words".to_string()
+        }
         KindArg::Skill => format!(
             "cove skills list                 # `{name}` is offered; the model loads it with the `skill` tool"
         ),
@@ -152,10 +157,16 @@ fn substitutions(name: &str, lang: Lang, kind: KindArg) -> Vec<(&'static str, St
         ("{{toolchain}}", toolchain.to_string()),
         ("{{build}}", build),
         ("{{try}}", try_it),
+        ("{{path}}", dir.display().to_string()),
     ]
 }
 
-pub(crate) fn run(name: &str, lang: Lang, kind: KindArg, parent: Option<PathBuf>) -> Result<ExitCode> {
+pub(crate) fn run(
+    name: &str,
+    lang: Lang,
+    kind: KindArg,
+    parent: Option<PathBuf>,
+) -> Result<ExitCode> {
     if !valid_name(name) {
         bail!(
             "`{name}` is not a valid plugin name: use lowercase letters, digits and `-`, starting with a letter (like `word-count`)"
@@ -165,6 +176,11 @@ pub(crate) fn run(name: &str, lang: Lang, kind: KindArg, parent: Option<PathBuf>
         Some(p) => p,
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let parent = parent
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", parent.display()))?;
     let dir = parent.join(name);
     if let Ok(mut entries) = std::fs::read_dir(&dir)
         && entries.next().is_some()
@@ -177,7 +193,7 @@ pub(crate) fn run(name: &str, lang: Lang, kind: KindArg, parent: Option<PathBuf>
     if dir.exists() && !dir.is_dir() {
         bail!("{} already exists and is not a folder", dir.display());
     }
-    let subs = substitutions(name, lang, kind);
+    let subs = substitutions(name, lang, kind, &dir);
     let fill = |text: &str| {
         subs.iter()
             .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
@@ -208,7 +224,10 @@ pub(crate) fn run(name: &str, lang: Lang, kind: KindArg, parent: Option<PathBuf>
     println!("  cd {}", dir.display());
     println!("  cove plugin build     # builds {name}.wasm");
     println!("  cove plugin test      # runs the samples in plugin.toml");
-    println!("  cove plugin install . # into the repository around the current directory");
+    println!(
+        "  cove plugin install {}   # run in a repository: into its .cove/plugins/",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -239,17 +258,14 @@ mod tests {
     fn every_template_manifest_parses_and_every_placeholder_is_filled() {
         for lang in [Lang::Rust, Lang::Js, Lang::Python] {
             for kind in [KindArg::Tool, KindArg::Skill, KindArg::Policy] {
-                let subs = substitutions("my-plugin", lang, kind);
+                let subs = substitutions("my-plugin", lang, kind, Path::new("/p/my-plugin"));
                 for (path, text) in files(lang, kind) {
                     let text = subs
                         .iter()
                         .fold(text.to_string(), |t, (from, to)| t.replace(from, to));
                     assert!(!text.contains("{{"), "{path} keeps a placeholder");
                     if path == "plugin.toml" {
-                        let m = cove::plugins::manifest::Manifest::parse(
-                            &text,
-                            Path::new(path),
-                        );
+                        let m = cove::plugins::manifest::Manifest::parse(&text, Path::new(path));
                         assert!(m.is_ok(), "{lang:?} {kind:?}: {m:?}");
                     }
                 }

@@ -86,10 +86,7 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
                     ("instructions", &text.instructions),
                 ] {
                     let first = value.lines().next().unwrap_or_default();
-                    tally(
-                        !value.trim().is_empty(),
-                        format!("skill {what}: {first}"),
-                    );
+                    tally(!value.trim().is_empty(), format!("skill {what}: {first}"));
                 }
                 if text.name != manifest.name {
                     println!(
@@ -133,8 +130,18 @@ fn expected_text(case: &TestCase, text: &str) -> Option<String> {
     (!text.contains(want)).then(|| format!("expected {want:?} in it"))
 }
 
+/// A result as one line shows it: long ones cut, several lines indented beneath.
 fn one_line(text: &str) -> String {
-    let text = text.trim_end();
+    const MAX: usize = 300;
+    let mut text = text.trim_end().to_string();
+    if text.len() > MAX {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" …");
+    }
     if text.contains('\n') {
         format!("\n      {}", text.replace('\n', "\n      "))
     } else {
