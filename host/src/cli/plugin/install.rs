@@ -55,20 +55,18 @@ pub(crate) fn run(
             == Some(manifest_text.clone())
             && std::fs::read(target.join(&file)).ok() == Some(component_bytes.clone());
         match previous {
-            Existing::Same(m) if same_files => {
+            Existing::Same(version) if same_files => {
                 println!(
-                    "{} {} is installed in {} already, unchanged",
-                    m.name,
-                    m.version,
+                    "{} {version} is installed in {} already, unchanged",
+                    manifest.name,
                     target.display()
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            Existing::Same(m) => println!(
-                "replacing {} {} ({}) in {}",
-                m.name,
-                m.version,
-                m.kind,
+            Existing::Same(version) => println!(
+                "replacing {} {version} ({}) in {}",
+                manifest.name,
+                manifest.kind,
                 target.display()
             ),
             Existing::Other(what) if force => {
@@ -182,8 +180,8 @@ fn grants(dir: &Path, manifest: &Manifest) -> Result<()> {
 }
 
 enum Existing {
-    /// An earlier build of a plugin of this name and kind.
-    Same(Manifest),
+    /// An earlier build of a plugin of this name and kind: its version.
+    Same(String),
     /// Something else, described.
     Other(String),
 }
@@ -202,7 +200,7 @@ fn existing(target: &Path, new: &Manifest) -> Result<Option<Existing>> {
         return Ok((!empty).then(|| Existing::Other("a folder without plugin.toml".into())));
     };
     Ok(Some(match Manifest::parse(&text, &file) {
-        Ok(m) if m.name == new.name && m.kind == new.kind => Existing::Same(m),
+        Ok(m) if m.name == new.name && m.kind == new.kind => Existing::Same(m.version),
         Ok(m) => Existing::Other(format!("plugin `{}` ({})", m.name, m.kind)),
         Err(e) => Existing::Other(format!("a plugin.toml cove cannot read ({e})")),
     }))
