@@ -71,6 +71,10 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
     let sb = Sandbox::new()?;
     let work = work(&sb)?;
     let name = format!("wc-{lang}");
+    if lang == "rust" {
+        // Inside someone else's cargo workspace: the plugin's own [workspace] keeps it apart.
+        std::fs::write(work.join("Cargo.toml"), "[workspace]\nmembers = []\n")?;
+    }
     let run = cove_at(&sb, &work, &["plugin", "new", &name, "--lang", lang])?;
     ok(&run, "plugin new");
     let dir = work.join(&name);
