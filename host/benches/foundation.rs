@@ -8,6 +8,7 @@
 
 use cove::agent::dispatch;
 use cove::plugins::builtin::BUILTIN;
+use cove::plugins::contract::Version;
 use cove::plugins::runtime::{CodeOrigin, Runtime};
 use cove::worktree::Worktree;
 use std::fmt::Write as _;
@@ -287,17 +288,17 @@ fn main() -> Res<()> {
     // Cold load of a Rust tool from the on-disk cache: a new engine each time, so nothing is warm.
     let fs_wasm = std::fs::read(first_party("fs"))?;
     let cold_cache = tmp.path().join("cold-cache");
-    Runtime::new(Some(cold_cache.clone()))?.load("fs", &fs_wasm, None)?;
+    Runtime::new(Some(cold_cache.clone()))?.load("fs", Version::V0_2, &fs_wasm, None)?;
     let compile = time(5, || {
         let rt = Runtime::new(None)?;
-        rt.load("fs", &fs_wasm, None)?;
+        rt.load("fs", Version::V0_2, &fs_wasm, None)?;
         Ok(())
     })?;
     let mut cold = Vec::new();
     for _ in 0..50 {
         let rt = Runtime::new(Some(cold_cache.clone()))?;
         let t = Instant::now();
-        let l = rt.load("fs", &fs_wasm, None)?;
+        let l = rt.load("fs", Version::V0_2, &fs_wasm, None)?;
         cold.push(t.elapsed());
         if l.origin != CodeOrigin::Cache {
             return Err("expected a cache hit".into());
@@ -313,7 +314,7 @@ fn main() -> Res<()> {
     for _ in 0..50 {
         let rt = Runtime::new(None)?;
         let t = Instant::now();
-        let l = rt.load("fs", fs_builtin.wasm, fs_builtin.native)?;
+        let l = rt.load("fs", Version::V0_2, fs_builtin.wasm, fs_builtin.native)?;
         embedded.push(t.elapsed());
         if l.origin != CodeOrigin::Embedded {
             return Err("the native code built into the binary was not used".into());

@@ -122,7 +122,8 @@ pub trait Observer: Send {
     fn retry(&mut self, _attempt: u32, _wait: Duration, _reason: &str) {}
     fn tool_call(&mut self, _id: &str, _name: &str, _input: &Value) {}
     fn tool_result(&mut self, _id: &str, _name: &str, _result: &ToolResult) {}
-    /// A running call reported how far it got (an MCP server's progress notifications).
+    /// A running call reported how far it got (an MCP server's progress notifications, a
+    /// plugin's progress reports).
     fn progress(&mut self, _id: &str, _name: &str, _progress: &dispatch::ToolProgress) {}
     fn turn_end(&mut self, _usage: &Usage, _ledger: &Ledger) {}
     fn warning(&mut self, _message: &str) {}
@@ -1116,6 +1117,9 @@ impl Agent {
             }
             // Each call of the batch: running (a handle) or already answered (a denial).
             let mut running = Vec::new();
+            // Progress the batch's plugins report, by their place in the batch.
+            let (progress_tx, mut progress_rx) =
+                tokio::sync::mpsc::unbounded_channel::<(usize, dispatch::ToolProgress)>();
             for (k, (id, name, input)) in calls[i..end].iter().enumerate() {
                 observer.tool_call(id, name, input);
                 let call = ToolCall::new(name, input);
@@ -1152,18 +1156,36 @@ impl Agent {
                 }
                 let registry = self.registry.clone();
                 let flag = flag.clone();
+                let tx = progress_tx.clone();
+                let progress = crate::plugins::runtime::ProgressSink::new(move |p| {
+                    let _ = tx.send((k, p.into()));
+                });
                 running.push(Some(tokio::task::spawn_blocking(move || {
-                    dispatch::call_cancellable(&registry, permitted, Some(flag))
+                    dispatch::answer(&registry, permitted, Some(flag), Some(progress)).result
                 })));
             }
             // Results are reported in the model's order, denials included.
             for (k, handle) in running.into_iter().enumerate() {
                 let handle_ran = handle.is_some();
                 let r = match handle {
-                    Some(h) => h.await.unwrap_or_else(|e| ToolResult {
-                        text: format!("the tool call crashed in the host: {e}"),
-                        is_error: true,
-                    }),
+                    Some(mut h) => {
+                        let joined = loop {
+                            tokio::select! {
+                                joined = &mut h => break joined,
+                                Some((j, p)) = progress_rx.recv() => {
+                                    // A call already answered may have queued a last report.
+                                    if j >= k {
+                                        let (id, name, _) = &calls[i + j];
+                                        observer.progress(id, name, &p);
+                                    }
+                                }
+                            }
+                        };
+                        joined.unwrap_or_else(|e| ToolResult {
+                            text: format!("the tool call crashed in the host: {e}"),
+                            is_error: true,
+                        })
+                    }
                     None => results[i + k].take().unwrap_or_else(|| ToolResult {
                         text: "denied".into(),
                         is_error: true,

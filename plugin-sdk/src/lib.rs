@@ -1,10 +1,11 @@
 //! cove-plugin-sdk: what a Rust author needs to write a cove tool component.
 //!
-//! Implement [`Tool`] for one type per tool (a serde input type that derives `JsonSchema`, a name,
-//! a description, a read-only flag and `run`), then list the types in [`tools!`]. The SDK produces
-//! the WIT glue for the `cove:plugin@0.1.0` `tool` world, the JSON schema of each input, and maps
-//! input and I/O errors to the contract's `tool-error`. Host capabilities are wrapped in
-//! [`search`], [`exec`], [`ast`] and [`log`].
+//! Implement [`Tool`] for one type per tool (a serde input type that derives `JsonSchema`, an
+//! output — `String`, or [`Structured`] for a tool that also gives JSON —, a name, a description,
+//! a read-only flag and `run`), then list the types in [`tools!`]. The SDK produces the WIT glue
+//! for the `cove:plugin@0.2.0` `tool` world, the JSON schema of each input (and structured
+//! output), and maps input and I/O errors to the contract's `tool-error`. Host capabilities are
+//! wrapped in [`search`], [`exec`], [`ast`], [`memory`], [`progress`] and [`log`].
 //!
 //! A skill component (the `skill` world: instructions loaded on demand, and tools it bundles)
 //! implements [`Skill`] and lists itself and its tools in [`skill!`]; that needs the crate's
@@ -23,6 +24,7 @@
 //! struct Echo;
 //! impl Tool for Echo {
 //!     type Input = EchoInput;
+//!     type Output = String;
 //!     const NAME: &'static str = "echo";
 //!     const DESCRIPTION: &'static str = "Echo the text back.";
 //!     const READ_ONLY: bool = true;
@@ -40,16 +42,16 @@ use std::fmt;
 pub mod bindings {
     #[cfg(not(feature = "skill"))]
     wit_bindgen::generate!({
-        path: "../wit/v0.1",
-        world: "cove:plugin/tool@0.1.0",
+        path: "../wit/v0.2",
+        world: "cove:plugin/tool@0.2.0",
         pub_export_macro: true,
         default_bindings_module: "cove_plugin_sdk::bindings",
         export_macro_name: "export_tool_world",
     });
     #[cfg(feature = "skill")]
     wit_bindgen::generate!({
-        path: "../wit/v0.1",
-        world: "cove:plugin/skill@0.1.0",
+        path: "../wit/v0.2",
+        world: "cove:plugin/skill@0.2.0",
         pub_export_macro: true,
         default_bindings_module: "cove_plugin_sdk::bindings",
         export_macro_name: "export_skill_world",
@@ -96,7 +98,7 @@ macro_rules! skill {
                 ::std::vec![$($crate::spec::<$tool>()),*]
             }
             fn call(name: ::std::string::String, input: ::std::string::String)
-                -> ::std::result::Result<::std::string::String, $crate::__WitToolError> {
+                -> ::std::result::Result<$crate::__ToolOutput, $crate::__WitToolError> {
                 $(
                     if name == <$tool as $crate::Tool>::NAME {
                         return $crate::dispatch::<$tool>(&input);
@@ -116,10 +118,10 @@ macro_rules! skill {
     };
 }
 
-use bindings::cove::plugin::types::{ToolError as WitToolError, ToolSpec};
+use bindings::cove::plugin::types::{ToolError as WitToolError, ToolOutput, ToolSpec};
 
 /// The contract version this SDK builds components for.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Why a tool call failed. The message goes to the model: say what went wrong and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +180,9 @@ impl From<ToolError> for WitToolError {
 pub trait Tool {
     /// The input, deserialised from the model's JSON. Its `JsonSchema` is what the model sees.
     type Input: serde::de::DeserializeOwned + schemars::JsonSchema;
+    /// What `run` gives back: `String` (text for the model), or [`Structured`] (text for the
+    /// model, and the same as JSON for programs, with its schema).
+    type Output: Output;
     /// The name the model calls the tool by.
     const NAME: &'static str;
     /// What the tool does, written for the model.
@@ -188,7 +193,50 @@ pub trait Tool {
     ///
     /// # Errors
     /// A [`ToolError`] whose message tells the model what went wrong.
-    fn run(input: Self::Input) -> Result<String, ToolError>;
+    fn run(input: Self::Input) -> Result<Self::Output, ToolError>;
+}
+
+/// What a tool's `run` may return. Implemented for `String` and [`Structured`].
+pub trait Output {
+    /// The JSON schema of the structured output, if there is one.
+    fn schema() -> Option<String>;
+    #[doc(hidden)]
+    fn into_output(self) -> Result<ToolOutput, ToolError>;
+}
+
+impl Output for String {
+    fn schema() -> Option<String> {
+        None
+    }
+    fn into_output(self) -> Result<ToolOutput, ToolError> {
+        Ok(ToolOutput {
+            text: self,
+            structured: None,
+        })
+    }
+}
+
+/// A result with two faces: `text` for the model (short, plain), and `value` for programs (an
+/// MCP client of `cove mcp serve` gets it as `structuredContent`; its schema is the tool's
+/// output schema). Make `T` a struct: MCP wants an object there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structured<T> {
+    pub text: String,
+    pub value: T,
+}
+
+impl<T: serde::Serialize + schemars::JsonSchema> Output for Structured<T> {
+    fn schema() -> Option<String> {
+        Some(input_schema::<T>())
+    }
+    fn into_output(self) -> Result<ToolOutput, ToolError> {
+        let json = serde_json::to_string(&self.value)
+            .map_err(|e| ToolError::Failed(format!("cannot encode the structured result: {e}")))?;
+        Ok(ToolOutput {
+            text: self.text,
+            structured: Some(json),
+        })
+    }
 }
 
 /// The JSON schema of `T`, as compact JSON text. Every byte of it is sent to the model on every
@@ -338,19 +386,22 @@ pub fn spec<T: Tool>() -> ToolSpec {
         name: T::NAME.to_string(),
         description: T::DESCRIPTION.to_string(),
         input_schema: input_schema::<T::Input>(),
+        output_schema: <T::Output as Output>::schema(),
         read_only: T::READ_ONLY,
     }
 }
 
 #[doc(hidden)]
-pub fn dispatch<T: Tool>(input: &str) -> Result<String, WitToolError> {
+pub fn dispatch<T: Tool>(input: &str) -> Result<ToolOutput, WitToolError> {
     let parsed: T::Input = serde_json::from_str(input).map_err(|e| {
         WitToolError::InvalidInput(format!(
             "input for `{}` does not fit its schema: {e}",
             T::NAME
         ))
     })?;
-    T::run(parsed).map_err(Into::into)
+    T::run(parsed)
+        .and_then(Output::into_output)
+        .map_err(Into::into)
 }
 
 #[doc(hidden)]
@@ -362,7 +413,9 @@ pub fn unknown_tool(name: &str, known: &[&str]) -> WitToolError {
 }
 
 #[doc(hidden)]
-pub use bindings::cove::plugin::types::{ToolError as __WitToolError, ToolSpec as __ToolSpec};
+pub use bindings::cove::plugin::types::{
+    ToolError as __WitToolError, ToolOutput as __ToolOutput, ToolSpec as __ToolSpec,
+};
 #[doc(hidden)]
 pub use bindings::exports::cove::plugin::tool_api::Guest as __ToolGuest;
 
@@ -376,7 +429,7 @@ macro_rules! tools {
                 ::std::vec![$($crate::spec::<$tool>()),+]
             }
             fn call(name: ::std::string::String, input: ::std::string::String)
-                -> ::std::result::Result<::std::string::String, $crate::__WitToolError> {
+                -> ::std::result::Result<$crate::__ToolOutput, $crate::__WitToolError> {
                 $(
                     if name == <$tool as $crate::Tool>::NAME {
                         return $crate::dispatch::<$tool>(&input);
@@ -385,7 +438,7 @@ macro_rules! tools {
                 Err($crate::unknown_tool(&name, &[$(<$tool as $crate::Tool>::NAME),+]))
             }
         }
-        // Exports carry component-model names (`cove:plugin/tool-api@0.1.0#call`) that only a
+        // Exports carry component-model names (`cove:plugin/tool-api@0.2.0#call`) that only a
         // wasm linker accepts; a native build (clippy, unit tests) type-checks everything else.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::export_tool_world!(__CoveTools);
@@ -393,7 +446,7 @@ macro_rules! tools {
         const _: (
             fn() -> ::std::vec::Vec<$crate::__ToolSpec>,
             fn(::std::string::String, ::std::string::String)
-                -> ::std::result::Result<::std::string::String, $crate::__WitToolError>,
+                -> ::std::result::Result<$crate::__ToolOutput, $crate::__WitToolError>,
         ) = (<__CoveTools as $crate::__ToolGuest>::describe, <__CoveTools as $crate::__ToolGuest>::call);
     };
 }
@@ -491,6 +544,15 @@ pub mod memory {
     /// The host's message: the capability not granted, an empty fact, the file not writable.
     pub fn remember(fact: &str, scope: Scope) -> Result<String, String> {
         crate::bindings::cove::plugin::memory::remember(fact, scope)
+    }
+}
+
+/// The host's `progress`: tell the user how far a long call has got (never the model). Cheap;
+/// the host shows the newest report.
+pub mod progress {
+    /// `done` steps of `total` (none when unknown), and what the tool is doing now.
+    pub fn report(done: u64, total: Option<u64>, message: &str) {
+        crate::bindings::cove::plugin::progress::report(done, total, message);
     }
 }
 

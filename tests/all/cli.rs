@@ -223,8 +223,8 @@ fn plugin_inspect_shows_kind_contract_exports_and_asks() -> TestResult {
     let run = sb.cove(&["plugin", "inspect", &wasm.to_string_lossy()])?;
     let out = run.out();
     assert!(out.contains("kind:     tool"), "{out}");
-    assert!(out.contains("contract: 0.1.0"), "{out}");
-    assert!(out.contains("cove:plugin/tool-api@0.1.0"), "{out}");
+    assert!(out.contains("contract: 0.2.0"), "{out}");
+    assert!(out.contains("cove:plugin/tool-api@0.2.0"), "{out}");
     assert!(out.contains("loadable: yes"), "{out}");
     assert!(out.contains("asks for: fs:read-write"), "{out}");
     assert!(out.contains("tool edit:"), "{out}");
@@ -275,12 +275,14 @@ fn plugin_inspect_refuses_what_is_not_a_component() -> TestResult {
 fn a_plugin_built_for_another_contract_version_is_refused_by_name() -> TestResult {
     let sb = Sandbox::new()?;
     let manifest = evil_manifest("future", "fs = \"read\"")
-        .replace("contract = \"0.1.0\"", "contract = \"0.9.0\"");
+        .replace("contract = \"0.2.0\"", "contract = \"0.9.0\"");
     sb.add_plugin("future", &manifest, &guest("evil"))?;
     sb.trust()?;
     let out = sb.cove(&["tools", "list"])?.out().to_string();
     assert!(
-        out.contains("plugin `future` 0.1.0 is built for contract 0.9.0; this cove supports 0.1.0"),
+        out.contains(
+            "plugin `future` 0.1.0 is not loaded: it needs contract 0.9.0, newer than this cove knows (it loads 0.1.0, 0.2.0); upgrade cove to use it"
+        ),
         "{out}"
     );
     // The rest still works.

@@ -2,7 +2,7 @@
 //! language's outline on a real-looking file, a name across a tree with an ignored folder,
 //! references, answers for unknown languages and broken files, and the worktree's walls.
 
-use crate::support::{Sandbox, TestResult, guest};
+use crate::support::{OLD_MANIFEST, Sandbox, TestResult, guest};
 use serde_json::json;
 
 fn outline(sb: &Sandbox, path: &str) -> Result<String, Box<dyn std::error::Error>> {
@@ -623,10 +623,7 @@ fn the_tools_see_only_the_worktree() -> TestResult {
 fn a_component_built_against_the_first_ast_interface_still_links() -> TestResult {
     let sb = Sandbox::new()?;
     sb.write("src/lib.rs", "pub fn one() {}\n\npub struct Two;\n")?;
-    let manifest = "name = \"old\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n\
-        [capabilities]\nfs = \"none\"\nast = true\n\
-        [[tool]]\nname = \"old_outline\"\ndescription = \"d\"\nread_only = true\n";
-    sb.add_plugin("old", manifest, &guest("oldast"))?;
+    sb.add_plugin("old", OLD_MANIFEST, &guest("oldast"))?;
     sb.trust()?;
     let out = sb
         .call(

@@ -129,7 +129,7 @@ fn a_malformed_manifest_is_reported_and_the_rest_still_load() -> TestResult {
 #[test]
 fn a_malformed_schema_from_describe_is_refused() -> TestResult {
     let sb = Sandbox::new()?;
-    let manifest = "name = \"bad\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n[[tool]]\nname = \"broken\"\ndescription = \"d\"\nread_only = true\n";
+    let manifest = "name = \"bad\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.2.0\"\n[[tool]]\nname = \"broken\"\ndescription = \"d\"\nread_only = true\n";
     sb.add_plugin("bad", manifest, &guest("badschema"))?;
     sb.trust()?;
     let err = sb.call("broken", "{}")?.err().to_string();

@@ -6,6 +6,7 @@ mod cli;
 mod code_tools;
 mod cold_start;
 mod compaction;
+mod contracts;
 mod exec_sandbox;
 mod faults;
 mod fs_tools;

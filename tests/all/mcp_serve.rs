@@ -7,7 +7,7 @@
 //! depend on timing: every wait is bounded generously and nothing asserts how fast something was.
 
 use crate::mcp::servers_dir;
-use crate::support::{Sandbox, TestResult};
+use crate::support::{Sandbox, TestResult, evil_manifest, guest};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -290,6 +290,58 @@ fn python_sdk_over_stdio_lists_the_tools_reads_writes_and_stays_inside() -> Test
     assert!(!r[6].0 && r[6].1.contains("made by mcp"), "{r:?}");
     // A host tool is not offered, so not callable either.
     assert!(r[7].0 && r[7].1.contains("unknown tool `task`"), "{r:?}");
+    Ok(())
+}
+
+#[test]
+fn a_contract_0_2_tools_progress_and_structured_output_reach_the_client() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.add_plugin(
+        "evil",
+        &evil_manifest("evil", "fs = \"read\""),
+        &guest("evil"),
+    )?;
+    sb.trust()?;
+    let report = py(
+        &sb,
+        &stdio(
+            &sb,
+            &["--policy", "trusted"],
+            Value::Null,
+            json!([
+                {"list": true},
+                {"call": "steps", "args": {"steps": 3, "pause_ms": 20}},
+                {"call": "echo", "args": {"text": "plain"}},
+            ]),
+        ),
+    )?;
+    let tools = report["tools"].as_array().ok_or("no tools")?;
+    let schema_of = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["outputSchema"].clone())
+    };
+    // The output schema comes from the tool's own Rust type, through the SDK and the contract.
+    let steps = schema_of("steps").ok_or("no steps tool")?;
+    assert_eq!(steps["type"], "object", "{steps}");
+    assert!(steps["properties"]["steps"].is_object(), "{steps}");
+    assert_eq!(
+        schema_of("echo"),
+        Some(Value::Null),
+        "a text-only tool has none"
+    );
+    let results = report["results"].as_array().ok_or("no results")?;
+    assert_eq!(results[0]["isError"], false, "{report}");
+    assert_eq!(results[0]["text"], "took 3 steps", "{report}");
+    assert_eq!(results[0]["structured"], json!({"steps": 3}), "{report}");
+    assert_eq!(
+        results[0]["progress"],
+        json!(["1/3 step 1", "2/3 step 2", "3/3 step 3"]),
+        "{report}"
+    );
+    assert_eq!(results[1]["structured"], Value::Null, "{report}");
+    assert_eq!(results[1]["progress"], json!([]), "{report}");
     Ok(())
 }
 

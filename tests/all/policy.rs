@@ -97,7 +97,7 @@ fn deny_beats_ask_beats_allow_across_policies() -> TestResult {
 fn a_policy_that_traps_or_hangs_denies() -> TestResult {
     let sb = Sandbox::new()?;
     sb.write("a.txt", "one\n")?;
-    let manifest = "name = \"bad\"\nversion = \"0.1.0\"\nkind = \"policy\"\ncontract = \"0.1.0\"\n[limits]\ntimeout_ms = 300\n";
+    let manifest = "name = \"bad\"\nversion = \"0.1.0\"\nkind = \"policy\"\ncontract = \"0.2.0\"\n[limits]\ntimeout_ms = 300\n";
     sb.add_plugin("bad", manifest, &guest("badpolicy"))?;
     sb.trust()?;
     let calls = [

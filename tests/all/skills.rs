@@ -32,7 +32,7 @@ fn install(dir: &Path, name: &str) -> TestResult {
     Ok(())
 }
 
-const SKILL_MANIFEST: &str = "name = \"notes\"\nversion = \"0.1.0\"\nkind = \"skill\"\ncontract = \"0.1.0\"\n\
+const SKILL_MANIFEST: &str = "name = \"notes\"\nversion = \"0.1.0\"\nkind = \"skill\"\ncontract = \"0.2.0\"\n\
 description = \"Write release notes from the git log.\"\n[capabilities]\nfs = \"none\"\n\
 [[tool]]\nname = \"stamp\"\ndescription = \"Mark a heading\"\nread_only = true\n";
 

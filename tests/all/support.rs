@@ -333,7 +333,7 @@ pub const BUILT_IN_TOOLS: [&str; 10] = [
 pub const HOST_TOOLS: [&str; 2] = ["recall", "task"];
 
 /// The evil guest's tools and their read-only flags.
-pub const EVIL_TOOLS: [(&str, bool); 8] = [
+pub const EVIL_TOOLS: [(&str, bool); 9] = [
     ("spin", true),
     ("hog", true),
     ("boom", true),
@@ -342,12 +342,20 @@ pub const EVIL_TOOLS: [(&str, bool); 8] = [
     ("echo", true),
     ("walkgrep", true),
     ("sneak", true),
+    ("steps", true),
 ];
+
+/// The manifest of the `oldast` test guest, a tool component built for contract 0.1.0.
+pub const OLD_MANIFEST: &str = "name = \"old\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n\
+    [capabilities]\nfs = \"none\"\nast = true\nsearch = true\n\
+    [[tool]]\nname = \"old_outline\"\ndescription = \"d\"\nread_only = true\n\
+    [[tool]]\nname = \"old_query\"\ndescription = \"d\"\nread_only = true\n\
+    [[tool]]\nname = \"old_grep\"\ndescription = \"d\"\nread_only = true\n";
 
 /// A manifest for the `evil` test guest with the given `[capabilities]` lines.
 pub fn evil_manifest(name: &str, caps: &str) -> String {
     let mut m = format!(
-        "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n[capabilities]\n{caps}\n"
+        "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.2.0\"\n[capabilities]\n{caps}\n"
     );
     for (tool, ro) in EVIL_TOOLS {
         m.push_str(&format!(

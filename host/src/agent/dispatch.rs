@@ -8,7 +8,7 @@
 
 use crate::agent::policy::Permitted;
 use crate::plugins::registry::Registry;
-use crate::plugins::runtime::ToolFailure;
+use crate::plugins::runtime::{ProgressSink, ToolFailure};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -57,7 +57,8 @@ impl ToolResult {
 }
 
 /// How far a running call has got, as its tool reports it (an MCP server's
-/// `notifications/progress`): for the user to see, never for the model.
+/// `notifications/progress`, a plugin's `progress.report`): for the user to see, never for the
+/// model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ToolProgress {
     /// Grows with each report, even when the total is unknown.
@@ -82,6 +83,33 @@ impl ToolProgress {
     }
 }
 
+impl From<crate::plugins::runtime::Progress> for ToolProgress {
+    fn from(p: crate::plugins::runtime::Progress) -> Self {
+        Self {
+            progress: p.done as f64,
+            total: p.total.map(|t| t as f64),
+            message: Some(p.message).filter(|m| !m.is_empty()),
+        }
+    }
+}
+
+/// A call's answer, with the structured output of a tool that gives one (JSON, fitting its
+/// output schema), for callers that pass it on (`cove mcp serve`); the model reads the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub result: ToolResult,
+    pub structured: Option<serde_json::Value>,
+}
+
+impl From<ToolResult> for Answer {
+    fn from(result: ToolResult) -> Self {
+        Self {
+            result,
+            structured: None,
+        }
+    }
+}
+
 /// Most schema violations listed in one error.
 const MAX_SCHEMA_ERRORS: usize = 5;
 
@@ -96,6 +124,17 @@ pub fn call_cancellable(
     call: Permitted,
     cancel: Option<Arc<AtomicBool>>,
 ) -> ToolResult {
+    answer(registry, call, cancel, None).result
+}
+
+/// Run a permitted call as [`call_cancellable`] does, passing what the plugin reports of its
+/// progress to `progress` as it comes, and keeping its structured output.
+pub fn answer(
+    registry: &Registry,
+    call: Permitted,
+    cancel: Option<Arc<AtomicBool>>,
+    progress: Option<ProgressSink>,
+) -> Answer {
     let call = call.into_call();
     let tool = call.tool.as_str();
     // A skill plugin's tool reaches here only once the gate saw its skill loaded.
@@ -104,34 +143,39 @@ pub fn call_cancellable(
         .or_else(|| registry.skill_tool_owner(tool))
     else {
         let names: Vec<String> = registry.tools().into_iter().map(|t| t.name).collect();
-        return ToolResult::error(format!(
+        return Answer::from(ToolResult::error(format!(
             "unknown tool `{tool}`; available tools: {}",
             names.join(", ")
-        ));
+        )));
     };
     let loaded = match registry.load(plugin) {
         Ok(l) => l,
-        Err(e) => return ToolResult::error(format!("tool `{tool}` is unavailable: {e}")),
+        Err(e) => {
+            return Answer::from(ToolResult::error(format!(
+                "tool `{tool}` is unavailable: {e}"
+            )));
+        }
     };
     let Some(spec) = loaded.tools.get(tool) else {
-        return ToolResult::error(format!(
+        return Answer::from(ToolResult::error(format!(
             "tool `{tool}` is unavailable: its plugin no longer offers it"
-        ));
+        )));
     };
     let validator = match spec.validator() {
         Ok(v) => v,
-        Err(why) => return ToolResult::error(why.to_string()),
+        Err(why) => return Answer::from(ToolResult::error(why.to_string())),
     };
     let input = match checked_input(tool, &call.input, validator, &spec.spec.input_schema) {
         Ok((_, input)) => input,
-        Err(e) => return e,
+        Err(e) => return e.into(),
     };
     let runtime = match registry.runtime() {
         Ok(r) => r,
-        Err(e) => return ToolResult::error(e),
+        Err(e) => return Answer::from(ToolResult::error(e)),
     };
     let mut env = registry.env(plugin);
     env.cancel = cancel;
+    env.progress = progress;
     // A read-only tool runs with the least of its plugin's privileges: `read` never holds the
     // write access `fs` has for `write`. Declaring a tool read-only can only narrow.
     let read_only = spec.spec.read_only
@@ -144,12 +188,17 @@ pub fn call_cancellable(
         env.grants = Arc::new(env.grants.for_read_only_tool());
     }
     match runtime.call(&loaded.component, &env, tool, &input) {
-        Ok(Ok(text)) => ToolResult::ok(text),
+        Ok(Ok(out)) => Answer {
+            result: ToolResult::ok(out.text),
+            // A tool's own JSON that does not parse is dropped, not passed on.
+            structured: out.structured.and_then(|s| serde_json::from_str(&s).ok()),
+        },
         Ok(Err(failure)) => ToolResult::error(match failure {
             ToolFailure::Failed(m) => format!("`{tool}` failed: {m}"),
             other => format!("`{tool}`: {other}"),
-        }),
-        Err(e) => ToolResult::error(e.to_string()),
+        })
+        .into(),
+        Err(e) => ToolResult::error(e.to_string()).into(),
     }
 }
 

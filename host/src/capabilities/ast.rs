@@ -262,8 +262,12 @@ pub fn outline_of_text(path: &str, text: &str) -> Option<String> {
 pub struct Capture {
     pub name: String,
     pub text: String,
+    /// 1-based, inclusive.
     pub start_line: u32,
     pub end_line: u32,
+    /// 1-based byte columns: where it starts, and just past where it ends.
+    pub start_column: u32,
+    pub end_column: u32,
 }
 
 /// Run a tree-sitter query over one file (at most 10,000 captures).
@@ -317,6 +321,8 @@ pub fn query(wt: &Worktree, path: &str, text: &str) -> Result<Vec<Capture>, AstE
             text,
             start_line: node.start_position().row as u32 + 1,
             end_line: node.end_position().row as u32 + 1,
+            start_column: node.start_position().column as u32 + 1,
+            end_column: node.end_position().column as u32 + 1,
         });
         if out.len() >= MAX_CAPTURES {
             break;

@@ -174,13 +174,17 @@ pub(crate) fn inspect(file: &PathBuf, json: bool) -> Result<ExitCode> {
         bytes.len() / 1024
     )?;
     write!(out, "{info}")?;
-    let support = if supported {
-        "yes".to_string()
-    } else {
-        format!(
-            "no (this cove supports {})",
+    let support = match info
+        .contract
+        .as_deref()
+        .map(cove::plugins::contract::version)
+    {
+        Some(Ok(_)) => "yes".to_string(),
+        Some(Err(e)) => format!("no: {e}"),
+        None => format!(
+            "no: it exports no cove:plugin world (this cove loads contracts {})",
             cove::plugins::contract::SUPPORTED.join(", ")
-        )
+        ),
     };
     writeln!(out, "loadable: {support}")?;
     let used = cove::plugins::contract::imported_capabilities(&info);

@@ -38,15 +38,30 @@ pub(crate) fn call(
             is_error: true,
         }),
     };
-    let result = match permitted {
+    let answer: dispatch::Answer = match permitted {
         // An MCP server's tool: its servers are started, and waited for (bounded).
-        Ok(p) if cove::mcp::config::split(&p.call().tool).is_some() => super::mcp::call(&ws, p)?,
-        Ok(p) => dispatch::call(&registry, p),
-        Err(denied) => denied,
+        Ok(p) if cove::mcp::config::split(&p.call().tool).is_some() => {
+            super::mcp::call(&ws, p)?.into()
+        }
+        Ok(p) => {
+            // What the plugin reports of its progress, on stderr as it comes.
+            let progress = cove::plugins::runtime::ProgressSink::new(|p| {
+                let p = dispatch::ToolProgress::from(p);
+                eprintln!("progress: {}", cove::ui::printable(&p.describe()));
+            });
+            dispatch::answer(&registry, p, None, Some(progress))
+        }
+        Err(denied) => denied.into(),
     };
+    let result = &answer.result;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string(&result)?)?;
+        // The result, and a tool's structured output when it gives one.
+        let mut value = serde_json::to_value(result)?;
+        if let (Some(structured), Some(obj)) = (&answer.structured, value.as_object_mut()) {
+            obj.insert("structured".into(), structured.clone());
+        }
+        writeln!(out, "{value}")?;
     } else if result.is_error {
         eprintln!("error: {}", result.text.trim_end());
     } else {

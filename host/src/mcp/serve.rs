@@ -21,8 +21,8 @@ use http_body_util::{BodyExt, Full};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
     ElicitResult, ElicitationAction, ElicitationSchema, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    Tool, ToolAnnotations,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -99,8 +99,20 @@ impl Server {
                     _ => JsonObject::new(),
                 };
                 let hint = read_only.get(&d.name).copied().unwrap_or(false);
-                Tool::new(d.name, d.description, Arc::new(schema))
-                    .annotate(ToolAnnotations::new().read_only(hint))
+                // MCP wants an object at the root of an output schema (structuredContent is
+                // an object): a tool whose output is something else gives text only.
+                let output = registry.output_schema(&d.name).and_then(|o| match o {
+                    serde_json::Value::Object(o) if o.get("type") == Some(&"object".into()) => {
+                        Some(o)
+                    }
+                    _ => None,
+                });
+                let tool = Tool::new(d.name, d.description, Arc::new(schema))
+                    .annotate(ToolAnnotations::new().read_only(hint));
+                match output {
+                    Some(o) => tool.with_raw_output_schema(Arc::new(o)),
+                    None => tool,
+                }
             })
             .collect();
         let offered = tools.iter().map(|t| t.name.to_string()).collect();
@@ -201,20 +213,21 @@ impl Server {
         }
     }
 
-    /// One call from the client: offered, permitted, run (cancellable), as an MCP result.
+    /// One call from the client: offered, permitted, run (cancellable, its progress sent as
+    /// `notifications/progress` when the client gave a token), as an MCP result.
     async fn run(
         &self,
         request: CallToolRequestParams,
         cx: &RequestContext<RoleServer>,
-    ) -> ToolResult {
+    ) -> dispatch::Answer {
         let tool = request.name.to_string();
         if !self.offered.contains(&tool) {
             let mut names: Vec<&str> = self.offered.iter().map(String::as_str).collect();
             names.sort_unstable();
-            return ToolResult::error(format!(
+            return dispatch::Answer::from(ToolResult::error(format!(
                 "unknown tool `{tool}`; this server offers: {}",
                 names.join(", ")
-            ));
+            )));
         }
         let input = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
         let call = ToolCall { tool, input };
@@ -226,15 +239,17 @@ impl Server {
         .await
         {
             Ok(d) => d,
-            Err(e) => return ToolResult::error(format!("deciding the call failed: {e}")),
+            Err(e) => return ToolResult::error(format!("deciding the call failed: {e}")).into(),
         };
         let permitted = match decision {
             Decision::Allow(p) => p,
-            Decision::Deny(why) => return ToolResult::error(format!("denied by policy: {why}")),
+            Decision::Deny(why) => {
+                return ToolResult::error(format!("denied by policy: {why}")).into();
+            }
             Decision::Ask(pending) if self.assume_yes => pending.approve(),
             Decision::Ask(pending) => match self.ask(pending, cx).await {
                 Ok(p) => p,
-                Err(refused) => return refused,
+                Err(refused) => return refused.into(),
             },
         };
         let cancel = Arc::new(AtomicBool::new(false));
@@ -243,20 +258,35 @@ impl Server {
         let _stop = SetOnDrop(cancel.clone());
         let registry = self.registry.clone();
         let flag = cancel.clone();
+        // The plugin's progress reports, sent below as notifications on the client's token.
+        let token = cx.meta.get_progress_token();
+        let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let progress = token.is_some().then(|| {
+            crate::plugins::runtime::ProgressSink::new(move |p| {
+                let _ = tx.send(p);
+            })
+        });
         let job = tokio::task::spawn_blocking(move || {
-            dispatch::call_cancellable(&registry, permitted, Some(flag))
+            dispatch::answer(&registry, permitted, Some(flag), progress)
         });
         tokio::pin!(job);
-        let result = tokio::select! {
-            r = &mut job => r,
-            () = cx.ct.cancelled() => {
-                cancel.store(true, Ordering::Relaxed);
-                // Wait for it to stop (within an epoch tick, or its command's process-group
-                // kill), so nothing of this call still runs once its request is over.
-                (&mut job).await
+        let result = loop {
+            tokio::select! {
+                r = &mut job => break r,
+                () = cx.ct.cancelled() => {
+                    cancel.store(true, Ordering::Relaxed);
+                    // Wait for it to stop (within an epoch tick, or its command's process-group
+                    // kill), so nothing of this call still runs once its request is over.
+                    break (&mut job).await;
+                }
+                Some(p) = reports.recv() => {
+                    if let Some(token) = &token {
+                        let _ = cx.peer.notify_progress(progress_note(token.clone(), p)).await;
+                    }
+                }
             }
         };
-        result.unwrap_or_else(|e| ToolResult::error(format!("the call failed: {e}")))
+        result.unwrap_or_else(|e| ToolResult::error(format!("the call failed: {e}")).into())
     }
 
     /// Ask the client's user about `pending` with a yes/no form; the permission on yes, else the
@@ -389,13 +419,31 @@ impl Drop for SetOnDrop {
     }
 }
 
-fn to_mcp(result: ToolResult) -> CallToolResult {
+fn progress_note(
+    token: rmcp::model::ProgressToken,
+    p: crate::plugins::runtime::Progress,
+) -> ProgressNotificationParam {
+    let mut note = ProgressNotificationParam::new(token, p.done as f64);
+    if let Some(total) = p.total {
+        note = note.with_total(total as f64);
+    }
+    if !p.message.is_empty() {
+        note = note.with_message(p.message);
+    }
+    note
+}
+
+fn to_mcp(answer: dispatch::Answer) -> CallToolResult {
+    let result = answer.result;
     let content = vec![ContentBlock::text(result.text)];
-    if result.is_error {
+    let mut out = if result.is_error {
         CallToolResult::error(content)
     } else {
         CallToolResult::success(content)
-    }
+    };
+    // The tool's own JSON, when it is an object (what an output schema describes).
+    out.structured_content = answer.structured.filter(serde_json::Value::is_object);
+    out
 }
 
 impl ServerHandler for Server {

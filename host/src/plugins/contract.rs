@@ -11,7 +11,74 @@ use std::fmt;
 pub const PACKAGE: &str = "cove:plugin";
 
 /// Contract versions this host loads, oldest first. A new version is added beside the old ones.
-pub const SUPPORTED: &[&str] = &["0.1.0"];
+pub const SUPPORTED: &[&str] = &["0.1.0", "0.2.0"];
+
+/// The newest contract version, the one new plugins are built for.
+pub const NEWEST: &str = "0.2.0";
+
+/// A contract version this host loads; each has its own bindings in the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    V0_1,
+    V0_2,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V0_1 => "0.1.0",
+            Version::V0_2 => "0.2.0",
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A contract version this host does not load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error(
+        "it needs contract {needs}, newer than this cove knows (it loads {loads}); upgrade cove to use it",
+        loads = SUPPORTED.join(", ")
+    )]
+    Newer { needs: String },
+    #[error(
+        "it is built for contract {built_for}, which this cove does not load (it loads {loads}); rebuild it against contract {NEWEST}",
+        loads = SUPPORTED.join(", ")
+    )]
+    Unsupported { built_for: String },
+}
+
+/// The version `text` names, if this host loads it.
+///
+/// # Errors
+/// [`VersionError::Newer`] for a version past the newest this host knows (so the user learns
+/// to upgrade cove, not to rebuild the plugin), [`VersionError::Unsupported`] for anything else.
+pub fn version(text: &str) -> Result<Version, VersionError> {
+    match text {
+        "0.1.0" => Ok(Version::V0_1),
+        "0.2.0" => Ok(Version::V0_2),
+        other => {
+            let parse = |v: &str| -> Option<(u64, u64, u64)> {
+                let mut it = v.split('.').map(|n| n.parse::<u64>().ok());
+                let t = (it.next()??, it.next()??, it.next()??);
+                it.next().is_none().then_some(t)
+            };
+            match (parse(other), parse(NEWEST)) {
+                (Some(v), Some(newest)) if v > newest => Err(VersionError::Newer {
+                    needs: other.to_string(),
+                }),
+                _ => Err(VersionError::Unsupported {
+                    built_for: other.to_string(),
+                }),
+            }
+        }
+    }
+}
 
 /// What a component says about itself through its import and export names.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -142,7 +209,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, InspectError> {
 
 /// Whether this host loads components built for `version`.
 pub fn is_supported(version: &str) -> bool {
-    SUPPORTED.contains(&version)
+    self::version(version).is_ok()
 }
 
 /// The host capabilities (`search`, `exec`...) a component imports.
@@ -165,6 +232,27 @@ mod tests {
             Some(("tool-api", "0.1.0"))
         );
         assert_eq!(cove_interface("wasi:cli/stdout@0.2.0"), None);
+    }
+
+    #[test]
+    fn every_supported_version_parses_and_a_newer_one_asks_for_an_upgrade() {
+        for v in SUPPORTED {
+            assert_eq!(version(v).map(Version::as_str), Ok(*v));
+        }
+        assert_eq!(version(NEWEST).map(Version::as_str), Ok(NEWEST));
+        let newer = version("0.3.0").map_err(|e| e.to_string());
+        assert!(
+            matches!(&newer, Err(m) if m.contains("needs contract 0.3.0") && m.contains("upgrade cove")),
+            "{newer:?}"
+        );
+        assert!(matches!(version("1.0.0"), Err(VersionError::Newer { .. })));
+        for old in ["0.0.9", "0.1", "x", ""] {
+            let e = version(old).map_err(|e| e.to_string());
+            assert!(
+                matches!(&e, Err(m) if m.contains("rebuild it against contract 0.2.0")),
+                "{old}: {e:?}"
+            );
+        }
     }
 
     #[test]

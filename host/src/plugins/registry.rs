@@ -207,13 +207,10 @@ impl Registry {
                 Ok(c) => c,
                 Err(e) => return problems.push(e.to_string()),
             };
-            if !contract::is_supported(&manifest.contract) {
+            if let Err(e) = contract::version(&manifest.contract) {
                 return problems.push(format!(
-                    "{origin}: plugin `{}` {} is built for contract {}; this cove supports {} (rebuild it against a supported cove-plugin-sdk)",
-                    manifest.name,
-                    manifest.version,
-                    manifest.contract,
-                    contract::SUPPORTED.join(", ")
+                    "{origin}: plugin `{}` {} is not loaded: {e}",
+                    manifest.name, manifest.version,
                 ));
             }
             if layer != Layer::BuiltIn
@@ -503,6 +500,7 @@ impl Registry {
             session_cwd: plugin.session_cwd.clone(),
             cancel: None,
             commands: self.commands,
+            progress: None,
         }
     }
 
@@ -537,6 +535,15 @@ impl Registry {
             read_only.insert(name.clone(), tool.spec.read_only);
         }
         (defs, read_only, problems)
+    }
+
+    /// The JSON Schema of `tool`'s structured output, when its plugin is loaded and the tool
+    /// gives one (contract 0.2 on).
+    pub fn output_schema(&self, tool: &str) -> Option<serde_json::Value> {
+        let plugin = self.provider(tool)?;
+        let loaded = plugin.loaded.get()?.as_ref().ok()?;
+        let text = loaded.tools.get(tool)?.spec.output_schema.as_deref()?;
+        serde_json::from_str(text).ok()
     }
 
     /// Start loading the tool plugins in the background, so that what the caller does meanwhile
@@ -615,13 +622,13 @@ impl Registry {
         plugin
             .policy
             .get_or_init(|| {
-                let bytes = self.checked_bytes(plugin)?;
+                let (bytes, version) = self.checked_bytes(plugin)?;
                 let runtime = self.runtime().map_err(|message| LoadError {
                     plugin: plugin.manifest.name.clone(),
                     message,
                 })?;
                 let loaded = runtime
-                    .load_policy(&plugin.manifest.name, &bytes, plugin.native())
+                    .load_policy(&plugin.manifest.name, version, &bytes, plugin.native())
                     .map_err(|e| LoadError {
                         plugin: plugin.manifest.name.clone(),
                         message: e.to_string(),
@@ -633,7 +640,10 @@ impl Registry {
     }
 
     /// The component's bytes, after checking its contract version and kind against the manifest.
-    fn checked_bytes(&self, plugin: &Plugin) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
+    fn checked_bytes(
+        &self,
+        plugin: &Plugin,
+    ) -> Result<(std::borrow::Cow<'static, [u8]>, contract::Version), LoadError> {
         let name = plugin.manifest.name.clone();
         let err = |message: String| LoadError {
             plugin: name.clone(),
@@ -659,12 +669,8 @@ impl Registry {
         };
         let info = contract::inspect(&bytes).map_err(|e| err(e.to_string()))?;
         let built_for = info.contract.clone().unwrap_or_else(|| "none".into());
-        if !contract::is_supported(&built_for) {
-            return Err(err(format!(
-                "its component is built for contract {built_for}; this cove supports {} (rebuild it against a supported cove-plugin-sdk)",
-                contract::SUPPORTED.join(", ")
-            )));
-        }
+        let version =
+            contract::version(&built_for).map_err(|e| err(format!("its component: {e}")))?;
         if built_for != plugin.manifest.contract {
             return Err(err(format!(
                 "plugin.toml says contract {} but the component is built for {built_for}; fix `contract` in {}",
@@ -681,7 +687,7 @@ impl Registry {
                     ))
             )));
         }
-        Ok(bytes)
+        Ok((bytes, version))
     }
 
     fn load_uncached(&self, plugin: &Plugin) -> Result<LoadedPlugin, LoadError> {
@@ -690,11 +696,11 @@ impl Registry {
             plugin: name.clone(),
             message,
         };
-        let bytes = self.checked_bytes(plugin)?;
+        let (bytes, version) = self.checked_bytes(plugin)?;
         let bytes: &[u8] = &bytes;
         let runtime = self.runtime().map_err(&err)?;
         let component = runtime
-            .load(&name, bytes, plugin.native())
+            .load(&name, version, bytes, plugin.native())
             .map_err(|e| err(e.to_string()))?;
         plugin.release_embedded();
         let specs = runtime
@@ -933,6 +939,7 @@ mod tests {
                 name: "t".into(),
                 description: "d".into(),
                 input_schema: schema.to_string(),
+                output_schema: None,
                 read_only: true,
             },
             schema,

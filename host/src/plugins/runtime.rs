@@ -7,7 +7,9 @@
 //! fresh [`Store`] per call with its WASI context (the worktree as the only preopen, no env, no
 //! args, no sockets, stdio captured), deadline and memory cap. That store is usually made before
 //! the call arrives (`ready`), and its deadline, cancellation and guard are armed when it starts.
-//! Traps, timeouts and the memory cap become [`CallError`]s naming the plugin.
+//! Traps, timeouts and the memory cap become [`CallError`]s naming the plugin. Each contract
+//! version has its own bindings module (`v0_1`, `v0_2`); a loaded component keeps the world of
+//! its version, and what it answers is converted to the newest types before it leaves here.
 //!
 //! Must not decide policy or grants (it is handed [`Grants`]), read manifests, or format output for
 //! the model. A wasmtime upgrade should touch this module only.
@@ -16,7 +18,9 @@ mod engine_config;
 mod guarded_fs;
 mod ready;
 mod v0_1;
+mod v0_2;
 
+use crate::plugins::contract::Version;
 use crate::plugins::manifest::FsAccess;
 use crate::worktree::Worktree;
 use std::path::{Path, PathBuf};
@@ -96,6 +100,36 @@ pub struct CallEnv {
     pub cancel: Option<Arc<AtomicBool>>,
     /// What each command the plugin runs may take (`[sandbox]`).
     pub commands: crate::sandbox::Resources,
+    /// Where the call's progress reports go, if anyone is watching.
+    pub progress: Option<ProgressSink>,
+}
+
+/// How far a running call has got, as a plugin reports it (contract 0.2's `progress`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: Option<u64>,
+    pub message: String,
+}
+
+/// Receives a call's progress reports, on the thread that runs the call.
+#[derive(Clone)]
+pub struct ProgressSink(Arc<dyn Fn(Progress) + Send + Sync>);
+
+impl ProgressSink {
+    pub fn new(f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    fn report(&self, p: Progress) {
+        (self.0)(p)
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
 }
 
 /// One tool as the component describes it.
@@ -104,7 +138,18 @@ pub struct ToolSpec {
     pub name: String,
     pub description: String,
     pub input_schema: String,
+    /// JSON Schema of the structured output, for a tool that gives one (contract 0.2 on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<String>,
     pub read_only: bool,
+}
+
+/// What a tool call answers: text for the model, and the same as JSON for a tool that gives a
+/// structured output (contract 0.2 on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput {
+    pub text: String,
+    pub structured: Option<String>,
 }
 
 /// A tool's own failure, as the contract's `tool-error` reports it.
@@ -187,42 +232,89 @@ pub enum CodeOrigin {
 /// A compiled, pre-linked component, ready to instantiate many times, with its spare instance.
 #[derive(Clone)]
 pub struct Loaded {
-    pre: v0_1::ToolPre<StoreState>,
-    spare: Arc<ready::Spare<v0_1::Tool>>,
+    world: ToolWorld,
     pub origin: CodeOrigin,
+}
+
+/// A pre-linked world and its spare, in the bindings of the contract version it was built for.
+#[derive(Clone)]
+enum ToolWorld {
+    V0_1(Prepared<v0_1::ToolPre<StoreState>>),
+    V0_2(Prepared<v0_2::ToolPre<StoreState>>),
+}
+
+#[derive(Clone)]
+enum PolicyWorld {
+    V0_1(Prepared<v0_1::policy_world::PolicyPre<StoreState>>),
+    V0_2(Prepared<v0_2::policy_world::PolicyPre<StoreState>>),
+}
+
+/// One pre-linked world with its spare slot.
+struct Prepared<P: ready::Pre> {
+    pre: P,
+    spare: Arc<ready::Spare<P::Instance>>,
+}
+
+impl<P: ready::Pre> Clone for Prepared<P> {
+    fn clone(&self) -> Self {
+        Self {
+            pre: self.pre.clone(),
+            spare: self.spare.clone(),
+        }
+    }
+}
+
+impl<P: ready::Pre> Prepared<P> {
+    fn new(pre: P) -> Self {
+        Self {
+            pre,
+            spare: Arc::default(),
+        }
+    }
 }
 
 impl Loaded {
     /// Whether an instance is waiting, made ahead of the next call.
     pub fn has_spare(&self) -> bool {
-        self.spare.is_ready()
+        match &self.world {
+            ToolWorld::V0_1(p) => p.spare.is_ready(),
+            ToolWorld::V0_2(p) => p.spare.is_ready(),
+        }
+    }
+
+    /// The contract version it was built for.
+    pub fn version(&self) -> Version {
+        match &self.world {
+            ToolWorld::V0_1(_) => Version::V0_1,
+            ToolWorld::V0_2(_) => Version::V0_2,
+        }
     }
 }
 
 /// A compiled, pre-linked policy component, with its spare instance.
 #[derive(Clone)]
 pub struct LoadedPolicy {
-    pre: v0_1::policy_world::PolicyPre<StoreState>,
-    spare: Arc<ready::Spare<v0_1::policy_world::Policy>>,
+    world: PolicyWorld,
     pub origin: CodeOrigin,
 }
 
-impl ready::Pre for v0_1::ToolPre<StoreState> {
-    type Instance = v0_1::Tool;
-    fn instantiate_into(&self, store: &mut Store<StoreState>) -> wasmtime::Result<v0_1::Tool> {
-        self.instantiate(store)
-    }
+/// `ready::Pre` for each world of each version: they differ only in their types.
+macro_rules! pre {
+    ($($pre:ty => $instance:ty),* $(,)?) => {$(
+        impl ready::Pre for $pre {
+            type Instance = $instance;
+            fn instantiate_into(&self, store: &mut Store<StoreState>) -> wasmtime::Result<$instance> {
+                self.instantiate(store)
+            }
+        }
+    )*};
 }
-
-impl ready::Pre for v0_1::policy_world::PolicyPre<StoreState> {
-    type Instance = v0_1::policy_world::Policy;
-    fn instantiate_into(
-        &self,
-        store: &mut Store<StoreState>,
-    ) -> wasmtime::Result<v0_1::policy_world::Policy> {
-        self.instantiate(store)
-    }
-}
+pre!(
+    v0_1::ToolPre<StoreState> => v0_1::Tool,
+    v0_2::ToolPre<StoreState> => v0_2::Tool,
+    v0_1::policy_world::PolicyPre<StoreState> => v0_1::policy_world::Policy,
+    v0_2::policy_world::PolicyPre<StoreState> => v0_2::policy_world::Policy,
+);
 
 /// What a skill component says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +370,8 @@ struct HostState {
     grants: Arc<Grants>,
     /// Set when the call is cancelled; long host work (a command) checks it.
     cancel: Option<Arc<AtomicBool>>,
+    /// Where `progress` reports go during the call.
+    progress: Option<ProgressSink>,
     session_cwd: Arc<std::sync::Mutex<PathBuf>>,
     commands: crate::sandbox::Resources,
     /// What `.git` and `.cove` are, so no write reaches them (see `guarded_fs`).
@@ -390,6 +484,13 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         guarded_fs::add_wasi_to_linker(&mut linker).map_err(engine_err)?;
+        // Both versions' imports, under their own names (`cove:plugin/search@0.1.0` and
+        // `@0.2.0`); 0.1's are answered by converting to 0.2's.
+        v0_2::Tool::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(engine_err)?;
         v0_1::Tool::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
             &mut linker,
             |s| s,
@@ -429,33 +530,32 @@ impl Runtime {
         }
     }
 
-    /// Load a component and pre-link it. Its native code comes from `native` (a built-in's code,
-    /// precompiled when cove was built) when that fits this engine, else from the cache, else
-    /// from compiling `bytes`.
+    /// Load a tool (or skill) component built for contract `version` and pre-link it in that
+    /// version's world. Its native code comes from `native` (a built-in's code, precompiled when
+    /// cove was built) when that fits this engine, else from the cache, else from compiling
+    /// `bytes`.
     ///
     /// # Errors
     /// [`RuntimeError::Compile`] for a component wasmtime rejects; [`RuntimeError::Link`] when it
-    /// imports something this host does not provide.
+    /// imports something this host does not provide or does not export the version's world.
     pub fn load(
         &self,
         plugin: &str,
+        version: Version,
         bytes: &[u8],
         native: Option<&[u8]>,
     ) -> Result<Loaded, RuntimeError> {
         let (component, origin) = self.component(plugin, bytes, native)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(v0_1::ToolPre::new)
-            .map_err(|e| RuntimeError::Link {
-                plugin: plugin.into(),
-                message: link_message(&e),
-            })?;
-        Ok(Loaded {
-            pre,
-            spare: Arc::default(),
-            origin,
-        })
+        let link = |e: wasmtime::Error| RuntimeError::Link {
+            plugin: plugin.into(),
+            message: link_message(&e),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(link)?;
+        let world = match version {
+            Version::V0_1 => ToolWorld::V0_1(Prepared::new(v0_1::ToolPre::new(pre).map_err(link)?)),
+            Version::V0_2 => ToolWorld::V0_2(Prepared::new(v0_2::ToolPre::new(pre).map_err(link)?)),
+        };
+        Ok(Loaded { world, origin })
     }
 
     /// Load a policy component (as [`Runtime::load`] does) and pre-link it.
@@ -465,23 +565,25 @@ impl Runtime {
     pub fn load_policy(
         &self,
         plugin: &str,
+        version: Version,
         bytes: &[u8],
         native: Option<&[u8]>,
     ) -> Result<LoadedPolicy, RuntimeError> {
         let (component, origin) = self.component(plugin, bytes, native)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(v0_1::policy_world::PolicyPre::new)
-            .map_err(|e| RuntimeError::Link {
-                plugin: plugin.into(),
-                message: link_message(&e),
-            })?;
-        Ok(LoadedPolicy {
-            pre,
-            spare: Arc::default(),
-            origin,
-        })
+        let link = |e: wasmtime::Error| RuntimeError::Link {
+            plugin: plugin.into(),
+            message: link_message(&e),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(link)?;
+        let world = match version {
+            Version::V0_1 => PolicyWorld::V0_1(Prepared::new(
+                v0_1::policy_world::PolicyPre::new(pre).map_err(link)?,
+            )),
+            Version::V0_2 => PolicyWorld::V0_2(Prepared::new(
+                v0_2::policy_world::PolicyPre::new(pre).map_err(link)?,
+            )),
+        };
+        Ok(LoadedPolicy { world, origin })
     }
 
     /// Ask a policy about one call, in a fresh instance.
@@ -494,8 +596,8 @@ impl Runtime {
         env: &CallEnv,
         req: &PolicyRequest,
     ) -> Result<Verdict, CallError> {
-        use v0_1::policy_world::exports::cove::plugin::policy_api as api;
-        let mut ready = self.ready(&policy.pre, &policy.spare, env)?;
+        use v0_1::Conv;
+        use v0_2::policy_world::exports::cove::plugin::policy_api as api;
         let wit_req = api::Request {
             tool: req.tool.clone(),
             plugin: req.plugin.clone(),
@@ -507,12 +609,19 @@ impl Runtime {
                 tokens_left: req.tokens_left,
             },
         };
-        let result = ready
-            .instance
-            .cove_plugin_policy_api()
-            .call_decide(&mut ready.store, &wit_req);
-        let result = self.finish((&policy.pre, &policy.spare), ready, env, result);
-        Ok(match result? {
+        let verdict = match &policy.world {
+            PolicyWorld::V0_2(p) => self.with_ready(p, env, |i, store| {
+                i.cove_plugin_policy_api().call_decide(store, &wit_req)
+            })?,
+            PolicyWorld::V0_1(p) => {
+                let old_req = wit_req.conv();
+                self.with_ready(p, env, |i, store| {
+                    i.cove_plugin_policy_api().call_decide(store, &old_req)
+                })?
+                .conv()
+            }
+        };
+        Ok(match verdict {
             api::Verdict::Allow => Verdict::Allow,
             api::Verdict::Deny(m) => Verdict::Deny(m),
             api::Verdict::Ask(m) => Verdict::Ask(m),
@@ -652,6 +761,18 @@ impl Runtime {
         result
     }
 
+    /// Run `f` on a ready instance of `p` (its spare, or one made now), then finish the call.
+    fn with_ready<P: ready::Pre, R>(
+        &self,
+        p: &Prepared<P>,
+        env: &CallEnv,
+        f: impl FnOnce(&P::Instance, &mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let mut ready = self.ready(&p.pre, &p.spare, env)?;
+        let result = f(&ready.instance, &mut ready.store);
+        self.finish((&p.pre, &p.spare), ready, env, result)
+    }
+
     /// Instantiate in a fresh store and drop it, calling nothing: the bench times instantiation
     /// alone with this.
     ///
@@ -659,7 +780,10 @@ impl Runtime {
     /// [`CallError`] when instantiation traps or fails.
     pub fn instantiate(&self, loaded: &Loaded, env: &CallEnv) -> Result<(), CallError> {
         let (mut store, stdio) = new_store(&self.engine, env)?;
-        let result = loaded.pre.instantiate(&mut store).map(drop);
+        let result = match &loaded.world {
+            ToolWorld::V0_1(p) => p.pre.instantiate(&mut store).map(drop),
+            ToolWorld::V0_2(p) => p.pre.instantiate(&mut store).map(drop),
+        };
         result.map_err(|e| classify(e, &store, env, &stdio))
     }
 
@@ -668,18 +792,25 @@ impl Runtime {
     /// # Errors
     /// [`CallError`] when the component traps, times out or hits its memory cap.
     pub fn describe(&self, loaded: &Loaded, env: &CallEnv) -> Result<Vec<ToolSpec>, CallError> {
-        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
-        let result = ready
-            .instance
-            .cove_plugin_tool_api()
-            .call_describe(&mut ready.store);
-        let specs = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
+        let specs = match &loaded.world {
+            ToolWorld::V0_2(p) => self.with_ready(p, env, |i, store| {
+                i.cove_plugin_tool_api().call_describe(store)
+            })?,
+            ToolWorld::V0_1(p) => self
+                .with_ready(p, env, |i, store| {
+                    i.cove_plugin_tool_api().call_describe(store)
+                })?
+                .into_iter()
+                .map(v0_1::spec)
+                .collect(),
+        };
         Ok(specs
             .into_iter()
             .map(|s| ToolSpec {
                 name: s.name,
                 description: s.description,
                 input_schema: s.input_schema,
+                output_schema: s.output_schema,
                 read_only: s.read_only,
             })
             .collect())
@@ -692,22 +823,36 @@ impl Runtime {
     /// [`CallError`] when it does not export the skill world, traps, times out or hits its
     /// memory cap.
     pub fn skill_text(&self, loaded: &Loaded, env: &CallEnv) -> Result<SkillText, CallError> {
-        let pre =
-            v0_1::skill_world::SkillPre::new(loaded.pre.instance_pre().clone()).map_err(|e| {
-                CallError::Setup {
-                    plugin: env.plugin.to_string(),
-                    message: format!("it does not export the skill world: {e:#}"),
-                }
-            })?;
+        let not_skill = |e: wasmtime::Error| CallError::Setup {
+            plugin: env.plugin.to_string(),
+            message: format!("it does not export the skill world: {e:#}"),
+        };
+        // The two versions' skill-api is the same three functions.
+        macro_rules! text {
+            ($pre:expr, $store:expr) => {
+                $pre.instantiate(&mut *$store).and_then(|instance| {
+                    let api = instance.cove_plugin_skill_api();
+                    Ok(SkillText {
+                        name: api.call_name(&mut *$store)?,
+                        description: api.call_description(&mut *$store)?,
+                        instructions: api.call_instructions(&mut *$store)?,
+                    })
+                })
+            };
+        }
         let (mut store, stdio) = new_store(&self.engine, env)?;
-        let result = pre.instantiate(&mut store).and_then(|instance| {
-            let api = instance.cove_plugin_skill_api();
-            Ok(SkillText {
-                name: api.call_name(&mut store)?,
-                description: api.call_description(&mut store)?,
-                instructions: api.call_instructions(&mut store)?,
-            })
-        });
+        let result = match &loaded.world {
+            ToolWorld::V0_1(p) => {
+                let pre = v0_1::skill_world::SkillPre::new(p.pre.instance_pre().clone())
+                    .map_err(not_skill)?;
+                text!(pre, &mut store)
+            }
+            ToolWorld::V0_2(p) => {
+                let pre = v0_2::skill_world::SkillPre::new(p.pre.instance_pre().clone())
+                    .map_err(not_skill)?;
+                text!(pre, &mut store)
+            }
+        };
         stdio.log(&env.plugin);
         let result = result.map_err(|e| classify(e, &store, env, &stdio));
         self.worker.retire(store);
@@ -727,16 +872,24 @@ impl Runtime {
         env: &CallEnv,
         tool: &str,
         input: &str,
-    ) -> Result<Result<String, ToolFailure>, CallError> {
-        let mut ready = self.ready(&loaded.pre, &loaded.spare, env)?;
-        let result = ready
-            .instance
-            .cove_plugin_tool_api()
-            .call_call(&mut ready.store, tool, input);
-        let answer = self.finish((&loaded.pre, &loaded.spare), ready, env, result)?;
-        use v0_1::cove::plugin::types::ToolError as E;
+    ) -> Result<Result<ToolOutput, ToolFailure>, CallError> {
+        let answer = match &loaded.world {
+            ToolWorld::V0_2(p) => self.with_ready(p, env, |i, store| {
+                i.cove_plugin_tool_api().call_call(store, tool, input)
+            })?,
+            ToolWorld::V0_1(p) => v0_1::answer(self.with_ready(p, env, |i, store| {
+                i.cove_plugin_tool_api().call_call(store, tool, input)
+            })?),
+        };
+        use v0_2::cove::plugin::types::ToolError as E;
         Ok(match answer {
-            Ok(text) => Ok(cut(&text, env.limits.output_bytes).into_owned()),
+            Ok(out) => Ok(ToolOutput {
+                text: cut(&out.text, env.limits.output_bytes).into_owned(),
+                // Cut JSON would not parse: one over the cap is left out, the text still goes.
+                structured: out
+                    .structured
+                    .filter(|s| s.len() <= env.limits.output_bytes),
+            }),
             Err(E::InvalidInput(m)) => Err(ToolFailure::InvalidInput(m)),
             Err(E::UnknownTool(m)) => Err(ToolFailure::UnknownTool(m)),
             Err(E::Denied(m)) => Err(ToolFailure::Denied(m)),
@@ -787,6 +940,7 @@ fn new_store(engine: &Engine, env: &CallEnv) -> Result<(Store<StoreState>, Stdio
             worktree: env.worktree.clone(),
             grants: env.grants.clone(),
             cancel: env.cancel.clone(),
+            progress: env.progress.clone(),
             session_cwd: env.session_cwd.clone(),
             commands: env.commands,
             guard: guard_for(env),
@@ -835,6 +989,7 @@ fn arm(store: &mut Store<StoreState>, env: &CallEnv) -> bool {
     }
     state.host.guard = guard;
     state.host.cancel = env.cancel.clone();
+    state.host.progress = env.progress.clone();
     state.deadline = Instant::now() + env.limits.timeout;
     store.set_epoch_deadline(1);
     true
@@ -979,6 +1134,9 @@ mod tests {
 
     type Res = anyhow::Result<()>;
 
+    /// The contract the first-party components and the Rust test guests are built for.
+    const V: crate::plugins::contract::Version = crate::plugins::contract::Version::V0_2;
+
     fn evil() -> anyhow::Result<Vec<u8>> {
         Ok(std::fs::read(
             Path::new(env!("COVE_TEST_GUESTS")).join("cove_guest_evil.wasm"),
@@ -1005,6 +1163,7 @@ mod tests {
             session_cwd: Arc::default(),
             cancel: None,
             commands: crate::sandbox::Resources::default(),
+            progress: None,
         }
     }
 
@@ -1015,6 +1174,13 @@ mod tests {
     }
 
     /// Wait for the background thread to make a spare (how long it takes is not the point).
+    fn spare_of(loaded: &Loaded) -> &ready::Spare<v0_2::Tool> {
+        match &loaded.world {
+            ToolWorld::V0_2(p) => &p.spare,
+            ToolWorld::V0_1(_) => panic!("the evil guest is built for 0.2"),
+        }
+    }
+
     fn wait_for_spare(loaded: &Loaded) -> bool {
         for _ in 0..20_000 {
             if loaded.has_spare() {
@@ -1035,9 +1201,16 @@ mod tests {
                 "build.rs made no native code for `{}`",
                 m.name
             );
+            let version = crate::plugins::contract::version(&m.contract)?;
+            assert_eq!(
+                version.as_str(),
+                crate::plugins::contract::NEWEST,
+                "`{}`",
+                m.name
+            );
             let origin = match m.kind {
-                Kind::Policy => rt.load_policy(&m.name, b.wasm, b.native)?.origin,
-                _ => rt.load(&m.name, b.wasm, b.native)?.origin,
+                Kind::Policy => rt.load_policy(&m.name, version, b.wasm, b.native)?.origin,
+                _ => rt.load(&m.name, version, b.wasm, b.native)?.origin,
             };
             assert_eq!(origin, CodeOrigin::Embedded, "`{}`", m.name);
         }
@@ -1059,21 +1232,21 @@ mod tests {
 
         let cache = tempfile::tempdir()?;
         let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
-        let first = rt.load_policy("p", wasm, Some(&foreign))?;
+        let first = rt.load_policy("p", V, wasm, Some(&foreign))?;
         assert_eq!(first.origin, CodeOrigin::Compiled);
         // The fallback filled the cache, so the next mismatch loads from it.
-        let second = rt.load_policy("p", wasm, Some(&foreign))?;
+        let second = rt.load_policy("p", V, wasm, Some(&foreign))?;
         assert_eq!(second.origin, CodeOrigin::Cache);
         // Bytes that are not native code at all are refused the same way.
         let rt = Runtime::new(None)?;
         assert_eq!(
-            rt.load_policy("p", wasm, Some(wasm))?.origin,
+            rt.load_policy("p", V, wasm, Some(wasm))?.origin,
             CodeOrigin::Compiled
         );
         // Code this configuration made is used as it is.
         let own = precompile_with(&engine_config::config(), wasm)?;
         assert_eq!(
-            rt.load_policy("p", wasm, Some(&own))?.origin,
+            rt.load_policy("p", V, wasm, Some(&own))?.origin,
             CodeOrigin::Embedded
         );
         Ok(())
@@ -1084,27 +1257,27 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let wt = worktree(dir.path())?;
         let rt = Runtime::new(None)?;
-        let loaded = rt.load("evil", &evil()?, None)?;
+        let loaded = rt.load("evil", V, &evil()?, None)?;
         let reader = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
         rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded), "no spare was made after describe");
 
         // A call with other grants does not get it, and it is dropped rather than kept.
         let writer = env_for(&wt, FsAccess::ReadWrite, Duration::from_secs(30));
-        assert!(loaded.spare.take(&writer).is_none());
+        assert!(spare_of(&loaded).take(&writer).is_none());
         assert!(!loaded.has_spare());
 
         // The same privileges get it, once.
         rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded));
-        assert!(loaded.spare.take(&reader).is_some());
-        assert!(loaded.spare.take(&reader).is_none());
+        assert!(spare_of(&loaded).take(&reader).is_some());
+        assert!(spare_of(&loaded).take(&reader).is_none());
 
         // Another registry's plugin (its own session directory) never gets it either.
         rt.describe(&loaded, &reader)?;
         assert!(wait_for_spare(&loaded));
         let elsewhere = env_for(&wt, FsAccess::Read, Duration::from_secs(30));
-        assert!(loaded.spare.take(&elsewhere).is_none());
+        assert!(spare_of(&loaded).take(&elsewhere).is_none());
         Ok(())
     }
 
@@ -1113,14 +1286,14 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let wt = worktree(dir.path())?;
         let rt = Runtime::new(None)?;
-        let loaded = rt.load("evil", &evil()?, None)?;
+        let loaded = rt.load("evil", V, &evil()?, None)?;
         let env = env_for(&wt, FsAccess::Read, Duration::from_millis(50));
         rt.describe(&loaded, &env)?;
         assert!(wait_for_spare(&loaded));
         // Older than its timeout: the deadline counts from the call, not from when it was made.
         std::thread::sleep(Duration::from_millis(200));
         let echo = rt.call(&loaded, &env, "echo", r#"{"text":"hi"}"#)?;
-        assert_eq!(echo, Ok("hi".to_string()));
+        assert_eq!(echo.map(|o| o.text), Ok("hi".to_string()));
 
         assert!(wait_for_spare(&loaded));
         let spin = rt.call(&loaded, &env, "spin", "{}");

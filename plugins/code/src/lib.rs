@@ -35,6 +35,7 @@ struct OutlineInput {
 struct Outline;
 impl Tool for Outline {
     type Input = OutlineInput;
+    type Output = String;
     const NAME: &'static str = "outline";
     const DESCRIPTION: &'static str = "List a source file's definitions (functions, methods, types, classes, constants) \
         as a tree of `start-end signature` lines: its structure without reading it all.";
@@ -124,6 +125,7 @@ struct FindInput {
 struct FindSymbol;
 impl Tool for FindSymbol {
     type Input = FindInput;
+    type Output = String;
     const NAME: &'static str = "find_symbol";
     const DESCRIPTION: &'static str = "Find where a name is defined across the worktree (gitignore-aware; Rust, Python, \
         JS/TS, Go, C/C++, Java): file, line range, signature; with references, the lines that use it.";

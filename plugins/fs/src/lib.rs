@@ -38,6 +38,7 @@ struct ReadInput {
 struct ReadFile;
 impl Tool for ReadFile {
     type Input = ReadInput;
+    type Output = String;
     const NAME: &'static str = "read";
     const DESCRIPTION: &'static str = "Read a text file. Returns numbered lines (like cat -n), at most 2000 from offset; \
         lines over 2000 characters are cut. Use offset and limit for large files.";
@@ -148,6 +149,7 @@ struct WriteInput {
 struct WriteFile;
 impl Tool for WriteFile {
     type Input = WriteInput;
+    type Output = String;
     const NAME: &'static str = "write";
     const DESCRIPTION: &'static str =
         "Write a file, replacing it if it exists. Prefer `edit` for changes to an existing file.";
@@ -190,6 +192,7 @@ struct EditInput {
 struct EditFile;
 impl Tool for EditFile {
     type Input = EditInput;
+    type Output = String;
     const NAME: &'static str = "edit";
     const DESCRIPTION: &'static str = "Replace exact text in a file. old_string must match exactly once (include surrounding lines to make \
         it unique) unless replace_all is set. The file is left untouched when the edit fails.";
@@ -293,6 +296,7 @@ struct LsInput {
 struct ListDir;
 impl Tool for ListDir {
     type Input = LsInput;
+    type Output = String;
     const NAME: &'static str = "ls";
     const DESCRIPTION: &'static str =
         "List a directory: subdirectories first (with a trailing /), then files with their sizes.";

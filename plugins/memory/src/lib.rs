@@ -35,6 +35,7 @@ struct RememberInput {
 struct Remember;
 impl Tool for Remember {
     type Input = RememberInput;
+    type Output = String;
     const NAME: &'static str = "remember";
     const DESCRIPTION: &'static str = "Keep a fact for later sessions (how to build or test, a convention, a decision and \
         why): it goes into the system prompt of every later session. scope user: about the user, for all projects.";

@@ -1,7 +1,7 @@
 //! The `trusted` policy: every call is allowed. The sandbox still holds.
 //! Written against the public WIT contract with plain wit-bindgen, as any third party could.
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "cove:plugin/policy@0.1.0" });
+wit_bindgen::generate!({ path: "../../wit/v0.2", world: "cove:plugin/policy@0.2.0" });
 
 use exports::cove::plugin::policy_api::{Guest, Request, Verdict};
 

@@ -73,6 +73,7 @@ struct GrepInput {
 struct Grep;
 impl Tool for Grep {
     type Input = GrepInput;
+    type Output = String;
     const NAME: &'static str = "grep";
     const DESCRIPTION: &'static str = "Search file contents with a regular expression (ripgrep). Honours .gitignore. \
         output_mode: files_with_matches (default, newest first), content (matching lines, -n/-A/-B/-C), or count.";
@@ -187,6 +188,7 @@ struct GlobInput {
 struct Glob;
 impl Tool for Glob {
     type Input = GlobInput;
+    type Output = String;
     const NAME: &'static str = "glob";
     const DESCRIPTION: &'static str = "Find files by name with a glob pattern such as `**/*.rs`. Honours .gitignore. \
         Returns paths, most recently modified first.";

@@ -39,6 +39,7 @@ struct BashInput {
 struct Bash;
 impl Tool for Bash {
     type Input = BashInput;
+    type Output = String;
     const NAME: &'static str = "bash";
     const DESCRIPTION: &'static str = "Run a bash command in the worktree, inside a sandbox: it can write only the worktree \
         and a private tmp, has no network unless the project grants it, and is stopped at its timeout in seconds (default 120, \

@@ -10,8 +10,9 @@ Usage: serve_client.py SCENARIO_JSON, where the scenario is
   "cancel_when": FILE is cancelled (`notifications/cancelled`) once FILE exists in the current
   directory, and reports {"isError": true, "text": "cancelled by the client"}.
 Prints one JSON object on stdout: {"protocol", "server", "tools": [{name, readOnlyHint,
-inputSchema}], "results": [{"isError", "text"}], "elicitations": [message...]}. The server's
-environment is this process's.
+inputSchema, outputSchema}], "results": [{"isError", "text", "structured", "progress":
+["DONE/TOTAL MESSAGE"...]}], "elicitations": [message...]}. The SDK checks a structured result
+against the tool's output schema itself. The server's environment is this process's.
 """
 
 import asyncio
@@ -51,6 +52,7 @@ async def session_steps(read, write, scenario, out):
                         "name": t.name,
                         "readOnlyHint": t.annotations.readOnlyHint if t.annotations else None,
                         "inputSchema": t.inputSchema,
+                        "outputSchema": t.outputSchema,
                     }
                     for t in listed.tools
                 ]
@@ -58,9 +60,23 @@ async def session_steps(read, write, scenario, out):
                 await cancelled_call(session, step)
                 out["results"].append({"isError": True, "text": "cancelled by the client"})
             else:
-                result = await session.call_tool(step["call"], step.get("args", {}))
+                progress = []
+
+                async def on_progress(done, total, message):
+                    progress.append(f"{done:g}/{total:g} {message}")
+
+                result = await session.call_tool(
+                    step["call"], step.get("args", {}), progress_callback=on_progress
+                )
                 text = "".join(c.text for c in result.content if c.type == "text")
-                out["results"].append({"isError": bool(result.isError), "text": text})
+                out["results"].append(
+                    {
+                        "isError": bool(result.isError),
+                        "text": text,
+                        "structured": result.structuredContent,
+                        "progress": progress,
+                    }
+                )
 
 
 async def cancelled_call(session, step):

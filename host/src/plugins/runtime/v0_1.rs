@@ -1,22 +1,21 @@
-//! Bindings for contract `cove:plugin@0.1.0` and the host side of its imports.
+//! Bindings for contract `cove:plugin@0.1.0`, frozen as it shipped, so components built for it
+//! keep loading.
 //!
-//! Owns the generated types of this one contract version (the `tool`, `skill` and `policy`
-//! worlds, sharing one set of imports) and how each host capability answers a
-//! plugin: `log` to tracing, `search` to [`crate::capabilities::search`], `exec` to
-//! [`crate::sandbox`], `memory` to [`crate::capabilities::memory`] and `ast` to
-//! [`crate::capabilities::ast`]. Every capability checks the plugin's grants first. Must not hold
-//! state across calls: a store lives for one call (the parse cache lives in the capability, keyed
-//! by content, not here).
+//! Owns the generated types of this version (its `tool`, `skill` and `policy` worlds) and their
+//! conversion to and from the newest contract's types. Each host capability a 0.1 plugin calls is
+//! converted up, answered by the newest version's implementation (`v0_2`), and its answer
+//! converted back; a tool's answers are converted up for the rest of the host. Must not answer a
+//! capability itself: one implementation per capability, in the newest version's module.
 
 use super::StoreState;
-use crate::capabilities::{ast as code, search};
+use super::v0_2::cove::plugin as new;
 
 wasmtime::component::bindgen!({
     path: "../wit/v0.1",
     world: "cove:plugin/tool@0.1.0",
 });
 
-use self::cove::plugin::{ast, exec, log, memory, search as wit_search, types};
+use self::cove::plugin as old;
 
 /// Bindings of the `policy` world, sharing the host's `log` with the tool world.
 pub mod policy_world {
@@ -44,327 +43,292 @@ pub mod skill_world {
     });
 }
 
-impl types::Host for StoreState {}
+/// A value of one contract version as the same value of another.
+pub(super) trait Conv<T> {
+    fn conv(self) -> T;
+}
 
-impl log::Host for StoreState {
-    fn log(&mut self, level: log::Level, message: String) {
-        let plugin = &*self.host.plugin;
-        let message = super::cut(&message, 4096);
-        match level {
-            log::Level::Trace => tracing::trace!(target: "cove::plugin", plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "cove::plugin", plugin, "{message}"),
-            log::Level::Info => tracing::info!(target: "cove::plugin", plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "cove::plugin", plugin, "{message}"),
-            log::Level::Error => tracing::error!(target: "cove::plugin", plugin, "{message}"),
+macro_rules! same {
+    ($($t:ty),*) => { $(impl Conv<$t> for $t { fn conv(self) -> $t { self } })* };
+}
+same!(String, bool, u32, u64, i32);
+
+impl<A: Conv<B>, B> Conv<Vec<B>> for Vec<A> {
+    fn conv(self) -> Vec<B> {
+        self.into_iter().map(Conv::conv).collect()
+    }
+}
+
+impl<A: Conv<B>, B> Conv<Option<B>> for Option<A> {
+    fn conv(self) -> Option<B> {
+        self.map(Conv::conv)
+    }
+}
+
+impl<A: Conv<B>, B> Conv<Result<B, String>> for Result<A, String> {
+    fn conv(self) -> Result<B, String> {
+        self.map(Conv::conv)
+    }
+}
+
+impl<A: Conv<C>, B: Conv<D>, C, D> Conv<(C, D)> for (A, B) {
+    fn conv(self) -> (C, D) {
+        (self.0.conv(), self.1.conv())
+    }
+}
+
+/// A record whose fields are the same in both versions, converted either way.
+macro_rules! record {
+    ($iface:ident :: $t:ident { $($f:ident),* $(,)? }) => {
+        impl Conv<new::$iface::$t> for old::$iface::$t {
+            fn conv(self) -> new::$iface::$t {
+                new::$iface::$t { $($f: self.$f.conv()),* }
+            }
+        }
+        impl Conv<old::$iface::$t> for new::$iface::$t {
+            fn conv(self) -> old::$iface::$t {
+                old::$iface::$t { $($f: self.$f.conv()),* }
+            }
+        }
+    };
+}
+
+/// An enum whose cases are the same in both versions, converted either way.
+macro_rules! cases {
+    ($iface:ident :: $t:ident { $($v:ident),* $(,)? }) => {
+        impl Conv<new::$iface::$t> for old::$iface::$t {
+            fn conv(self) -> new::$iface::$t {
+                match self { $(old::$iface::$t::$v => new::$iface::$t::$v),* }
+            }
+        }
+        impl Conv<old::$iface::$t> for new::$iface::$t {
+            fn conv(self) -> old::$iface::$t {
+                match self { $(new::$iface::$t::$v => old::$iface::$t::$v),* }
+            }
+        }
+    };
+}
+
+cases!(log::Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error
+});
+cases!(search::Mode {
+    Files,
+    FilesWithMatches,
+    Content,
+    Count
+});
+record!(search::Request {
+    mode,
+    pattern,
+    path,
+    globs,
+    file_types,
+    case_insensitive,
+    multiline,
+    before_context,
+    after_context,
+    hidden,
+    max_files,
+    max_lines,
+});
+record!(search::Line {
+    number,
+    text,
+    context
+});
+record!(search::FileHit {
+    path,
+    mtime_ms,
+    matches,
+    lines
+});
+record!(search::Response {
+    files,
+    truncated,
+    errors
+});
+record!(exec::Command {
+    argv,
+    cwd,
+    env,
+    stdin,
+    timeout_ms
+});
+record!(exec::Outcome {
+    exit_code,
+    stdout,
+    stderr,
+    timed_out,
+    truncated
+});
+record!(ast::Symbol {
+    kind,
+    name,
+    start_line,
+    end_line,
+    signature,
+    depth
+});
+record!(ast::FileSymbols {
+    path,
+    language,
+    supported,
+    symbols,
+    lines,
+    syntax_errors,
+    error_lines,
+    binary,
+});
+record!(ast::FindRequest {
+    name,
+    kind,
+    path,
+    references,
+    max_results
+});
+record!(ast::Definition {
+    path,
+    parent,
+    symbol
+});
+record!(ast::Reference { path, line, text });
+record!(ast::FindResponse {
+    definitions,
+    references,
+    files_parsed,
+    truncated,
+    errors,
+});
+cases!(memory::Scope { Project, User });
+
+/// 0.1's captures have no columns.
+impl Conv<old::ast::Capture> for new::ast::Capture {
+    fn conv(self) -> old::ast::Capture {
+        old::ast::Capture {
+            name: self.name,
+            text: self.text,
+            start_line: self.start_line,
+            end_line: self.end_line,
         }
     }
 }
 
-impl wit_search::Host for StoreState {
-    fn run(&mut self, req: wit_search::Request) -> Result<wit_search::Response, String> {
-        if !self.host.grants.search {
-            return Err(self.host.not_granted("search", "search = true"));
-        }
-        let Some(worktree) = &self.host.worktree else {
-            return Err("this call has no worktree to search".into());
-        };
-        let req = search::Request {
-            pattern: req.pattern,
-            path: req.path,
-            globs: req.globs,
-            file_types: req.file_types,
-            case_insensitive: req.case_insensitive,
-            multiline: req.multiline,
-            before_context: req.before_context,
-            after_context: req.after_context,
-            hidden: req.hidden,
-            max_files: req.max_files,
-            max_lines: req.max_lines,
-            mode: match req.mode {
-                wit_search::Mode::Files => search::Mode::Files,
-                wit_search::Mode::FilesWithMatches => search::Mode::FilesWithMatches,
-                wit_search::Mode::Content => search::Mode::Content,
-                wit_search::Mode::Count => search::Mode::Count,
-            },
-        };
-        let resp = search::run(worktree, &req).map_err(|e| e.to_string())?;
-        Ok(wit_search::Response {
-            files: resp
-                .files
-                .into_iter()
-                .map(|f| wit_search::FileHit {
-                    path: f.path,
-                    mtime_ms: f.mtime_ms,
-                    matches: f.matches,
-                    lines: f
-                        .lines
-                        .into_iter()
-                        .map(|l| wit_search::Line {
-                            number: l.number,
-                            text: l.text,
-                            context: l.context,
-                        })
-                        .collect(),
-                })
-                .collect(),
-            truncated: resp.truncated,
-            errors: resp.errors,
-        })
+impl old::types::Host for StoreState {}
+
+impl old::log::Host for StoreState {
+    fn log(&mut self, level: old::log::Level, message: String) {
+        new::log::Host::log(self, level.conv(), message);
     }
 }
 
-/// Longest a command may run, whatever it asks for.
-const MAX_EXEC: std::time::Duration = std::time::Duration::from_secs(600);
-
-impl exec::Host for StoreState {
-    fn run(&mut self, cmd: exec::Command) -> Result<exec::Outcome, String> {
-        if !self.host.grants.exec {
-            return Err(self.host.not_granted("exec", "exec = true"));
-        }
-        let Some(worktree) = &self.host.worktree else {
-            return Err("this call has no worktree to run in".into());
-        };
-        let rel = if cmd.cwd.is_empty() {
-            let mut session = self
-                .host
-                .session_cwd
-                .lock()
-                .map_err(|_| "session state poisoned".to_string())?;
-            // A directory removed since falls back to the worktree's root.
-            if !(session.as_os_str().is_empty() || worktree.dir().is_dir(&*session)) {
-                *session = std::path::PathBuf::new();
-            }
-            session.clone()
-        } else {
-            worktree
-                .relative(&cmd.cwd)
-                .ok_or_else(|| format!("working directory `{}` is outside the worktree", cmd.cwd))?
-        };
-        let cwd = worktree.root().join(&rel);
-        // Through cap-std: a link that leaves the worktree is not a directory here.
-        if !(rel.as_os_str().is_empty() || worktree.dir().is_dir(&rel)) {
-            return Err(format!(
-                "working directory `{}` is not a directory inside the worktree",
-                cmd.cwd
-            ));
-        }
-        let tmp = crate::sandbox::PrivateTmp::new("exec")
-            .map_err(|e| format!("cannot make a private tmp directory: {e}"))?;
-        let deny = crate::sandbox::default_deny();
-        let timeout = std::time::Duration::from_millis(u64::from(cmd.timeout_ms)).min(MAX_EXEC);
-        let spec = crate::sandbox::Spec {
-            argv: cmd.argv,
-            cwd,
-            worktree: worktree.root().to_path_buf(),
-            tmp: tmp.path().to_path_buf(),
-            net: !self.host.grants.net.is_empty(),
-            deny,
-            max_procs: 512,
-            max_file_bytes: 1 << 30,
-            cpu_secs: timeout.as_secs() + 5,
-            memory_bytes: self.host.commands.memory_bytes,
-            disk_bytes: self.host.commands.disk_bytes,
-            env: self.host.grants.env.clone(),
-            unsandboxed: crate::sandbox::unsandboxed(),
-        };
-        for (k, v) in &cmd.env {
-            if crate::sandbox::ENV_ALLOW.contains(&k.as_str()) || k.starts_with("COVE_") {
-                continue;
-            }
-            tracing::debug!(
-                plugin = &*self.host.plugin,
-                "extra env {k}={v} is not passed on"
-            );
-        }
-        let result = crate::sandbox::run(
-            &spec,
-            cmd.stdin.as_deref(),
-            timeout,
-            self.host.cancel.as_ref(),
-        );
-        drop(tmp);
-        let mut out = result.map_err(|e| e.to_string())?;
-        // Contract 0.1.0 has no field for it: the reason goes at the end of stderr.
-        if let Some(why) = out.stopped.take() {
-            if !out.stderr.is_empty() && !out.stderr.ends_with('\n') {
-                out.stderr.push('\n');
-            }
-            out.stderr.push_str(&why);
-        }
-        Ok(exec::Outcome {
-            exit_code: out.exit_code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            timed_out: out.timed_out,
-            truncated: out.truncated,
-        })
+impl old::search::Host for StoreState {
+    fn run(&mut self, req: old::search::Request) -> Result<old::search::Response, String> {
+        new::search::Host::run(self, req.conv()).conv()
     }
+}
+
+impl old::exec::Host for StoreState {
+    fn run(&mut self, cmd: old::exec::Command) -> Result<old::exec::Outcome, String> {
+        new::exec::Host::run(self, cmd.conv()).conv()
+    }
+
     fn session_cwd(&mut self) -> String {
-        self.host
-            .session_cwd
-            .lock()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        new::exec::Host::session_cwd(self)
     }
 
     fn set_session_cwd(&mut self, path: String) -> Result<String, String> {
-        let Some(worktree) = &self.host.worktree else {
-            return Err("this call has no worktree".into());
-        };
-        let rel = worktree.relative(&path).ok_or_else(|| {
-            format!("`{path}` is outside the worktree; the working directory stays where it was")
-        })?;
-        if !(rel.as_os_str().is_empty() || worktree.dir().is_dir(&rel)) {
-            return Err(format!(
-                "`{path}` is not a directory inside the worktree; the working directory stays where it was"
-            ));
-        }
-        let shown = rel.to_string_lossy().into_owned();
-        *self
-            .host
-            .session_cwd
-            .lock()
-            .map_err(|_| "session state poisoned".to_string())? = rel;
-        Ok(shown)
+        new::exec::Host::set_session_cwd(self, path)
     }
 }
 
-impl StoreState {
-    /// The worktree for an `ast` call, once the grant is checked.
-    fn ast_worktree(&self) -> Result<&crate::worktree::Worktree, String> {
-        if !self.host.grants.ast {
-            return Err(self.host.not_granted("ast", "ast = true"));
-        }
-        self.host
-            .worktree
-            .as_deref()
-            .ok_or_else(|| "this call has no worktree to parse".to_string())
-    }
-}
-
-fn wit_symbol(s: &code::Symbol, depth: u32) -> ast::Symbol {
-    ast::Symbol {
-        kind: s.kind.as_str().to_string(),
-        name: s.name.clone(),
-        start_line: s.start_line,
-        end_line: s.end_line,
-        signature: s.signature.clone(),
-        depth,
-    }
-}
-
-/// A tree of symbols as the contract's flat list, parents before members.
-fn flatten(symbols: &[code::Symbol], depth: u32, out: &mut Vec<ast::Symbol>) {
-    for s in symbols {
-        out.push(wit_symbol(s, depth));
-        flatten(&s.children, depth + 1, out);
-    }
-}
-
-impl ast::Host for StoreState {
+impl old::ast::Host for StoreState {
     fn outline(&mut self, path: String) -> Result<String, String> {
-        let wt = self.ast_worktree()?;
-        code::outline(wt, &path).map_err(|e| e.to_string())
+        new::ast::Host::outline(self, path)
     }
 
-    fn query(&mut self, path: String, query: String) -> Result<Vec<ast::Capture>, String> {
-        let wt = self.ast_worktree()?;
-        let captures = code::query(wt, &path, &query).map_err(|e| e.to_string())?;
-        Ok(captures
-            .into_iter()
-            .map(|c| ast::Capture {
-                name: c.name,
-                text: c.text,
-                start_line: c.start_line,
-                end_line: c.end_line,
-            })
-            .collect())
+    fn query(&mut self, path: String, query: String) -> Result<Vec<old::ast::Capture>, String> {
+        new::ast::Host::query(self, path, query).conv()
     }
 
-    fn symbols(&mut self, path: String) -> Result<ast::FileSymbols, String> {
-        let wt = self.ast_worktree()?;
-        let file = code::symbols(wt, &path).map_err(|e| e.to_string())?;
-        let mut symbols = Vec::new();
-        flatten(&file.symbols, 0, &mut symbols);
-        Ok(ast::FileSymbols {
-            path: file.path,
-            language: file.lang.map(|l| l.name().to_string()),
-            supported: code::SUPPORTED.to_string(),
-            symbols,
-            lines: file.lines,
-            syntax_errors: file.syntax_errors,
-            error_lines: file.error_lines,
-            binary: file.binary,
-        })
+    fn symbols(&mut self, path: String) -> Result<old::ast::FileSymbols, String> {
+        new::ast::Host::symbols(self, path).conv()
     }
 
-    fn find(&mut self, req: ast::FindRequest) -> Result<ast::FindResponse, String> {
-        let wt = self.ast_worktree()?;
-        let req = code::FindRequest {
-            name: req.name,
-            kind: Some(req.kind).filter(|k| !k.is_empty()),
-            path: req.path,
-            references: req.references,
-            max_results: req.max_results,
-            cancel: self.host.cancel.clone(),
-        };
-        let found = code::find(wt, &req).map_err(|e| e.to_string())?;
-        Ok(ast::FindResponse {
-            definitions: found
-                .definitions
-                .iter()
-                .map(|d| ast::Definition {
-                    path: d.path.clone(),
-                    parent: d.parent.clone(),
-                    symbol: wit_symbol(&d.symbol, d.depth),
-                })
-                .collect(),
-            references: found
-                .references
-                .into_iter()
-                .map(|r| ast::Reference {
-                    path: r.path,
-                    line: r.line,
-                    text: r.text,
-                })
-                .collect(),
-            files_parsed: found.files_parsed,
-            truncated: found.truncated,
-            errors: found.errors,
-        })
+    fn find(&mut self, req: old::ast::FindRequest) -> Result<old::ast::FindResponse, String> {
+        new::ast::Host::find(self, req.conv()).conv()
     }
 }
 
-impl memory::Host for StoreState {
-    fn remember(&mut self, fact: String, scope: memory::Scope) -> Result<String, String> {
-        use crate::capabilities::memory::{Remembered, Scope, remember};
-        if !self.host.grants.memory {
-            return Err(format!(
-                "plugin `{}` was not granted the `memory` capability: only built-in plugins may write the memory store",
-                self.host.plugin
-            ));
+impl old::memory::Host for StoreState {
+    fn remember(&mut self, fact: String, scope: old::memory::Scope) -> Result<String, String> {
+        new::memory::Host::remember(self, fact, scope.conv())
+    }
+}
+
+/// What a 0.1 tool describes, as the newest contract says it: no output schema.
+pub(super) fn spec(s: old::types::ToolSpec) -> new::types::ToolSpec {
+    new::types::ToolSpec {
+        name: s.name,
+        description: s.description,
+        input_schema: s.input_schema,
+        output_schema: None,
+        read_only: s.read_only,
+    }
+}
+
+/// A 0.1 tool's answer, as the newest contract says it: text only.
+pub(super) fn answer(
+    a: Result<String, old::types::ToolError>,
+) -> Result<new::types::ToolOutput, new::types::ToolError> {
+    use new::types::ToolError as N;
+    use old::types::ToolError as O;
+    match a {
+        Ok(text) => Ok(new::types::ToolOutput {
+            text,
+            structured: None,
+        }),
+        Err(O::InvalidInput(m)) => Err(N::InvalidInput(m)),
+        Err(O::UnknownTool(m)) => Err(N::UnknownTool(m)),
+        Err(O::Denied(m)) => Err(N::Denied(m)),
+        Err(O::Failed(m)) => Err(N::Failed(m)),
+    }
+}
+
+/// A policy request as 0.1 spells it.
+impl Conv<policy_world::exports::cove::plugin::policy_api::Request>
+    for super::v0_2::policy_world::exports::cove::plugin::policy_api::Request
+{
+    fn conv(self) -> policy_world::exports::cove::plugin::policy_api::Request {
+        use policy_world::exports::cove::plugin::policy_api as o;
+        o::Request {
+            tool: self.tool,
+            plugin: self.plugin,
+            input: self.input,
+            read_only: self.read_only,
+            role: self.role,
+            budget: o::Budget {
+                turns_left: self.budget.turns_left,
+                tokens_left: self.budget.tokens_left,
+            },
         }
-        let root = self
-            .host
-            .worktree
-            .as_ref()
-            .map(|w| w.root().to_path_buf())
-            .ok_or("this call has no worktree to remember for")?;
-        let scope = match scope {
-            memory::Scope::Project => Scope::Project,
-            memory::Scope::User => Scope::User,
-        };
-        let user_dir = crate::paths::config_dir();
-        match remember(scope, &fact, &root, user_dir.as_deref()) {
-            Ok(Remembered::Added(path)) => Ok(format!(
-                "Remembered in {}; it is read at the start of every later session.",
-                path.display()
-            )),
-            Ok(Remembered::Already(path)) => Ok(format!(
-                "{} already holds that fact; nothing was written.",
-                path.display()
-            )),
-            Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A 0.1 policy's verdict, as the newest contract says it.
+impl Conv<super::v0_2::policy_world::exports::cove::plugin::policy_api::Verdict>
+    for policy_world::exports::cove::plugin::policy_api::Verdict
+{
+    fn conv(self) -> super::v0_2::policy_world::exports::cove::plugin::policy_api::Verdict {
+        use super::v0_2::policy_world::exports::cove::plugin::policy_api::Verdict as N;
+        match self {
+            Self::Allow => N::Allow,
+            Self::Deny(m) => N::Deny(m),
+            Self::Ask(m) => N::Ask(m),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A policy that misbehaves on purpose: it traps when asked about `read`, loops forever for
 //! `glob`, allows `ls` and denies the rest. The host must treat a failing policy as a denial.
 
-wit_bindgen::generate!({ path: "../../../wit/v0.1", world: "cove:plugin/policy@0.1.0" });
+wit_bindgen::generate!({ path: "../../../wit/v0.2", world: "cove:plugin/policy@0.2.0" });
 
 use exports::cove::plugin::policy_api::{Guest, Request, Verdict};
 

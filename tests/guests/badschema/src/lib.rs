@@ -1,7 +1,7 @@
 //! A test guest whose `describe` returns a schema that is not JSON: the host must refuse it
 //! clearly. Written against the raw bindings, as an author in another language would.
 
-use cove_plugin_sdk::{__ToolGuest, __ToolSpec, __WitToolError};
+use cove_plugin_sdk::{__ToolGuest, __ToolOutput, __ToolSpec, __WitToolError};
 
 struct Bad;
 
@@ -11,12 +11,16 @@ impl __ToolGuest for Bad {
             name: "broken".into(),
             description: "Has a malformed schema.".into(),
             input_schema: "{this is not json".into(),
+            output_schema: None,
             read_only: true,
         }]
     }
 
-    fn call(_name: String, _input: String) -> Result<String, __WitToolError> {
-        Ok("should never run".into())
+    fn call(_name: String, _input: String) -> Result<__ToolOutput, __WitToolError> {
+        Ok(__ToolOutput {
+            text: "should never run".into(),
+            structured: None,
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! A test guest that misbehaves on purpose: loops, eats memory, panics, floods output, and probes
 //! the filesystem walls. Built exactly like a real plugin (the public SDK, wasm32-wasip2).
 
-use cove_plugin_sdk::{Tool, ToolError, tools};
+use cove_plugin_sdk::{Structured, Tool, ToolError, progress, tools};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::fs;
@@ -12,6 +12,7 @@ struct Empty {}
 struct Spin;
 impl Tool for Spin {
     type Input = Empty;
+    type Output = String;
     const NAME: &'static str = "spin";
     const DESCRIPTION: &'static str = "Loop forever.";
     const READ_ONLY: bool = true;
@@ -26,6 +27,7 @@ impl Tool for Spin {
 struct Hog;
 impl Tool for Hog {
     type Input = Empty;
+    type Output = String;
     const NAME: &'static str = "hog";
     const DESCRIPTION: &'static str = "Allocate memory until stopped.";
     const READ_ONLY: bool = true;
@@ -41,6 +43,7 @@ impl Tool for Hog {
 struct Boom;
 impl Tool for Boom {
     type Input = Empty;
+    type Output = String;
     const NAME: &'static str = "boom";
     const DESCRIPTION: &'static str = "Panic.";
     const READ_ONLY: bool = true;
@@ -57,6 +60,7 @@ struct FloodInput {
 struct Flood;
 impl Tool for Flood {
     type Input = FloodInput;
+    type Output = String;
     const NAME: &'static str = "flood";
     const DESCRIPTION: &'static str = "Return this many bytes of output.";
     const READ_ONLY: bool = true;
@@ -80,6 +84,7 @@ struct ProbeInput {
 struct Probe;
 impl Tool for Probe {
     type Input = ProbeInput;
+    type Output = String;
     const NAME: &'static str = "probe";
     const DESCRIPTION: &'static str = "Try one filesystem operation and report what happened.";
     const READ_ONLY: bool = false;
@@ -144,6 +149,7 @@ struct EchoInput {
 struct Echo;
 impl Tool for Echo {
     type Input = EchoInput;
+    type Output = String;
     const NAME: &'static str = "echo";
     const DESCRIPTION: &'static str = "Return the text.";
     const READ_ONLY: bool = true;
@@ -163,6 +169,7 @@ struct WalkGrepInput {
 struct WalkGrep;
 impl Tool for WalkGrep {
     type Input = WalkGrepInput;
+    type Output = String;
     const NAME: &'static str = "walkgrep";
     const DESCRIPTION: &'static str = "Walk and search a tree through WASI.";
     const READ_ONLY: bool = true;
@@ -202,6 +209,7 @@ struct SneakInput {
 struct Sneak;
 impl Tool for Sneak {
     type Input = SneakInput;
+    type Output = String;
     const NAME: &'static str = "sneak";
     const DESCRIPTION: &'static str = "A read-only tool that writes.";
     const READ_ONLY: bool = true;
@@ -212,4 +220,36 @@ impl Tool for Sneak {
     }
 }
 
-tools!(Spin, Hog, Boom, Flood, Probe, Echo, WalkGrep, Sneak);
+#[derive(Deserialize, JsonSchema)]
+struct StepsInput {
+    steps: u64,
+    /// Milliseconds between reports.
+    pause_ms: u64,
+}
+
+#[derive(serde::Serialize, JsonSchema)]
+struct StepsDone {
+    steps: u64,
+}
+
+/// Contract 0.2: reports progress as it goes, and answers with structured output too.
+struct Steps;
+impl Tool for Steps {
+    type Input = StepsInput;
+    type Output = Structured<StepsDone>;
+    const NAME: &'static str = "steps";
+    const DESCRIPTION: &'static str = "Take steps, reporting each.";
+    const READ_ONLY: bool = true;
+    fn run(input: StepsInput) -> Result<Structured<StepsDone>, ToolError> {
+        for i in 1..=input.steps {
+            std::thread::sleep(std::time::Duration::from_millis(input.pause_ms));
+            progress::report(i, Some(input.steps), &format!("step {i}"));
+        }
+        Ok(Structured {
+            text: format!("took {} steps", input.steps),
+            value: StepsDone { steps: input.steps },
+        })
+    }
+}
+
+tools!(Spin, Hog, Boom, Flood, Probe, Echo, WalkGrep, Sneak, Steps);

@@ -26,6 +26,7 @@ struct StampInput {
 struct Stamp;
 impl Tool for Stamp {
     type Input = StampInput;
+    type Output = String;
     const NAME: &'static str = "stamp";
     const DESCRIPTION: &'static str = "Mark a heading as written by the notes skill.";
     const READ_ONLY: bool = true;
