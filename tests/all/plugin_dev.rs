@@ -123,6 +123,12 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
         "{run:?}"
     );
     assert!(run.stdout.contains("4 passed, 0 failed"), "{run:?}");
+    // Contract 0.2: the progress report and the structured output, which the model never sees.
+    assert!(
+        run.stdout.contains("progress: 0/3 counting words")
+            && run.stdout.contains(r#"structured: {"words":3,"unique":2}"#),
+        "{run:?}"
+    );
 
     let run = sb.cove(&["plugin", "install", &dir.to_string_lossy()])?;
     ok(&run, "plugin install");
@@ -135,7 +141,7 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
     files.sort();
     assert_eq!(
         files,
-        vec![format!("{name}.wasm"), "plugin.toml".to_string()]
+        vec!["plugin.toml".to_string(), format!("{name}.wasm")]
     );
     sb.trust()?;
 

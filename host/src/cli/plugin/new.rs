@@ -245,6 +245,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn new_plugins_are_written_against_the_newest_contract() {
+        assert_eq!(CONTRACT, cove::plugins::contract::NEWEST);
+        for (file, text) in WIT {
+            assert!(text.contains("package cove:plugin@0.2.0;"), "{file}");
+        }
+    }
+
+    #[test]
     fn names() {
         for good in ["a", "word-count", "x2", "my-tool-3"] {
             assert!(valid_name(good), "{good}");

@@ -15,9 +15,10 @@ use cove::agent::policy::{Context as PolicyContext, Decision, Gate};
 use cove::context::skills::Activation;
 use cove::plugins::manifest::{Expected, Kind, TestCase};
 use cove::plugins::registry::{Plugin, Registry};
-use cove::plugins::runtime::{PolicyRequest, Verdict};
+use cove::plugins::runtime::{PolicyRequest, ProgressSink, Verdict};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
@@ -159,11 +160,36 @@ fn tool_case(
         tool: case.tool.clone(),
         input: case.input.to_string(),
     };
-    let result = match gate.decide(registry, call, cx) {
-        Decision::Allow(p) => dispatch::call(registry, p),
-        Decision::Ask(p) => dispatch::call(registry, p.approve()),
+    let permitted = match gate.decide(registry, call, cx) {
+        Decision::Allow(p) => p,
+        Decision::Ask(p) => p.approve(),
         Decision::Deny(why) => return (false, format!("refused before it ran: {why}")),
     };
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let reports = reports.clone();
+        ProgressSink::new(move |p| {
+            if let Ok(mut r) = reports.lock() {
+                r.push(p);
+            }
+        })
+    };
+    let answer = dispatch::answer(registry, permitted, None, Some(sink));
+    let result = answer.result;
+    // What the model would not see: the progress reports and the structured output.
+    let mut extra = String::new();
+    if let Ok(reports) = reports.lock() {
+        for p in reports.iter() {
+            let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
+            extra.push_str(&format!(
+                "\n      progress: {}{total} {}",
+                p.done, p.message
+            ));
+        }
+    }
+    if let Some(structured) = &answer.structured {
+        extra.push_str(&format!("\n      structured: {structured}"));
+    }
     let mut problems = Vec::new();
     if result.is_error != case.error {
         problems.push(if case.error {
@@ -174,7 +200,7 @@ fn tool_case(
     }
     problems.extend(expected_text(case, &result.text));
     let shown = format!(
-        "{}{}",
+        "{}{}{extra}",
         if result.is_error { "error: " } else { "" },
         one_line(&result.text)
     );
