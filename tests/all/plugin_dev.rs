@@ -161,6 +161,21 @@ fn word_count_end_to_end(lang: &str) -> TestResult {
         r#"{"text":"a b a","unique":true}"#,
     ])?;
     assert_eq!(run.out().trim(), "3 words (2 unique)");
+    // Programs get the structured output too; the progress report goes to stderr.
+    let run = sb.cove(&[
+        "tools",
+        "call",
+        "--json",
+        "word_count",
+        r#"{"text":"a b a"}"#,
+    ])?;
+    let value: serde_json::Value = serde_json::from_str(run.out())?;
+    assert_eq!(
+        value["structured"],
+        serde_json::json!({"words": 3}),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("counting words"), "{run:?}");
     Ok(())
 }
 
