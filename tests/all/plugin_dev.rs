@@ -238,6 +238,17 @@ fn a_python_tool_from_new_to_a_call_and_a_wrong_sample_fails() -> TestResult {
     // An earlier build of the same plugin is replaced; the same bytes are left as they are.
     let run = sb.cove(&["plugin", "install", &dir.to_string_lossy()])?;
     assert!(run.out().contains("unchanged"), "{run:?}");
+
+    // A build that fails: the toolchain's own error, and a non-zero exit naming the step.
+    let app = std::fs::read_to_string(dir.join("app.py"))?;
+    std::fs::write(dir.join("app.py"), format!("{app}\ndef broken(:\n"))?;
+    let run = cove_at(&sb, &dir, &["plugin", "build"])?;
+    assert!(!run.ok, "{run:?}");
+    assert!(
+        run.stderr.contains("SyntaxError") && run.stderr.contains("`componentize-py -d wit"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("built "), "{run:?}");
     Ok(())
 }
 
