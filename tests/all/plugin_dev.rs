@@ -20,10 +20,35 @@ fn cache() -> PathBuf {
 fn cove_at(sb: &Sandbox, dir: &Path, args: &[&str]) -> Result<Run, std::io::Error> {
     let target = cache().join("cargo-target");
     let target = target.to_string_lossy().into_owned();
-    Ok(Run::from(
-        sb.command(dir, args, &[("CARGO_TARGET_DIR", target.as_str())])
-            .output()?,
-    ))
+    let mut env = vec![("CARGO_TARGET_DIR", target)];
+    if let Some(path) = node_path() {
+        env.push(("PATH", path));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(Run::from(sb.command(dir, args, &env).output()?))
+}
+
+/// componentize-js needs node 18 or newer: when the system's is older, a PATH with the node 22
+/// the MCP tests install first (npm, run by it, then uses it too).
+fn node_path() -> Option<String> {
+    let version = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&version.stdout);
+    let major: u32 = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()?;
+    if major >= 18 {
+        return None;
+    }
+    let node = &crate::mcp::installed().ok()?.node_22;
+    let path = std::env::var("PATH").unwrap_or_default();
+    Some(format!("{}:{path}", node.parent()?.display()))
 }
 
 #[track_caller]
