@@ -285,6 +285,12 @@ fn a_python_skill_and_a_python_policy_build_and_pass_their_samples() -> TestResu
         ("skill", "commits", "5 passed"),
         ("policy", "no-push", "3 passed"),
     ] {
+        // The policy is written inside a git repository (the sandbox's), the skill outside any.
+        let work = if kind == "policy" {
+            sb.repo().join("plugins-src")
+        } else {
+            work.clone()
+        };
         let workdir = work.to_string_lossy().into_owned();
         let run = sb.cove_in(
             sb.tmp.path(),

@@ -239,6 +239,12 @@ impl Manifest {
                     t.tool
                 )));
             }
+            if manifest.kind == Kind::Policy && t.error {
+                return Err(err(format!(
+                    "test {n} (`{}`): `error` is for tools; a policy's sample says its verdict = \"deny\" instead",
+                    t.tool
+                )));
+            }
             match (manifest.kind, t.verdict) {
                 (Kind::Policy, None) => {
                     return Err(err(format!(
@@ -382,6 +388,14 @@ read_only = true
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("verdict = \"allow\""), "{e}");
+        let e = Manifest::parse(
+            &format!("{policy}verdict = \"deny\"\nerror = true"),
+            Path::new("p"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("`error` is for tools"), "{e}");
         let m = Manifest::parse(&format!("{policy}verdict = \"ask\""), Path::new("p"))?;
         assert_eq!(m.tests[0].verdict, Some(Expected::Ask));
         Ok(())
