@@ -264,6 +264,21 @@ fn a_python_tool_from_new_to_a_call_and_a_wrong_sample_fails() -> TestResult {
     let run = sb.cove(&["plugin", "install", &dir.to_string_lossy()])?;
     assert!(run.out().contains("unchanged"), "{run:?}");
 
+    // A manifest that lists other tools than the component describes: test says so, and fails.
+    let listed = std::fs::read_to_string(dir.join("plugin.toml"))?;
+    std::fs::write(
+        dir.join("plugin.toml"),
+        listed.replace("word_count", "word_counter"),
+    )?;
+    let run = cove_at(&sb, &dir, &["plugin", "test"])?;
+    assert!(!run.ok, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("the component offers tool `word_count` that plugin.toml does not list"),
+        "{run:?}"
+    );
+    std::fs::write(dir.join("plugin.toml"), listed)?;
+
     // A build that fails: the toolchain's own error, and a non-zero exit naming the step.
     let app = std::fs::read_to_string(dir.join("app.py"))?;
     std::fs::write(dir.join("app.py"), format!("{app}\ndef broken(:\n"))?;

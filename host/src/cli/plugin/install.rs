@@ -26,8 +26,6 @@ pub(crate) fn run(
             path.display()
         );
     }
-    check(&dir, &manifest)?;
-
     let mut repo = None;
     let (target, where_) = if user {
         let config = cove::paths::config_dir()
@@ -79,8 +77,11 @@ pub(crate) fn run(
                 manifest.kind
             ),
         }
+        check(&dir, &manifest)?;
         std::fs::remove_dir_all(&target)
             .with_context(|| format!("cannot remove {}", target.display()))?;
+    } else {
+        check(&dir, &manifest)?;
     }
     std::fs::create_dir_all(&target)
         .with_context(|| format!("cannot create {}", target.display()))?;
