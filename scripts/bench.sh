@@ -10,3 +10,5 @@ cargo bench --locked -p cove --bench skills -- --write "$PWD/docs/PERFORMANCE.md
 cargo bench --locked -p cove --bench subagents -- --write "$PWD/docs/PERFORMANCE.md" "$@"
 cargo bench --locked -p cove --bench team -- --write "$PWD/docs/PERFORMANCE.md" "$@"
 cargo bench --locked -p cove --bench mcp -- --write "$PWD/docs/PERFORMANCE.md" "$@"
+# Needs what `cove plugin build` needs for each language (cargo, npm, pip): see docs/PLUGINS.md.
+cargo bench --locked -p cove --bench plugins -- --write "$PWD/docs/PERFORMANCE.md" "$@"

@@ -3,7 +3,9 @@
 //! through its own bindings; 0.2's progress reports and structured output reaching the user; and
 //! a component built for a contract newer than this cove, refused with the version it needs.
 
-use crate::support::{OLD_MANIFEST, Sandbox, TestResult, evil_manifest, guest};
+use crate::support::{
+    OLD_MANIFEST, Sandbox, TestResult, evil_manifest, guest, progress_between_call_and_result,
+};
 use serde_json::json;
 
 #[test]
@@ -11,12 +13,7 @@ fn a_0_1_plugin_works_beside_0_2_plugins() -> TestResult {
     let sb = Sandbox::new()?;
     sb.write("src/lib.rs", "pub fn one() {}\n\npub struct Two;\n")?;
     sb.add_plugin("old", OLD_MANIFEST, &guest("oldast"))?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read\""),
-        &guest("evil"),
-    )?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read\"", "")?;
     let list = sb.cove(&["tools", "list"])?;
     for tool in [
         "old_outline",
@@ -66,12 +63,7 @@ fn a_0_1_plugin_works_beside_0_2_plugins() -> TestResult {
 #[test]
 fn a_0_2_tools_progress_and_structured_output_reach_the_user() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read\""),
-        &guest("evil"),
-    )?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read\"", "")?;
     let input = json!({"steps": 3, "pause_ms": 5}).to_string();
     let run = sb.call("steps", &input)?;
     assert_eq!(run.out().trim_end(), "took 3 steps", "{run:?}");
@@ -158,12 +150,7 @@ fn a_component_built_for_a_newer_contract_is_refused_with_the_version_it_needs()
 #[test]
 fn a_plugins_progress_reaches_a_session_between_its_call_and_its_result() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read\""),
-        &guest("evil"),
-    )?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read\"", "")?;
     let script = json!({"turns": [
         {"text": "Stepping.", "tool_calls": [
             {"name": "steps", "input": {"steps": 2, "pause_ms": 5}},
@@ -172,16 +159,7 @@ fn a_plugins_progress_reaches_a_session_between_its_call_and_its_result() -> Tes
     ]});
     let run = sb.run_script(&script, &[], &[])?;
     assert!(run.ok, "{run:?}");
-    let events: Vec<serde_json::Value> = run
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let at = |t: &str| events.iter().position(|e| e["type"] == t);
-    let progress: Vec<&serde_json::Value> = events
-        .iter()
-        .filter(|e| e["type"] == "tool_progress")
-        .collect();
+    let progress = progress_between_call_and_result(&run.stdout);
     assert_eq!(progress.len(), 2, "{}", run.stdout);
     for (i, p) in progress.iter().enumerate() {
         assert_eq!(p["name"], "steps", "{p}");
@@ -189,16 +167,6 @@ fn a_plugins_progress_reaches_a_session_between_its_call_and_its_result() -> Tes
         assert_eq!(p["total"], json!(2.0), "{p}");
         assert_eq!(p["message"], format!("step {}", i + 1), "{p}");
     }
-    assert!(at("tool_call") < at("tool_progress"), "{}", run.stdout);
-    let last = events
-        .iter()
-        .rposition(|e| e["type"] == "tool_progress")
-        .unwrap_or(usize::MAX);
-    assert!(
-        at("tool_result").is_some_and(|r| r > last),
-        "{}",
-        run.stdout
-    );
     // The model reads the text only.
     assert_eq!(
         run.tool_results(),

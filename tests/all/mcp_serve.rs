@@ -7,7 +7,7 @@
 //! depend on timing: every wait is bounded generously and nothing asserts how fast something was.
 
 use crate::mcp::servers_dir;
-use crate::support::{Sandbox, TestResult, evil_manifest, guest};
+use crate::support::{Sandbox, TestResult};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -296,12 +296,7 @@ fn python_sdk_over_stdio_lists_the_tools_reads_writes_and_stays_inside() -> Test
 #[test]
 fn a_contract_0_2_tools_progress_and_structured_output_reach_the_client() -> TestResult {
     let sb = Sandbox::new()?;
-    sb.add_plugin(
-        "evil",
-        &evil_manifest("evil", "fs = \"read\""),
-        &guest("evil"),
-    )?;
-    sb.trust()?;
+    sb.evil_plugin("fs = \"read\"", "")?;
     let report = py(
         &sb,
         &stdio(

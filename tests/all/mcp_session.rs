@@ -9,7 +9,7 @@
 use crate::mock_model::{
     MockModel, Reply, calls, done, env, last_results, requests_of, route_with,
 };
-use crate::support::{Run, Sandbox, TestResult};
+use crate::support::{Run, Sandbox, TestResult, progress_between_call_and_result};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Stdio;
@@ -81,15 +81,7 @@ fn a_calls_progress_shows_as_it_comes() -> TestResult {
         &env,
     )?;
     assert!(run.ok, "{run:?}");
-    let events: Vec<Value> = run
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let progress: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "tool_progress")
-        .collect();
+    let progress = progress_between_call_and_result(&run.stdout);
     assert_eq!(progress.len(), 3, "{}", run.stdout);
     for (i, p) in progress.iter().enumerate() {
         assert_eq!(p["name"], "mcp__sdk__count", "{p}");
@@ -98,18 +90,6 @@ fn a_calls_progress_shows_as_it_comes() -> TestResult {
         assert_eq!(p["total"], json!(3.0), "{p}");
         assert_eq!(p["message"], format!("step {}", i + 1), "{p}");
     }
-    // Progress comes between the call and its result.
-    let at = |t: &str| events.iter().position(|e| e["type"] == t);
-    assert!(at("tool_call") < at("tool_progress"), "{}", run.stdout);
-    let last_progress = events
-        .iter()
-        .rposition(|e| e["type"] == "tool_progress")
-        .unwrap_or(usize::MAX);
-    assert!(
-        at("tool_result").is_some_and(|r| r > last_progress),
-        "{}",
-        run.stdout
-    );
     assert_eq!(
         run.tool_results(),
         vec![(false, "counted to 3".to_string())]

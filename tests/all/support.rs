@@ -345,6 +345,27 @@ pub const EVIL_TOOLS: [(&str, bool); 9] = [
     ("steps", true),
 ];
 
+/// The `tool_progress` events of a stream-json run, checked to come after the call's
+/// `tool_call` and before its `tool_result`.
+pub fn progress_between_call_and_result(stdout: &str) -> Vec<serde_json::Value> {
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |t: &str| events.iter().position(|e| e["type"] == t);
+    let first = at("tool_progress");
+    assert!(first.is_some() && at("tool_call") < first, "{stdout}");
+    let last = events
+        .iter()
+        .rposition(|e| e["type"] == "tool_progress")
+        .unwrap_or(usize::MAX);
+    assert!(at("tool_result").is_some_and(|r| r > last), "{stdout}");
+    events
+        .into_iter()
+        .filter(|e| e["type"] == "tool_progress")
+        .collect()
+}
+
 /// The manifest of the `oldast` test guest, a tool component built for contract 0.1.0.
 pub const OLD_MANIFEST: &str = "name = \"old\"\nversion = \"0.1.0\"\nkind = \"tool\"\ncontract = \"0.1.0\"\n\
     [capabilities]\nfs = \"none\"\nast = true\nsearch = true\n\
