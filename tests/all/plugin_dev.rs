@@ -294,6 +294,17 @@ fn a_python_tool_from_new_to_a_call_and_a_wrong_sample_fails() -> TestResult {
 
 #[test]
 fn a_python_skill_and_a_python_policy_build_and_pass_their_samples() -> TestResult {
+    skill_and_policy("python")
+}
+
+#[test]
+fn a_rust_skill_and_a_rust_policy_build_and_pass_their_samples() -> TestResult {
+    skill_and_policy("rust")
+}
+
+/// new → build → test for the skill and the policy kinds in `lang`, then each installed for the
+/// user: the skill is listed, the policy in force decides calls typed by hand.
+fn skill_and_policy(lang: &str) -> TestResult {
     let sb = Sandbox::new()?;
     let work = work(&sb)?;
     for (kind, name, passed) in [
@@ -310,7 +321,7 @@ fn a_python_skill_and_a_python_policy_build_and_pass_their_samples() -> TestResu
         let run = sb.cove_in(
             sb.tmp.path(),
             &[
-                "plugin", "new", name, "--lang", "python", "--kind", kind, "--dir", &workdir,
+                "plugin", "new", name, "--lang", lang, "--kind", kind, "--dir", &workdir,
             ],
         )?;
         ok(&run, "plugin new");
@@ -349,10 +360,22 @@ fn a_python_skill_and_a_python_policy_build_and_pass_their_samples() -> TestResu
                 r#"{"command":"git push origin main"}"#,
             ])?;
             assert!(!run.ok && run.stderr.contains("git push"), "{run:?}");
+            sb.write("notes.txt", "kept\n")?;
+            let run = sb.cove(&["tools", "call", "read", r#"{"file_path":"notes.txt"}"#])?;
+            assert!(run.out().contains("kept"), "{run:?}");
         } else {
             assert!(
                 run.stdout.contains("skill instructions: # Commit messages")
                     && run.stdout.contains("ok (14 characters)"),
+                "{run:?}"
+            );
+            ok(
+                &sb.cove(&["plugin", "install", "--user", &dir.to_string_lossy()])?,
+                "plugin install --user",
+            );
+            let run = sb.cove(&["skills", "list"])?;
+            assert!(
+                run.out().contains("commits") && run.out().contains("user-plugin"),
                 "{run:?}"
             );
         }
