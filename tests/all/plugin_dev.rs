@@ -455,8 +455,14 @@ fn build_without_a_toolchain_says_how_to_get_one() -> TestResult {
     );
     assert!(!work.join("lonely/lonely.wasm").exists());
 
-    // The same for JavaScript without node, and Rust without rustup.
-    for (lang, says) in [("js", "node"), ("rust", "rustup")] {
+    // The same for JavaScript without node, and Rust without its wasm32-wasip2 target.
+    let rustup = stubs.join("rustup");
+    std::fs::write(&rustup, "#!/bin/sh\necho x86_64-unknown-linux-gnu\n")?;
+    std::fs::set_permissions(&rustup, std::fs::Permissions::from_mode(0o755))?;
+    for (lang, says) in [
+        ("js", "neither componentize-js nor node was found"),
+        ("rust", "rustup target add wasm32-wasip2"),
+    ] {
         let name = format!("no-{lang}");
         ok(
             &cove_at(&sb, &work, &["plugin", "new", &name, "--lang", lang])?,

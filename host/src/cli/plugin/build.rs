@@ -126,12 +126,19 @@ fn output_of(program: &str, args: &[&str]) -> Option<String> {
 }
 
 fn rust(dir: &Path, out: &Path) -> Result<()> {
-    let Some(installed) = output_of("rustup", &["target", "list", "--installed"]) else {
-        bail!(
-            "rustup was not found (or failed): a Rust plugin needs Rust from https://rustup.rs and its wasm32-wasip2 target (`rustup target add wasm32-wasip2`)"
-        );
+    let installed = match output_of("rustup", &["target", "list", "--installed"]) {
+        Some(list) => list.lines().any(|l| l.trim() == "wasm32-wasip2"),
+        // A Rust without rustup (a distribution's): look for the target's library itself.
+        None => match output_of("rustc", &["--print", "sysroot"]) {
+            Some(sysroot) => Path::new(sysroot.trim())
+                .join("lib/rustlib/wasm32-wasip2")
+                .is_dir(),
+            None => bail!(
+                "neither rustup nor rustc was found: a Rust plugin needs Rust from https://rustup.rs and its wasm32-wasip2 target (`rustup target add wasm32-wasip2`)"
+            ),
+        },
     };
-    if !installed.lines().any(|l| l.trim() == "wasm32-wasip2") {
+    if !installed {
         bail!(
             "the Rust target wasm32-wasip2 is not installed; install it with:\n  rustup target add wasm32-wasip2"
         );
