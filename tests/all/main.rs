@@ -17,6 +17,7 @@ mod mcp_serve;
 mod mcp_session;
 mod memory;
 mod mock_model;
+mod plugin_dev;
 mod policy;
 mod sandbox;
 mod search_tools;
