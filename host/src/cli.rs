@@ -306,6 +306,40 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start a plugin: folder NAME with a manifest, a working example, the contract's WIT, and
+    /// samples for `cove plugin test`.
+    New {
+        /// Lowercase letters, digits and `-`.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: plugin::new::Lang,
+        #[arg(long, value_enum, default_value = "tool")]
+        kind: plugin::new::KindArg,
+        /// Where to create the folder (default: the current directory).
+        #[arg(long, value_name = "PARENT")]
+        dir: Option<PathBuf>,
+    },
+    /// Build the plugin in DIR (Rust, JavaScript or Python) into the component its manifest names.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Load the plugin in DIR with cove's runtime and run the samples in its manifest.
+    Test {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Check the built plugin at PATH and copy it into this repository's .cove/plugins/ (or the
+    /// user's plugins with --user).
+    Install {
+        path: PathBuf,
+        /// Into your own plugins folder, for every repository.
+        #[arg(long)]
+        user: bool,
+        /// Replace whatever is installed under that name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
@@ -373,6 +407,17 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Skills(SkillsCommand::List { json }) => skills::list(cli.worktree, json),
         Command::Skills(SkillsCommand::Show { name }) => skills::show(cli.worktree, &name),
         Command::Plugin(PluginCommand::Inspect { file, json }) => plugin::inspect(&file, json),
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang,
+            kind,
+            dir,
+        }) => plugin::new::run(&name, lang, kind, dir),
+        Command::Plugin(PluginCommand::Build { dir }) => plugin::build::run(&dir),
+        Command::Plugin(PluginCommand::Test { dir }) => plugin::test::run(&dir),
+        Command::Plugin(PluginCommand::Install { path, user, force }) => {
+            plugin::install::run(cli.worktree, &path, user, force)
+        }
         Command::Demo => demo::run(),
         Command::Doctor { json } => doctor::run(json),
         Command::Trust { revoke, list, json } => trust::run(cli.worktree, revoke, list, json),

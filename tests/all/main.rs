@@ -18,6 +18,7 @@ mod mcp_session;
 mod memory;
 mod mock_model;
 mod plain_component;
+mod plugin_dev;
 mod policy;
 mod sandbox;
 mod search_tools;

@@ -246,3 +246,26 @@ fn plugin_inspect_says_it_loads_as_a_plain_component_and_what_it_offers() -> Tes
     );
     Ok(())
 }
+
+#[test]
+fn cove_plugin_test_runs_a_plain_components_samples() -> TestResult {
+    let sb = Sandbox::new()?;
+    let dir = sb.tmp.path().join("dev/filesystem");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(fixture(), dir.join("filesystem.wasm"))?;
+    std::fs::write(
+        dir.join("plugin.toml"),
+        format!(
+            "{MINIMAL}[[test]]\ntool = \"list-directory\"\ninput = {{ path = \".\" }}\n\
+             [[test]]\ntool = \"read-file\"\ninput = {{ path = \"../../etc/hostname\" }}\nerror = true\n"
+        ),
+    )?;
+    let run = sb.cove_in(
+        &sb.tmp.path().join("dev"),
+        &["plugin", "test", "filesystem"],
+    )?;
+    let out = run.out();
+    assert!(out.contains("contract none: a plain component"), "{out}");
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    Ok(())
+}

@@ -124,6 +124,59 @@ pub struct Manifest {
     /// manifest listed none); never read from plugin.toml.
     #[serde(skip)]
     pub tools_from_component: bool,
+    /// Samples `cove plugin test` runs; the host ignores them otherwise.
+    #[serde(default, rename = "test", skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestCase>,
+}
+
+/// One sample for `cove plugin test`: a call of one of the plugin's tools (or, for a policy, a
+/// call to decide about) and what must come of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// The tool called (a policy: the tool of the call it decides about).
+    pub tool: String,
+    /// The call's input (a table; default `{}`).
+    #[serde(default = "empty_object")]
+    pub input: serde_json::Value,
+    /// A substring the result (a policy: the verdict's reason) must contain.
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// Whether the call must fail (tools; default false).
+    #[serde(default)]
+    pub error: bool,
+    /// Policies: whether the call is read-only (default false).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Policies: the plugin the tool belongs to, as the policy is told (default `sample`).
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// Policies: the verdict it must give.
+    #[serde(default)]
+    pub verdict: Option<Expected>,
+}
+
+/// The verdict a policy sample expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expected {
+    Allow,
+    Deny,
+    Ask,
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expected::Allow => "allow",
+            Expected::Deny => "deny",
+            Expected::Ask => "ask",
+        })
+    }
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 /// A manifest that could not be used, naming the file, the field and the fix.
@@ -154,7 +207,7 @@ impl Manifest {
                 .unwrap_or_default();
             err(format!(
                 "{}{span}; a manifest needs name, version, kind (tool | skill | policy) and contract \
-                 (left out for a plain component), and may have description, component, [capabilities], [limits] and [[tool]] entries",
+                 (left out for a plain component), and may have description, component, [capabilities], [limits], [[tool]] and [[test]] entries",
                 e.message()
             ))
         })?;
@@ -201,6 +254,47 @@ impl Manifest {
                     "field `tool.name`: `{}` is listed twice",
                     t.name
                 )));
+            }
+        }
+        for (i, t) in manifest.tests.iter().enumerate() {
+            let n = i + 1;
+            if !t.input.is_object() {
+                return Err(err(format!(
+                    "test {n} (`{}`): field `input` must be a table, like input = {{ text = \"a b\" }}",
+                    t.tool
+                )));
+            }
+            if manifest.kind == Kind::Policy && t.error {
+                return Err(err(format!(
+                    "test {n} (`{}`): `error` is for tools; a policy's sample says its verdict = \"deny\" instead",
+                    t.tool
+                )));
+            }
+            match (manifest.kind, t.verdict) {
+                (Kind::Policy, None) => {
+                    return Err(err(format!(
+                        "test {n} (`{}`): a policy's sample says what it must decide: add verdict = \"allow\" (or \"deny\", \"ask\")",
+                        t.tool
+                    )));
+                }
+                (Kind::Tool | Kind::Skill, Some(_)) => {
+                    return Err(err(format!(
+                        "test {n} (`{}`): `verdict` is for policies; a {} plugin's sample says `expect` and `error`",
+                        t.tool, manifest.kind
+                    )));
+                }
+                // A plain component without [[tool]] entries: its functions are its tools, and
+                // only loading it says which (a sample naming another fails there).
+                (Kind::Tool | Kind::Skill, None)
+                    if !(manifest.is_plain() && manifest.tools.is_empty()
+                        || manifest.tools.iter().any(|e| e.name == t.tool)) =>
+                {
+                    return Err(err(format!(
+                        "test {n}: tool `{}` is not listed in a [[tool]] entry",
+                        t.tool
+                    )));
+                }
+                _ => {}
             }
         }
         if let Some(c) = &manifest.component
@@ -334,5 +428,43 @@ read_only = true
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("capabilities.net"), "{e}");
+    }
+
+    #[test]
+    fn test_samples_are_checked_against_the_kind() -> Result<(), ManifestError> {
+        let with = |extra: &str| format!("{GOOD}\n{extra}");
+        let m = Manifest::parse(
+            &with("[[test]]\ntool = \"read\"\ninput = { path = \"a\", n = 2 }\nexpect = \"x\""),
+            Path::new("plugin.toml"),
+        )?;
+        assert_eq!(m.tests.len(), 1);
+        assert_eq!(m.tests[0].input, serde_json::json!({"path": "a", "n": 2}));
+        assert!(!m.tests[0].error);
+        let e = |text: &str| {
+            Manifest::parse(&with(text), Path::new("plugin.toml"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(e("[[test]]\ntool = \"nope\"").contains("not listed"));
+        assert!(e("[[test]]\ntool = \"read\"\nverdict = \"deny\"").contains("for policies"));
+        assert!(e("[[test]]\ntool = \"read\"\nwhat = 1").contains("what"));
+        let policy = "name = \"p\"\nversion = \"1\"\nkind = \"policy\"\ncontract = \"0.2.0\"\n[[test]]\ntool = \"bash\"\n";
+        let e = Manifest::parse(policy, Path::new("plugin.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("verdict = \"allow\""), "{e}");
+        let e = Manifest::parse(
+            &format!("{policy}verdict = \"deny\"\nerror = true"),
+            Path::new("p"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("`error` is for tools"), "{e}");
+        let m = Manifest::parse(&format!("{policy}verdict = \"ask\""), Path::new("p"))?;
+        assert_eq!(m.tests[0].verdict, Some(Expected::Ask));
+        Ok(())
     }
 }
