@@ -255,6 +255,31 @@ mod tests {
         }
     }
 
+    /// A published contract never changes: components built against it must keep linking.
+    /// Changing `wit/v0.1` (or `wit/v0.2`, once a newer version ships) fails here on purpose.
+    #[test]
+    fn published_contract_texts_are_frozen() {
+        let frozen = [
+            (
+                "v0.1/types.wit",
+                include_str!("../../../wit/v0.1/types.wit"),
+                "a2315682e770300a76cf59873d924bdd1c45ff30aeeeb2c21cecbd88240dbff5",
+            ),
+            (
+                "v0.1/worlds.wit",
+                include_str!("../../../wit/v0.1/worlds.wit"),
+                "f3461e08b16fb12a7f98f49d475cf8ac9193be396732b651d63648cf31c726f6",
+            ),
+        ];
+        for (file, text, want) in frozen {
+            assert_eq!(
+                blake3::hash(text.as_bytes()).to_hex().as_str(),
+                want,
+                "wit/{file} changed; a published contract is frozen: put changes in a new version"
+            );
+        }
+    }
+
     #[test]
     fn rejects_non_components() {
         assert!(matches!(inspect(b"not wasm"), Err(InspectError::Parse(_))));
