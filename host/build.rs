@@ -29,6 +29,7 @@ const GUESTS: &[&str] = &[
     "cove-guest-badschema",
     "cove-guest-badpolicy",
     "cove-guest-oldast",
+    "cove-guest-typed",
 ];
 /// Test guests of the `skill` world (the SDK's `skill` feature), built in a cargo run of their own.
 const SKILL_GUESTS: &[&str] = &["cove-guest-skill"];

@@ -17,6 +17,7 @@ mod mcp_serve;
 mod mcp_session;
 mod memory;
 mod mock_model;
+mod plain_component;
 mod plugin_dev;
 mod policy;
 mod sandbox;

@@ -149,10 +149,13 @@ pub(crate) fn inspect(file: &PathBuf, json: bool) -> Result<ExitCode> {
         ),
         Err(_) => None,
     };
+    // No cove world: it may still load as a plain component.
+    let plain = info.contract.is_none().then(|| plain_support(&bytes));
     let supported = info
         .contract
         .as_deref()
-        .is_some_and(cove::plugins::contract::is_supported);
+        .is_some_and(cove::plugins::contract::is_supported)
+        || plain.as_ref().is_some_and(|(ok, _)| *ok);
     let mut out = std::io::stdout().lock();
     if json {
         let value = serde_json::json!({
@@ -181,10 +184,7 @@ pub(crate) fn inspect(file: &PathBuf, json: bool) -> Result<ExitCode> {
     {
         Some(Ok(_)) => "yes".to_string(),
         Some(Err(e)) => format!("no: {e}"),
-        None => format!(
-            "no: it exports no cove:plugin world (this cove loads contracts {})",
-            cove::plugins::contract::SUPPORTED.join(", ")
-        ),
+        None => plain.map(|(_, text)| text).unwrap_or_default(),
     };
     writeln!(out, "loadable: {support}")?;
     let used = cove::plugins::contract::imported_capabilities(&info);
@@ -241,4 +241,40 @@ pub(crate) fn inspect(file: &PathBuf, json: bool) -> Result<ExitCode> {
         bail!("this component cannot be loaded by this cove");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a component with no cove world loads as a plain component (its exported functions
+/// as tools, `contract` left out of plugin.toml), and what it would offer.
+fn plain_support(bytes: &[u8]) -> (bool, String) {
+    use cove::plugins::runtime::plain::exports;
+    let no_world = format!(
+        "it exports no cove:plugin world (this cove loads contracts {})",
+        cove::plugins::contract::SUPPORTED.join(", ")
+    );
+    match exports::read(bytes) {
+        Err(e) => (false, format!("no: {no_world}; {e}")),
+        Ok(found) if !found.unprovided_imports().is_empty() => (
+            false,
+            format!(
+                "no: {no_world}, and as a plain component it imports what cove does not provide: {}",
+                found.unprovided_imports().join(", ")
+            ),
+        ),
+        Ok(found) if found.funcs.is_empty() => (
+            false,
+            format!("no: {no_world}, and it exports no function cove can offer as a tool"),
+        ),
+        Ok(found) => {
+            let mut text = String::from(
+                "yes, as a plain component (leave `contract` out of plugin.toml); its functions as tools:",
+            );
+            for f in &found.funcs {
+                text.push_str(&format!("\n  {}: {}", f.tool, f.signature()));
+            }
+            for s in &found.skipped {
+                text.push_str(&format!("\n  not offered: {s}"));
+            }
+            (true, text)
+        }
+    }
 }

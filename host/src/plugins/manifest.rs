@@ -82,11 +82,16 @@ pub struct Limits {
 }
 
 /// One tool as the manifest lists it, so `cove tools list` needs no compilation.
+///
+/// A plain component's entries are optional: when there are some, only the functions they name
+/// are offered, each with the entry's description (if it gives one) and read-only flag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolEntry {
     pub name: String,
-    /// One line for listings; the model gets the component's own description.
+    /// One line for listings; the model gets the component's own description (a plain
+    /// component's function gets this one, when given). Required for a cove plugin.
+    #[serde(default)]
     pub description: String,
     #[serde(default)]
     pub read_only: bool,
@@ -99,8 +104,11 @@ pub struct Manifest {
     pub name: String,
     pub version: String,
     pub kind: Kind,
-    /// The contract version the component was built against, e.g. `0.1.0`.
-    pub contract: String,
+    /// The contract version the component was built against, e.g. `0.1.0`. None for a plain
+    /// component: a tool plugin whose component exports plain typed functions (written for
+    /// another host), each offered as a tool.
+    #[serde(default)]
+    pub contract: Option<String>,
     #[serde(default)]
     pub description: String,
     /// The component file, relative to the manifest (default `<name>.wasm`).
@@ -112,6 +120,10 @@ pub struct Manifest {
     pub limits: Limits,
     #[serde(default, rename = "tool")]
     pub tools: Vec<ToolEntry>,
+    /// Set by the registry when it filled `tools` from a plain component's exports (the
+    /// manifest listed none); never read from plugin.toml.
+    #[serde(skip)]
+    pub tools_from_component: bool,
     /// Samples `cove plugin test` runs; the host ignores them otherwise.
     #[serde(default, rename = "test", skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestCase>,
@@ -194,8 +206,8 @@ impl Manifest {
                 })
                 .unwrap_or_default();
             err(format!(
-                "{}{span}; a manifest needs name, version, kind (tool | skill | policy) and contract, \
-                 and may have description, component, [capabilities], [limits], [[tool]] and [[test]] entries",
+                "{}{span}; a manifest needs name, version, kind (tool | skill | policy) and contract \
+                 (left out for a plain component), and may have description, component, [capabilities], [limits], [[tool]] and [[test]] entries",
                 e.message()
             ))
         })?;
@@ -205,7 +217,14 @@ impl Manifest {
                 manifest.name
             )));
         }
-        if manifest.kind == Kind::Tool && manifest.tools.is_empty() {
+        if manifest.contract.is_none() && manifest.kind != Kind::Tool {
+            return Err(err(format!(
+                "field `contract`: a {} plugin is built against cove's contract: add contract = \"0.1.0\" \
+                 (only a tool plugin may leave it out, for a plain component)",
+                manifest.kind
+            )));
+        }
+        if manifest.kind == Kind::Tool && manifest.tools.is_empty() && !manifest.is_plain() {
             return Err(err(
                 "a tool plugin lists its tools: add a [[tool]] entry with name, description and read_only for each".into(),
             ));
@@ -221,6 +240,12 @@ impl Manifest {
             if !is_tool_name(&t.name) {
                 return Err(err(format!(
                     "field `tool.name`: `{}` is not a valid tool name; use letters, digits, `-` and `_` (at most 64)",
+                    t.name
+                )));
+            }
+            if t.description.trim().is_empty() && !manifest.is_plain() {
+                return Err(err(format!(
+                    "field `tool.description`: tool `{}` needs a one-line description",
                     t.name
                 )));
             }
@@ -258,8 +283,11 @@ impl Manifest {
                         t.tool, manifest.kind
                     )));
                 }
+                // A plain component without [[tool]] entries: its functions are its tools, and
+                // only loading it says which (a sample naming another fails there).
                 (Kind::Tool | Kind::Skill, None)
-                    if !manifest.tools.iter().any(|e| e.name == t.tool) =>
+                    if !(manifest.is_plain() && manifest.tools.is_empty()
+                        || manifest.tools.iter().any(|e| e.name == t.tool)) =>
                 {
                     return Err(err(format!(
                         "test {n}: tool `{}` is not listed in a [[tool]] entry",
@@ -284,6 +312,11 @@ impl Manifest {
             }
         }
         Ok(manifest)
+    }
+
+    /// Whether the component is a plain one (no `contract`): its exported functions are its tools.
+    pub fn is_plain(&self) -> bool {
+        self.contract.is_none()
     }
 
     /// The component file name beside the manifest.
@@ -332,6 +365,40 @@ read_only = true
         assert_eq!(m.capabilities.fs, FsAccess::ReadWrite);
         assert_eq!(m.tools.len(), 1);
         assert_eq!(m.component_file(), "fs.wasm");
+        Ok(())
+    }
+
+    #[test]
+    fn a_tool_plugin_without_contract_is_a_plain_component() -> Result<(), ManifestError> {
+        let plain = "name = \"filesystem\"\nversion = \"1.0.0\"\nkind = \"tool\"\n";
+        let m = Manifest::parse(plain, Path::new("plugin.toml"))?;
+        assert!(m.is_plain() && m.tools.is_empty());
+        assert_eq!(m.capabilities.fs, FsAccess::Read);
+        // Its [[tool]] entries may narrow and describe, without a description even.
+        let m = Manifest::parse(
+            &format!("{plain}[[tool]]\nname = \"read-file\"\nread_only = true\n"),
+            Path::new("plugin.toml"),
+        )?;
+        assert!(m.tools[0].read_only && m.tools[0].description.is_empty());
+        // A cove plugin's entry still needs one.
+        let bad = GOOD.replace("description = \"Read a file\"\n", "");
+        let e = Manifest::parse(&bad, Path::new("plugin.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("field `tool.description`"), "{e}");
+        // Skills and policies are always built against the contract.
+        let e = Manifest::parse(
+            &plain.replace("kind = \"tool\"", "kind = \"policy\""),
+            Path::new("plugin.toml"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.contains("field `contract`") && e.contains("policy"),
+            "{e}"
+        );
         Ok(())
     }
 

@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+mod plain;
+
 /// Where a plugin comes from. Later layers win.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -203,14 +205,22 @@ impl Registry {
         let mut add = |candidate: Result<(Manifest, Source, String), ManifestError>,
                        layer: Layer,
                        problems: &mut Vec<String>| {
-            let (manifest, source, origin) = match candidate {
+            let (mut manifest, source, origin) = match candidate {
                 Ok(c) => c,
                 Err(e) => return problems.push(e.to_string()),
             };
-            if let Err(e) = contract::version(&manifest.contract) {
+            if let Some(built_for) = &manifest.contract
+                && let Err(e) = contract::version(built_for)
+            {
                 return problems.push(format!(
                     "{origin}: plugin `{}` {} is not loaded: {e}",
                     manifest.name, manifest.version,
+                ));
+            }
+            if let Err(e) = plain::list_tools(&mut manifest, &source, problems) {
+                return problems.push(format!(
+                    "{origin}: plugin `{}` is not loaded: {e}",
+                    manifest.name
                 ));
             }
             if layer != Layer::BuiltIn
@@ -649,6 +659,45 @@ impl Registry {
             plugin: name.clone(),
             message,
         };
+        let bytes = self.read_bytes(plugin)?;
+        let info = contract::inspect(&bytes).map_err(|e| err(e.to_string()))?;
+        let Some(built_for) = info.contract.clone() else {
+            return Err(err(format!(
+                "plugin.toml says contract {} but its component exports no cove world: it is a plain component (its exported functions would be its tools); remove `contract` from {}",
+                plugin.manifest.contract.as_deref().unwrap_or("none"),
+                plugin.origin
+            )));
+        };
+        let version =
+            contract::version(&built_for).map_err(|e| err(format!("its component: {e}")))?;
+        if Some(&built_for) != plugin.manifest.contract.as_ref() {
+            return Err(err(format!(
+                "plugin.toml says contract {} but the component is built for {built_for}; fix `contract` in {}",
+                plugin.manifest.contract.as_deref().unwrap_or("none"),
+                plugin.origin
+            )));
+        }
+        if info.kind != Some(plugin.manifest.kind) {
+            return Err(err(format!(
+                "plugin.toml says kind {} but the component exports {}",
+                plugin.manifest.kind,
+                info.kind
+                    .map_or("no cove:plugin world".to_string(), |k| format!(
+                        "the {k} world"
+                    ))
+            )));
+        }
+        Ok((bytes, version))
+    }
+
+    /// The component's bytes: a built-in's, a file's, or a project file that must still have
+    /// the bytes the user trusted.
+    fn read_bytes(&self, plugin: &Plugin) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
+        let name = plugin.manifest.name.clone();
+        let err = |message: String| LoadError {
+            plugin: name.clone(),
+            message,
+        };
         let bytes: std::borrow::Cow<'static, [u8]> = match &plugin.source {
             Source::Embedded { wasm, .. } => std::borrow::Cow::Borrowed(wasm),
             Source::File(path) => std::borrow::Cow::Owned(
@@ -667,30 +716,13 @@ impl Registry {
                 std::borrow::Cow::Owned(bytes)
             }
         };
-        let info = contract::inspect(&bytes).map_err(|e| err(e.to_string()))?;
-        let built_for = info.contract.clone().unwrap_or_else(|| "none".into());
-        let version =
-            contract::version(&built_for).map_err(|e| err(format!("its component: {e}")))?;
-        if built_for != plugin.manifest.contract {
-            return Err(err(format!(
-                "plugin.toml says contract {} but the component is built for {built_for}; fix `contract` in {}",
-                plugin.manifest.contract, plugin.origin
-            )));
-        }
-        if info.kind != Some(plugin.manifest.kind) {
-            return Err(err(format!(
-                "plugin.toml says kind {} but the component exports {}",
-                plugin.manifest.kind,
-                info.kind
-                    .map_or("no cove:plugin world".to_string(), |k| format!(
-                        "the {k} world"
-                    ))
-            )));
-        }
-        Ok((bytes, version))
+        Ok(bytes)
     }
 
     fn load_uncached(&self, plugin: &Plugin) -> Result<LoadedPlugin, LoadError> {
+        if plugin.manifest.is_plain() {
+            return self.load_plain(plugin);
+        }
         let name = plugin.manifest.name.clone();
         let err = |message: String| LoadError {
             plugin: name.clone(),

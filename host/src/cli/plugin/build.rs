@@ -68,10 +68,13 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
                 ))
         );
     }
-    if contract != manifest.contract {
+    if Some(&contract) != manifest.contract.as_ref() {
         bail!(
             "plugin.toml says contract {} but the component is built for {contract}; fix `contract`",
-            manifest.contract
+            manifest
+                .contract
+                .as_deref()
+                .unwrap_or("none (a plain component)")
         );
     }
     if !cove::plugins::contract::is_supported(&contract) {
@@ -314,7 +317,14 @@ fn python(dir: &Path, manifest: &Manifest, out: &Path) -> Result<()> {
             }
         }
     };
-    let world = format!("cove:plugin/{}@{}", manifest.kind, manifest.contract);
+    let world = format!(
+        "cove:plugin/{}@{}",
+        manifest.kind,
+        manifest
+            .contract
+            .as_deref()
+            .unwrap_or(cove::plugins::contract::NEWEST)
+    );
     let mut cmd = Command::new(&tool);
     cmd.args(["-d", "wit", "-w", &world, "componentize", "app", "-o"])
         .arg(out)

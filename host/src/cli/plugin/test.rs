@@ -32,7 +32,13 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
     }
     println!(
         "testing {} {} ({} plugin, contract {}) in a scratch worktree, granted what plugin.toml asks",
-        manifest.name, manifest.version, manifest.kind, manifest.contract
+        manifest.name,
+        manifest.version,
+        manifest.kind,
+        manifest
+            .contract
+            .as_deref()
+            .unwrap_or("none: a plain component")
     );
     let config = granting_asks(&manifest);
     let (registry, scratch) = registry_of(&dir, &manifest, &config)?;
