@@ -1170,8 +1170,10 @@ impl Agent {
                 let r = match handle {
                     Some(mut h) => {
                         let joined = loop {
+                            // Reports first: a call's reports are all queued before it ends,
+                            // so none is left behind once its result is taken.
                             tokio::select! {
-                                joined = &mut h => break joined,
+                                biased;
                                 Some((j, p)) = progress_rx.recv() => {
                                     // A call already answered may have queued a last report.
                                     if j >= k {
@@ -1179,6 +1181,7 @@ impl Agent {
                                         observer.progress(id, name, &p);
                                     }
                                 }
+                                joined = &mut h => break joined,
                             }
                         };
                         joined.unwrap_or_else(|e| ToolResult {

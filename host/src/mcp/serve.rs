@@ -271,18 +271,21 @@ impl Server {
         });
         tokio::pin!(job);
         let result = loop {
+            // Reports first: the call's reports are all queued before it ends, so each is sent
+            // before the result.
             tokio::select! {
+                biased;
+                Some(p) = reports.recv() => {
+                    if let Some(token) = &token {
+                        let _ = cx.peer.notify_progress(progress_note(token.clone(), p)).await;
+                    }
+                }
                 r = &mut job => break r,
                 () = cx.ct.cancelled() => {
                     cancel.store(true, Ordering::Relaxed);
                     // Wait for it to stop (within an epoch tick, or its command's process-group
                     // kill), so nothing of this call still runs once its request is over.
                     break (&mut job).await;
-                }
-                Some(p) = reports.recv() => {
-                    if let Some(token) = &token {
-                        let _ = cx.peer.notify_progress(progress_note(token.clone(), p)).await;
-                    }
                 }
             }
         };
