@@ -191,20 +191,7 @@ impl Func {
 
     /// The input schema: one property per parameter, in order; required unless an `option`.
     pub fn input_schema(&self) -> Value {
-        let mut properties = Map::new();
-        let mut required = Vec::new();
-        for (name, ty) in &self.params {
-            properties.insert(name.clone(), schema(ty));
-            if !matches!(ty, Ty::Option(_)) {
-                required.push(Value::String(name.clone()));
-            }
-        }
-        json!({
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "additionalProperties": false,
-        })
+        object_schema(&self.params)
     }
 
     /// The call's arguments from the model's input object, in parameter order.
@@ -310,6 +297,24 @@ fn text(v: &Val) -> String {
     }
 }
 
+/// An object with one property per field, in order; each required unless an `option`.
+fn object_schema(fields: &[(String, Ty)]) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for (name, t) in fields {
+        properties.insert(name.clone(), schema(t));
+        if !matches!(t, Ty::Option(_)) {
+            required.push(Value::String(name.clone()));
+        }
+    }
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
 /// The JSON schema of a value of type `ty`.
 pub fn schema(ty: &Ty) -> Value {
     let int = |min: i64, max: u64| json!({"type": "integer", "minimum": min, "maximum": max});
@@ -347,22 +352,7 @@ pub fn schema(ty: &Ty) -> Value {
             "minItems": ts.len(),
             "maxItems": ts.len(),
         }),
-        Ty::Record(fields) => {
-            let mut properties = Map::new();
-            let mut required = Vec::new();
-            for (name, t) in fields {
-                properties.insert(name.clone(), schema(t));
-                if !matches!(t, Ty::Option(_)) {
-                    required.push(Value::String(name.clone()));
-                }
-            }
-            json!({
-                "type": "object",
-                "properties": properties,
-                "required": required,
-                "additionalProperties": false,
-            })
-        }
+        Ty::Record(fields) => object_schema(fields),
         Ty::Variant(cases) => {
             let bare: Vec<&String> = cases
                 .iter()
