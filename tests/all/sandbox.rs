@@ -1,6 +1,6 @@
 //! The walls, each tried from inside: `..`, absolute paths, symlinks and hard links out of the
 //! worktree, writes into `.git`, a read-only plugin writing, a plugin with no filesystem at all,
-//! and a capability that was not granted. After each attempt the sentinel tree outside the
+//! a capability that was not granted, and the network through WASI sockets. After each attempt the sentinel tree outside the
 //! worktree (and `.git`) must be byte-for-byte what it was.
 
 use crate::support::{Sandbox, TestResult, evil_manifest, guest, probe, snapshot};
@@ -280,6 +280,49 @@ fn grep_never_searches_outside_or_through_links() -> TestResult {
         .out()
         .to_string();
     assert_eq!(out.trim(), "inside.txt");
+    Ok(())
+}
+
+#[test]
+fn a_plugin_cannot_reach_the_network_through_wasi_sockets() -> TestResult {
+    use std::io::Read;
+    let sb = Sandbox::new()?;
+    sb.evil_plugin("fs = \"read\"", "")?;
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+    tcp.set_nonblocking(true)?;
+    let udp = std::net::UdpSocket::bind(tcp.local_addr()?)?;
+    udp.set_nonblocking(true)?;
+    let addr = tcp.local_addr()?.to_string();
+    // Refused by WASI's address check (not failing for some other reason): access denied.
+    let run = sb.call("dial", &serde_json::json!({ "addr": addr }).to_string())?;
+    assert_eq!(
+        run.out().trim_end(),
+        "tcp: Permission denied (os error 2); udp: Permission denied (os error 2)",
+        "{run:?}"
+    );
+    // A name is not even looked up.
+    let by_name = format!("localhost:{}", tcp.local_addr()?.port());
+    let run = sb.call("dial", &serde_json::json!({ "addr": by_name }).to_string())?;
+    let out = run.out();
+    assert!(out.starts_with("tcp: failed to lookup address"), "{out}");
+    assert!(
+        out.ends_with("udp: Permission denied (os error 2)\n"),
+        "{out}"
+    );
+    // Nothing arrived, by either protocol.
+    match tcp.accept() {
+        Ok((mut s, _)) => {
+            let mut got = String::new();
+            let _ = s.read_to_string(&mut got);
+            panic!("a plugin connected over TCP: {got:?}");
+        }
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+    }
+    let mut buf = [0u8; 64];
+    match udp.recv_from(&mut buf) {
+        Ok((n, _)) => panic!("a plugin sent a datagram: {:?}", &buf[..n]),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+    }
     Ok(())
 }
 

@@ -333,7 +333,7 @@ pub const BUILT_IN_TOOLS: [&str; 10] = [
 pub const HOST_TOOLS: [&str; 2] = ["recall", "task"];
 
 /// The evil guest's tools and their read-only flags.
-pub const EVIL_TOOLS: [(&str, bool); 9] = [
+pub const EVIL_TOOLS: [(&str, bool); 10] = [
     ("spin", true),
     ("hog", true),
     ("boom", true),
@@ -343,6 +343,7 @@ pub const EVIL_TOOLS: [(&str, bool); 9] = [
     ("walkgrep", true),
     ("sneak", true),
     ("steps", true),
+    ("dial", true),
 ];
 
 /// The `tool_progress` events of a stream-json run, checked to come after the call's

@@ -252,4 +252,39 @@ impl Tool for Steps {
     }
 }
 
-tools!(Spin, Hog, Boom, Flood, Probe, Echo, WalkGrep, Sneak, Steps);
+#[derive(Deserialize, JsonSchema)]
+struct DialInput {
+    /// `host:port`; a name is looked up first.
+    addr: String,
+}
+
+/// Tries the network through WASI sockets: a TCP connection, then a UDP datagram, to `addr`.
+struct Dial;
+impl Tool for Dial {
+    type Input = DialInput;
+    type Output = String;
+    const NAME: &'static str = "dial";
+    const DESCRIPTION: &'static str = "Try to reach an address over TCP and UDP.";
+    const READ_ONLY: bool = true;
+    fn run(input: DialInput) -> Result<String, ToolError> {
+        use std::io::Write;
+        let tcp = match std::net::TcpStream::connect(&input.addr) {
+            Ok(mut s) => {
+                let _ = s.write_all(b"escaped over tcp\n");
+                "tcp: connected".to_string()
+            }
+            Err(e) => format!("tcp: {e}"),
+        };
+        let udp = match std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|u| u.send_to(b"escaped over udp\n", &input.addr))
+        {
+            Ok(_) => "udp: sent".to_string(),
+            Err(e) => format!("udp: {e}"),
+        };
+        Ok(format!("{tcp}; {udp}"))
+    }
+}
+
+tools!(
+    Spin, Hog, Boom, Flood, Probe, Echo, WalkGrep, Sneak, Steps, Dial
+);
