@@ -203,6 +203,17 @@ fn two_writers_of_the_same_lines_get_a_conflict_that_changes_nothing_and_keeps_t
         .filter(|(_, t)| t.contains("conflict"))
         .collect();
     assert_eq!(conflicted.len(), 1, "{results:?}");
+    // The model is told plainly: work that did not reach the files is an error result; the
+    // one that merged is not.
+    assert!(
+        conflicted[0].0,
+        "a conflict must be an error result: {results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|(is_error, _)| *is_error).count(),
+        1,
+        "{results:?}"
+    );
     let report = &conflicted[0].1;
     assert!(
         report.contains("f.txt") && report.contains("cove/"),

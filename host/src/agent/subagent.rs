@@ -376,7 +376,7 @@ impl Spawner {
                 let kept = finish_tree(&isolator, tree, false, &job).await;
                 return refused(format!(
                     "the subagent was not started: {e}{}",
-                    kept.map(|k| format!(" ({k})")).unwrap_or_default()
+                    kept.map(|k| format!(" ({})", k.text)).unwrap_or_default()
                 ));
             }
         };
@@ -444,7 +444,11 @@ impl Spawner {
             .find(|m| m.role == Role::Assistant && !m.text().trim().is_empty())
             .map(Message::text)
             .unwrap_or_default();
-        let worktree = finish_tree(&isolator, tree, outcome == Outcome::Finished, &job).await;
+        let (worktree, merged) =
+            match finish_tree(&isolator, tree, outcome == Outcome::Finished, &job).await {
+                Some(Merge { text, merged }) => (Some(text), merged),
+                None => (None, true),
+            };
         let summary = Summary {
             agent: job.tag.agent.clone(),
             parent: job.tag.parent.clone().unwrap_or_default(),
@@ -491,9 +495,11 @@ impl Spawner {
         agents.append(&mut agent.subagents);
         Turn {
             finished: Finished {
+                // Work that did not reach the parent's files (a conflict, a failed merge) is a
+                // failure the model must see, even when the subagent finished.
                 result: ToolResult {
                     text,
-                    is_error: outcome != Outcome::Finished,
+                    is_error: outcome != Outcome::Finished || !merged,
                 },
                 usage,
                 agents,
@@ -593,7 +599,7 @@ async fn finish_tree(
     tree: Option<TaskTree>,
     finished: bool,
     job: &Job,
-) -> Option<String> {
+) -> Option<Merge> {
     let (Some(iso), Some(tree)) = (isolator.clone(), tree) else {
         return None;
     };
@@ -601,23 +607,41 @@ async fn finish_tree(
     let name = tree.name.clone();
     let done = tokio::task::spawn_blocking(move || {
         if finished {
-            iso.finish(&tree, &message).map(|m| m.describe())
+            iso.finish(&tree, &message).map(|m| Merge {
+                merged: !matches!(m, crate::team::isolator::MergeOutcome::Conflict { .. }),
+                text: m.describe(),
+            })
         } else {
-            iso.keep(&tree, &message).map(|()| {
-                format!(
+            iso.keep(&tree, &message).map(|()| Merge {
+                // Not merged on purpose: the subagent did not finish, which the outcome says.
+                merged: true,
+                text: format!(
                     "its changes are kept on branch {} in {} and were not merged: `cove worktrees merge {name}` merges them, `cove worktrees drop {name}` drops them",
                     tree.branch,
                     tree.path.display()
-                )
+                ),
             })
         }
     })
     .await;
     Some(match done {
-        Ok(Ok(text)) => text,
-        Ok(Err(e)) => format!("its worktree could not be merged back: {e}"),
-        Err(e) => format!("its worktree could not be merged back: {e}"),
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => Merge {
+            text: format!("its worktree could not be merged back: {e}"),
+            merged: false,
+        },
+        Err(e) => Merge {
+            text: format!("its worktree could not be merged back: {e}"),
+            merged: false,
+        },
     })
+}
+
+/// What became of a subagent's worktree, for its result.
+struct Merge {
+    text: String,
+    /// False when its work did not reach the parent's files though it should have.
+    merged: bool,
 }
 
 fn tool_def(definitions: &Definitions) -> ToolDef {
