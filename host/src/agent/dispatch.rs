@@ -115,20 +115,11 @@ const MAX_SCHEMA_ERRORS: usize = 5;
 
 /// Run `call` against the registry's worktree.
 pub fn call(registry: &Registry, call: Permitted) -> ToolResult {
-    call_cancellable(registry, call, None)
+    answer(registry, call, None, None).result
 }
 
-/// Run a permitted call; setting `cancel` stops the plugin within one epoch tick.
-pub fn call_cancellable(
-    registry: &Registry,
-    call: Permitted,
-    cancel: Option<Arc<AtomicBool>>,
-) -> ToolResult {
-    answer(registry, call, cancel, None).result
-}
-
-/// Run a permitted call as [`call_cancellable`] does, passing what the plugin reports of its
-/// progress to `progress` as it comes, and keeping its structured output.
+/// Run a permitted call: setting `cancel` stops the plugin within one epoch tick; what the
+/// plugin reports of its progress goes to `progress` as it comes; its structured output is kept.
 pub fn answer(
     registry: &Registry,
     call: Permitted,

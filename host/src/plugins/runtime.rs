@@ -285,15 +285,6 @@ impl Loaded {
             ToolWorld::Plain(p) => p.has_spare(),
         }
     }
-
-    /// The contract version it was built for; none for a plain component.
-    pub fn version(&self) -> Option<Version> {
-        match &self.world {
-            ToolWorld::V0_1(_) => Some(Version::V0_1),
-            ToolWorld::V0_2(_) => Some(Version::V0_2),
-            ToolWorld::Plain(_) => None,
-        }
-    }
 }
 
 impl From<plain::LoadedPlain> for Loaded {

@@ -77,11 +77,8 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
                 .unwrap_or("none (a plain component)")
         );
     }
-    if !cove::plugins::contract::is_supported(&contract) {
-        bail!(
-            "this cove loads contracts {} only, not {contract}",
-            cove::plugins::contract::SUPPORTED.join(", ")
-        );
+    if let Err(e) = cove::plugins::contract::version(&contract) {
+        bail!("the component: {e}");
     }
     Ok(ExitCode::SUCCESS)
 }
