@@ -63,6 +63,30 @@ enum Source {
     },
 }
 
+impl Source {
+    /// The component's bytes: a built-in's, a file's, or a project file that must still have
+    /// the bytes the user trusted.
+    fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>, String> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        match self {
+            Source::Embedded { wasm, .. } => Ok(std::borrow::Cow::Borrowed(wasm)),
+            Source::File(path) => read(path).map(std::borrow::Cow::Owned),
+            Source::Pinned { path, hash } => {
+                let bytes = read(path)?;
+                if blake3::hash(&bytes).to_hex().as_str() != hash {
+                    return Err(format!(
+                        "{} changed after this session checked it; it is not loaded (restart cove; it will ask about the change)",
+                        path.display()
+                    ));
+                }
+                Ok(std::borrow::Cow::Owned(bytes))
+            }
+        }
+    }
+}
+
 /// A plugin the registry knows, loaded or not.
 pub struct Plugin {
     pub manifest: Manifest,
@@ -693,30 +717,10 @@ impl Registry {
     /// The component's bytes: a built-in's, a file's, or a project file that must still have
     /// the bytes the user trusted.
     fn read_bytes(&self, plugin: &Plugin) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
-        let name = plugin.manifest.name.clone();
-        let err = |message: String| LoadError {
-            plugin: name.clone(),
+        plugin.source.bytes().map_err(|message| LoadError {
+            plugin: plugin.manifest.name.clone(),
             message,
-        };
-        let bytes: std::borrow::Cow<'static, [u8]> = match &plugin.source {
-            Source::Embedded { wasm, .. } => std::borrow::Cow::Borrowed(wasm),
-            Source::File(path) => std::borrow::Cow::Owned(
-                std::fs::read(path)
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?,
-            ),
-            Source::Pinned { path, hash } => {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-                if blake3::hash(&bytes).to_hex().as_str() != hash {
-                    return Err(err(format!(
-                        "{} changed after this session checked it; it is not loaded (restart cove; it will ask about the change)",
-                        path.display()
-                    )));
-                }
-                std::borrow::Cow::Owned(bytes)
-            }
-        };
-        Ok(bytes)
+        })
     }
 
     fn load_uncached(&self, plugin: &Plugin) -> Result<LoadedPlugin, LoadError> {

@@ -36,7 +36,8 @@ pub(super) fn list_tools(
         Source::File(path) | Source::Pinned { path, .. } => path,
         Source::Embedded { .. } => return Ok(()),
     };
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // As loading reads it: a project component must still be the one the user trusted.
+    let bytes = source.bytes()?;
     let found = exports::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     for skipped in &found.skipped {
         problems.push(format!(
