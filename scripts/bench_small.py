@@ -84,7 +84,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run_once(cove, url, task, temperature, profile_args, record_dir, tag):
+def run_once(cove, url, task, temperature, profile_args, record_dir, tag, endpoint="openai"):
     src, tests = TASKS[task]
     d = pathlib.Path(tempfile.mkdtemp(prefix="cove-bench-"))
     (d / "calc.py").write_text(src)
@@ -93,7 +93,12 @@ def run_once(cove, url, task, temperature, profile_args, record_dir, tag):
     subprocess.run(["git", "add", "."], cwd=d, check=True)
     subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "task"], cwd=d, check=True)
     test_hash = hashlib.sha256(tests.encode()).hexdigest()
-    env = dict(os.environ, OPENAI_BASE_URL=url, COVE_MODEL="qwen", COVE_DATA_DIR=str(d / ".data"))
+    env = dict(os.environ, COVE_MODEL="qwen", COVE_DATA_DIR=str(d / ".data"))
+    if endpoint == "anthropic":
+        # llama-server's Messages API (`/v1/messages`): the base URL has no `/v1`.
+        env["ANTHROPIC_BASE_URL"] = url.removesuffix("/v1")
+    else:
+        env["OPENAI_BASE_URL"] = url
     args = [cove, "run", "--output-format", "stream-json", "--policy", "trusted", "--max-turns", "15"]
     if temperature is not None:
         args += ["--temperature", str(temperature)]
@@ -130,8 +135,12 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--temperatures", default="0,0.8", help="0.8 is llama.cpp's default")
     ap.add_argument("--record", help="directory for the raw requests and replies of each run")
+    ap.add_argument("--endpoint", default="openai", choices=["openai", "anthropic"],
+                    help="the server's OpenAI-compatible API (constrained) or its Messages API")
     ap.add_argument("--out", required=True, help="file the table rows are appended to")
     a = ap.parse_args()
+    if os.sep in a.cove:
+        a.cove = os.path.abspath(a.cove)  # each run starts in its own directory
     Recorder.upstream = a.server.rstrip("/")
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
@@ -142,13 +151,14 @@ def main():
         for task in TASKS:
             results = []
             for i in range(a.runs):
-                tag = f"{a.model}-{task.replace(' ', '-')}-t{temp}-{i}"
-                r = run_once(a.cove, url, task, temperature, [], pathlib.Path(a.record) if a.record else None, tag)
+                tag = f"{a.model}-{a.endpoint}-{task.replace(' ', '-')}-t{temp}-{i}"
+                r = run_once(a.cove, url, task, temperature, [], pathlib.Path(a.record) if a.record else None, tag,
+                             a.endpoint)
                 print(tag, r, flush=True)
                 results.append(r)
             ok = sum(r["ok"] for r in results)
             rows.append(
-                f"| {a.model} | {task} | {temp} | {ok}/{len(results)} | "
+                f"| {a.model} | {a.endpoint} | {task} | {temp} | {ok}/{len(results)} | "
                 f"{statistics.median(r['requests'] for r in results):.0f} | "
                 f"{statistics.median(r['first_tokens'] for r in results):.0f} | "
                 f"{statistics.median(r['wall'] for r in results):.0f} s | "

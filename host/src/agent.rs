@@ -923,7 +923,7 @@ impl Agent {
         observer.warning(&format!("the model wrote a malformed tool call: {why}"));
         let note = format!(
             "Your reply was not run: it looks like a tool call, but {why}.\n{}",
-            crate::provider::openai::call_format(&self.tools, true)
+            crate::provider::textcall::call_format(&self.tools, true)
         );
         let end = (strikes.malformed >= MAX_MALFORMED_IN_A_ROW).then(|| {
             Outcome::Failed(format!(

@@ -294,16 +294,20 @@ pub struct ProviderConfig {
     pub max_tokens: Option<u32>,
     pub max_turns: Option<u32>,
     pub token_budget: Option<u64>,
-    /// OpenAI-compatible: take a JSON tool call written as text as a real call (default true).
+    /// Take a JSON tool call written as text as a real call (default: true for OpenAI-compatible
+    /// servers; for `anthropic`, true only when `base_url` is not Anthropic's own).
     pub text_tool_calls: Option<bool>,
-    /// OpenAI-compatible: force valid calls with a `response_format` JSON schema (default false;
-    /// true in the `small` profile).
+    /// OpenAI-compatible only: force valid calls with a `response_format` JSON schema (default
+    /// false; true in the `small` profile). Refused for providers that cannot constrain replies.
     pub constrained: Option<bool>,
     /// Sampling temperature (default: the server's; 0 in the `small` profile).
     pub temperature: Option<f32>,
     /// `small` (lean prompt, few tools, short results, constrained, temperature 0) or `default`;
     /// unset: `small` when the server is a local runtime serving a small model.
     pub profile: Option<String>,
+    /// The tools the `small` profile offers (default: read, edit, write, ls, grep, bash); any
+    /// tool a plugin offers may be named.
+    pub small_tools: Option<Vec<String>>,
     /// Scripted: the script file.
     pub script: Option<PathBuf>,
     /// Attempts per request before giving up (default 5).
@@ -332,6 +336,7 @@ impl ProviderConfig {
             constrained,
             temperature,
             profile,
+            small_tools,
             script,
             max_attempts,
             retry_base_ms

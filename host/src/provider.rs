@@ -11,6 +11,7 @@ pub mod constrain;
 pub mod openai;
 pub mod scripted;
 pub mod sse;
+pub mod textcall;
 
 use crate::conversation::{Message, StopReason, ToolDef, Usage};
 use std::future::Future;
@@ -111,6 +112,11 @@ pub trait Provider: Send + Sync {
         on: &'a mut (dyn FnMut(Event<'_>) + Send),
     ) -> BoxFuture<'a, Result<Reply, ProviderError>>;
 
+    /// Whether this provider can constrain replies with a JSON schema (constrained mode).
+    fn constrains(&self) -> bool {
+        false
+    }
+
     /// What serves the model, when the server says (a local runtime, and how big the model is).
     /// Asked once, before a session, to choose a profile; `None` when it cannot tell.
     fn identify<'a>(&'a self, _model: &'a str) -> BoxFuture<'a, Option<Server>> {
@@ -128,6 +134,43 @@ pub struct Server {
     /// The context the server gives the model, in tokens, when it says (llama.cpp's `n_ctx`,
     /// vLLM's `max_model_len`): what the compressor must keep each request under.
     pub context: Option<u64>,
+}
+
+/// What a server answers to `get` (its `GET …/models`), read by [`server_from_models`]; `None`
+/// when it does not answer in time or says nothing a local runtime would.
+async fn models_answer(get: reqwest::RequestBuilder, model: &str) -> Option<Server> {
+    let resp = get.send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&resp.text().await.ok()?).ok()?;
+    server_from_models(&v, model)
+}
+
+/// Which local runtime answered `GET /models` (llama.cpp says `owned_by: "llamacpp"` and gives
+/// `meta.n_params` and `meta.n_ctx`; vLLM says `"vllm"` and gives `max_model_len`; Ollama names
+/// the namespace, `"library"` for its own models), and the size and context of `model` (or of
+/// the only model served) when they are given.
+pub fn server_from_models(v: &serde_json::Value, model: &str) -> Option<Server> {
+    let data = v["data"].as_array()?;
+    let entry = data
+        .iter()
+        .find(|m| m["id"].as_str() == Some(model))
+        .or_else(|| data.first())?;
+    let runtime = match entry["owned_by"].as_str()? {
+        "llamacpp" => "llama.cpp",
+        "vllm" => "vLLM",
+        "library" | "ollama" => "Ollama",
+        _ => return None,
+    };
+    Some(Server {
+        runtime: runtime.into(),
+        params: entry["meta"]["n_params"].as_u64(),
+        context: entry["meta"]["n_ctx"]
+            .as_u64()
+            .or_else(|| entry["max_model_len"].as_u64())
+            .filter(|n| *n > 0),
+    })
 }
 
 /// How far a setting is trusted: the user's own (flags, environment, `~/.config/cove`) or a
@@ -228,6 +271,9 @@ pub fn select(
                 return Err(ProviderError::Config("provider `anthropic` needs ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a compatible server)".into()));
             }
             let mut p = anthropic::Anthropic::new(client()?, base, key);
+            if let Some(on) = cfg.text_tool_calls {
+                p.text_tool_calls = on;
+            }
             p.retry = retry;
             (std::sync::Arc::new(p), model("claude-sonnet-4-5"))
         }
@@ -521,6 +567,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn waits_honour_retry_after_then_back_off() {
@@ -541,6 +588,36 @@ mod tests {
                 && retryable(503)
                 && !retryable(400)
                 && !retryable(401)
+        );
+    }
+
+    #[test]
+    fn local_runtimes_say_what_they_serve_and_in_what_context() {
+        // llama-server (b7000s): the slot's context is `meta.n_ctx`.
+        let llama = json!({"object":"list","data":[{"id":"qwen.gguf","owned_by":"llamacpp",
+            "meta":{"n_ctx":8192,"n_ctx_train":32768,"n_params":1543714304}}]});
+        assert_eq!(
+            server_from_models(&llama, "qwen.gguf"),
+            Some(Server {
+                runtime: "llama.cpp".into(),
+                params: Some(1_543_714_304),
+                context: Some(8192),
+            })
+        );
+        // vLLM: `max_model_len`.
+        let vllm = json!({"object":"list","data":[{"id":"Qwen/Qwen2.5-Coder-7B-Instruct","owned_by":"vllm","max_model_len":16384}]});
+        let s = server_from_models(&vllm, "Qwen/Qwen2.5-Coder-7B-Instruct");
+        assert_eq!(s.and_then(|s| s.context), Some(16384));
+        // An older llama-server without `n_ctx`: its training context is not the server's.
+        let old = json!({"data":[{"id":"m","owned_by":"llamacpp","meta":{"n_ctx_train":32768}}]});
+        assert_eq!(server_from_models(&old, "m").and_then(|s| s.context), None);
+        // Not a local runtime.
+        assert_eq!(
+            server_from_models(
+                &json!({"data":[{"id":"gpt-4o","owned_by":"openai"}]}),
+                "gpt-4o"
+            ),
+            None
         );
     }
 }

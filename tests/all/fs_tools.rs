@@ -152,6 +152,21 @@ fn edit_refuses_absent_or_ambiguous_text_and_leaves_the_file_untouched() -> Test
         "{}",
         run.stderr
     );
+    // A short file is shown whole, numbered as `read` shows it; a long one is not.
+    assert!(
+        run.err()
+            .contains("a.rs is now:\n     1\tlet x = 1;\n     2\tlet y = 1;\n     3\tlet z = 2;"),
+        "{}",
+        run.stderr
+    );
+    let long: String = (0..300).map(|i| format!("let v{i} = {i};\n")).collect();
+    sb.write("long.rs", &long)?;
+    let run = sb.call(
+        "edit",
+        r#"{"file_path":"long.rs","old_string":"let w","new_string":"let v"}"#,
+    )?;
+    assert!(run.err().contains("read the file again"), "{}", run.stderr);
+    assert!(!run.err().contains("let v0"), "{}", run.stderr);
     let run = sb.call(
         "edit",
         r#"{"file_path":"a.rs","old_string":"= 1;","new_string":"= 3;"}"#,
@@ -200,6 +215,69 @@ fn edit_with_empty_old_string_creates_a_missing_file_only() -> TestResult {
         r#"{"file_path":"nope.txt","old_string":"a","new_string":"b"}"#,
     )?;
     assert!(run.err().contains("no such file"), "{}", run.stderr);
+    Ok(())
+}
+
+/// What small models did: edit a file under a name they made up, with old_string equal to
+/// new_string. The missing file is what they must hear of, with the names that do exist.
+#[test]
+fn edit_of_a_missing_file_names_the_files_that_are_there() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("calc.py", "x = 1\n")?;
+    sb.write("test_calc.py", "y\n")?;
+    sb.write("pkg/mod.py", "z\n")?;
+    let run = sb.call(
+        "edit",
+        r#"{"file_path":"calculate.py","old_string":"x = 1","new_string":"x = 1"}"#,
+    )?;
+    let err = run.err();
+    assert!(err.contains("calculate.py: no such file"), "{err}");
+    assert!(err.contains("calc.py, test_calc.py"), "{err}");
+    assert!(!err.contains("the same"), "{err}");
+    let run = sb.call(
+        "edit",
+        r#"{"file_path":"pkg/other.py","old_string":"a","new_string":"b"}"#,
+    )?;
+    assert!(run.err().contains("pkg are: mod.py"), "{}", run.stderr);
+    assert!(!sb.repo().join("calculate.py").exists());
+    Ok(())
+}
+
+/// Text copied from `read`'s output carries its line numbers; written back as it is, it would
+/// break the file. Only text numbered exactly as `read` numbers it, every line, counting up, is
+/// taken for a copy.
+#[test]
+fn write_and_edit_take_reads_line_numbers_out_of_copied_text() -> TestResult {
+    let sb = Sandbox::new()?;
+    let out = sb
+        .call(
+            "write",
+            r#"{"file_path":"calc.py","content":"     1\tdef add(a, b):\n     2\t    return a + b\n"}"#,
+        )?
+        .out()
+        .to_string();
+    assert!(out.contains("line numbers"), "{out}");
+    assert_eq!(sb.read("calc.py")?, "def add(a, b):\n    return a + b\n");
+    let out = sb
+        .call(
+            "edit",
+            r#"{"file_path":"calc.py","old_string":"     2\t    return a + b","new_string":"     2\t    return a - b"}"#,
+        )?
+        .out()
+        .to_string();
+    assert!(out.contains("line numbers"), "{out}");
+    assert_eq!(sb.read("calc.py")?, "def add(a, b):\n    return a - b\n");
+    // Numbers of the file's own, or not counting up, or not in read's width: kept as written.
+    for content in [
+        "1\tone\n2\ttwo\n",
+        "     1\tone\n     3\tthree\n",
+        "     1\tone\nplain\n",
+    ] {
+        let input = serde_json::json!({"file_path": "t.tsv", "content": content}).to_string();
+        let out = sb.call("write", &input)?.out().to_string();
+        assert!(!out.contains("line numbers"), "{out}");
+        assert_eq!(sb.read("t.tsv")?, content);
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! flags, end to end against a local server speaking the OpenAI wire format (as llama.cpp,
 //! Ollama and vLLM do).
 
-use crate::mock_model::{MockModel, Reply, openai, openai_ending};
+use crate::mock_model::{MockModel, Reply, anthropic, openai, openai_ending};
 use crate::support::{Sandbox, TestResult};
 use serde_json::Value;
 
@@ -488,5 +488,151 @@ fn a_failing_call_repeated_word_for_word_is_told_so() -> TestResult {
     };
     assert!(!result(1).contains("exact call before"), "{}", result(1));
     assert!(result(2).contains("exact call before"), "{}", result(2));
+    Ok(())
+}
+
+/// What llama-server answers to `GET /v1/models` for the 1.5B.
+const LLAMA_MODELS: &str = r#"{"object":"list","data":[{"id":"qwen.gguf","object":"model","owned_by":"llamacpp","meta":{"n_ctx":8192,"n_params":1543714304}}]}"#;
+
+fn run_anthropic(
+    sb: &Sandbox,
+    m: &MockModel,
+    args: &[&str],
+) -> Result<crate::support::Run, std::io::Error> {
+    sb.cove_env(
+        args,
+        &[("ANTHROPIC_BASE_URL", &m.url), ("COVE_MODEL", "qwen")],
+    )
+}
+
+/// llama.cpp serves the Messages API too (`/v1/messages`). A small model behind it gets the
+/// small profile, chosen from the same `GET /v1/models`; its replies cannot be constrained
+/// there, so what it writes as a JSON call in text is read as one, and the user is told how it
+/// runs.
+#[test]
+fn a_small_model_behind_the_messages_api_gets_the_small_profile_and_its_text_calls() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("calc.py", "def add(a, b):\n    return a - b\n")?;
+    let edit = r#"{"name": "edit", "arguments": {"file_path": "calc.py", "old_string": "a - b", "new_string": "a + b"}}"#;
+    let m = MockModel::start(vec![
+        Reply::Sse(anthropic(
+            &format!("```json\n{edit}\n```"),
+            &[],
+            (300, 0, 0),
+        )),
+        Reply::Sse(anthropic(
+            r#"{"name": "final_answer", "arguments": {"text": "Fixed add."}}"#,
+            &[],
+            (40, 300, 0),
+        )),
+    ])?;
+    m.set_models(LLAMA_MODELS);
+    let out = run_anthropic(&sb, &m, &["run", "--yes", "fix calc.py"])?;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "profile small: llama.cpp serves qwen (1.5B parameters), so cove uses a lean prompt, few tools, calls read from text"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.read("calc.py")?, "def add(a, b):\n    return a + b\n");
+    // The final answer is the answer, not JSON.
+    assert!(out.stdout.contains("Fixed add."), "{}", out.stdout);
+    assert!(!out.stdout.contains("final_answer"), "{}", out.stdout);
+    let reqs = m.requests();
+    assert_eq!(reqs.len(), 2);
+    let first = reqs[0].json();
+    assert_eq!(first["temperature"], 0.0);
+    assert_eq!(first["max_tokens"], 2048);
+    assert!(first.get("response_format").is_none(), "{first}");
+    let names: Vec<&str> = first["tools"]
+        .as_array()
+        .ok_or("tools")?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["bash", "edit", "grep", "ls", "read", "write"]);
+    let system = first["system"][0]["text"].as_str().unwrap_or_default();
+    assert!(system.contains("Files: calc.py\n"), "{system}");
+    assert!(system.contains("not its tests"), "{system}");
+    // The call went back to the server as a tool_use with its result.
+    let second = reqs[1].json();
+    let text = second["messages"].to_string();
+    assert!(
+        text.contains(r#""type":"tool_use","id":"call_text_1","name":"edit""#),
+        "{text}"
+    );
+    assert!(text.contains("Edited"), "{text}");
+    Ok(())
+}
+
+/// `text_tool_calls = false` keeps a JSON-looking reply as text on the Messages API too: shown
+/// to the user as it came, nothing run.
+#[test]
+fn text_calls_can_be_switched_off_on_the_messages_api() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.write("x", "secret plan\n")?;
+    sb.config("[provider]\ntext_tool_calls = false\n")?;
+    sb.trust()?;
+    let reply = r#"{"name": "read", "arguments": {"file_path": "x"}}"#;
+    let m = MockModel::start(vec![Reply::Sse(anthropic(reply, &[], (10, 0, 0)))])?;
+    m.set_models(LLAMA_MODELS);
+    let out = run_anthropic(&sb, &m, &["run", "--yes", "go"])?;
+    assert!(out.ok, "{out:?}");
+    assert!(out.stdout.contains(reply), "{}", out.stdout);
+    assert_eq!(m.requests().len(), 1);
+    Ok(())
+}
+
+/// Constrained replies need a grammar, which only the OpenAI-compatible endpoint can carry:
+/// asked for on the Messages API, the run refuses before any request, saying what to do.
+#[test]
+fn constrained_mode_on_the_messages_api_is_refused_with_what_to_do() -> TestResult {
+    let sb = Sandbox::new()?;
+    let m = MockModel::start(vec![Reply::Sse(anthropic("hi", &[], (1, 0, 0)))])?;
+    let out = run_anthropic(&sb, &m, &["run", "--constrained", "go"])?;
+    assert!(!out.ok, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("constrained replies need an OpenAI-compatible server"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("provider `openai`"), "{}", out.stderr);
+    assert!(m.requests().is_empty());
+    Ok(())
+}
+
+/// `[provider] small_tools` chooses the small profile's tools; a name no plugin offers is
+/// reported, not silently dropped.
+#[test]
+fn small_tools_chooses_the_small_profiles_tools() -> TestResult {
+    let sb = Sandbox::new()?;
+    sb.config("[provider]\nsmall_tools = [\"read\", \"outline\", \"nope\"]\n")?;
+    sb.trust()?;
+    let m = MockModel::start(vec![Reply::Sse(openai(
+        r#"{"name":"final_answer","arguments":{"text":"ok"}}"#,
+        &[],
+    ))])?;
+    let out = run_openai(&sb, &m, &["run", "--profile", "small", "go"])?;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("small_tools names `nope`, which no loaded plugin offers"),
+        "{}",
+        out.stderr
+    );
+    let first = m.requests()[0].json();
+    let names: Vec<&str> = first["response_format"]["json_schema"]["schema"]["anyOf"]
+        .as_array()
+        .ok_or("anyOf")?
+        .iter()
+        .filter_map(|o| o["properties"]["name"]["enum"][0].as_str())
+        .collect();
+    assert_eq!(names, ["outline", "read", "final_answer"]);
+    let system = system_of(&first);
+    assert!(system.contains("- outline("), "{system}");
+    assert!(!system.contains("- bash("), "{system}");
     Ok(())
 }

@@ -49,7 +49,8 @@ pub struct Prepared {
     pub notes: Vec<String>,
     provider: std::sync::Arc<dyn crate::provider::Provider>,
     settings: Settings,
-    small: bool,
+    /// The `small` profile's tools; `None` in the default profile.
+    small: Option<Vec<String>>,
     skills: Arc<Catalog>,
     definitions: Arc<Definitions>,
     max_depth: u32,
@@ -66,6 +67,8 @@ pub enum AssembleError {
     Profile(#[from] UnknownProfile),
     #[error("{0}")]
     Policy(String),
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// Make every choice for an agent in `ws`, started from `cwd`, reading the environment
@@ -93,9 +96,20 @@ pub fn prepare(
     } else {
         None
     };
-    let (chosen, why) = profile::choose(pc.profile.as_deref(), server.as_ref(), &model)?;
+    let (chosen, why) = profile::choose(
+        pc.profile.as_deref(),
+        server.as_ref(),
+        &model,
+        pc.constrained.unwrap_or(provider.constrains()),
+    )?;
     notes.extend(why);
     let small = chosen == Profile::Small;
+    if pc.constrained == Some(true) && !provider.constrains() {
+        return Err(AssembleError::Setting(format!(
+            "constrained replies need an OpenAI-compatible server: provider `{}` has no way to send a grammar (llama.cpp's /v1/messages drops one). Point provider `openai` at the same server's /v1 (llama.cpp, vLLM and Ollama all serve /v1/chat/completions), or leave constrained off",
+            provider.name()
+        )));
+    }
     let policies = if choices.policy.is_empty() {
         ws.config.policy.clone()
     } else {
@@ -111,7 +125,7 @@ pub fn prepare(
         model: model.clone(),
         max_tokens,
         temperature: pc.temperature.or(small.then_some(0.0)),
-        constrained: pc.constrained.unwrap_or(small),
+        constrained: pc.constrained.unwrap_or(small && provider.constrains()),
         tools_in_prompt: small,
         max_result_bytes: if small {
             profile::SMALL_MAX_RESULT_BYTES
@@ -159,7 +173,11 @@ pub fn prepare(
         notes,
         provider,
         settings,
-        small,
+        small: small.then(|| {
+            pc.small_tools
+                .clone()
+                .unwrap_or_else(|| profile::SMALL_TOOLS.iter().map(|t| t.to_string()).collect())
+        }),
         skills,
         definitions,
         max_depth: ws.config.agents.max_depth(),
@@ -190,7 +208,7 @@ impl Prepared {
         let (mut agent, mut problems) =
             Agent::new(provider.clone(), ws.registry.clone(), settings, system);
         // Subagents before skills: the `skill` tool is offered last.
-        if !small {
+        if small.is_none() {
             let data = crate::paths::data_dir();
             let shared = Shared {
                 provider,
@@ -209,8 +227,16 @@ impl Prepared {
         if let Err(e) = agent.offer_skills(skills.clone()) {
             problems.push(e);
         }
-        if small {
-            agent.retain_tools(|name| profile::SMALL_TOOLS.contains(&name));
+        if let Some(names) = small {
+            for missing in names
+                .iter()
+                .filter(|n| !agent.tools().iter().any(|t| &&t.name == n))
+            {
+                problems.push(format!(
+                    "[provider] small_tools names `{missing}`, which no loaded plugin offers"
+                ));
+            }
+            agent.retain_tools(|name| names.iter().any(|n| n == name));
             let tools = agent.tools().to_vec();
             agent.set_system(profile::small_system_prompt(&root, &cwd, &tools));
             agent.set_system_source(Box::new(move || {

@@ -2,9 +2,10 @@
 //!
 //! Owns choosing the profile (`[provider] profile`, `--profile`, or, when neither says, `small`
 //! for a local runtime serving a small model) and what each profile sets: for `small`, a lean
-//! system prompt listing each tool on one line, the tools a coding task needs and no others,
-//! short tool results, temperature 0, a shorter reply limit and constrained replies. Explicit
-//! settings (flags, config) always win over what a profile suggests.
+//! system prompt listing the worktree's files and each tool on one line, the tools a coding task
+//! needs and no others (`[provider] small_tools` to choose them), short tool results,
+//! temperature 0, a shorter reply limit and constrained replies where the provider can constrain
+//! them. Explicit settings (flags, config) always win over what a profile suggests.
 //! Must not talk to the server (the provider identifies it) or build requests.
 
 use crate::conversation::ToolDef;
@@ -20,8 +21,8 @@ pub enum Profile {
     Small,
 }
 
-/// The tools the `small` profile offers (those that exist): enough to read, search, change and
-/// test code, and few enough that a small model chooses well.
+/// The tools the `small` profile offers by default (those that exist): enough to read, search,
+/// change and test code, and few enough that a small model chooses well.
 pub const SMALL_TOOLS: &[&str] = &["read", "edit", "write", "ls", "grep", "bash"];
 /// Most bytes of one tool result a small model sees.
 pub const SMALL_MAX_RESULT_BYTES: usize = 4 * 1024;
@@ -29,6 +30,10 @@ pub const SMALL_MAX_RESULT_BYTES: usize = 4 * 1024;
 pub const SMALL_MAX_TOKENS: u32 = 2048;
 /// Largest model, in parameters, that counts as small.
 pub const SMALL_MAX_PARAMS: u64 = 4_000_000_000;
+/// Most worktree files the `small` prompt names (deeper or further ones: `ls`).
+const SMALL_MAX_FILES: usize = 30;
+/// How deep below the worktree root the `small` prompt looks for files.
+const SMALL_FILES_DEPTH: usize = 3;
 
 /// An unknown profile name.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -47,7 +52,8 @@ impl std::str::FromStr for Profile {
 }
 
 /// The profile for a run: `configured` when set; else `small` when `server` is a local runtime
-/// serving a small `model`, with the line that tells the user so.
+/// serving a small `model`, with the line that tells the user so (`constrained`: whether its
+/// replies will be constrained).
 ///
 /// # Errors
 /// [`UnknownProfile`] for a configured name that is neither `small` nor `default`.
@@ -55,6 +61,7 @@ pub fn choose(
     configured: Option<&str>,
     server: Option<&Server>,
     model: &str,
+    constrained: bool,
 ) -> Result<(Profile, Option<String>), UnknownProfile> {
     if let Some(name) = configured {
         return Ok((name.parse()?, None));
@@ -67,10 +74,14 @@ pub fn choose(
         Some(p) if p <= SMALL_MAX_PARAMS => Ok((
             Profile::Small,
             Some(format!(
-                "profile small: {} serves {model} ({:.1}B parameters), so cove uses a lean prompt, {} tools, constrained replies and temperature 0 (--profile default to change)",
+                "profile small: {} serves {model} ({:.1}B parameters), so cove uses a lean prompt, few tools, {} and temperature 0 (--profile default to change)",
                 server.runtime,
                 p as f64 / 1e9,
-                SMALL_TOOLS.len()
+                if constrained {
+                    "constrained replies"
+                } else {
+                    "calls read from text"
+                }
             )),
         )),
         _ => Ok((Profile::Default, None)),
@@ -100,17 +111,23 @@ pub fn params_from_name(name: &str) -> Option<u64> {
     None
 }
 
-const SMALL_INSTRUCTIONS: &str = "You are a coding agent working in a git worktree. \
-You cannot see any file until you read it: start by reading the files the task names, with read. \
-Edit only text you have read, copying old_string exactly. Then run the tests with bash. \
-Call one tool per reply.";
+/// Steps, not advice: a small model follows a numbered procedure where it ignores a principle.
+const SMALL_INSTRUCTIONS: &str = "You are a coding agent in a git worktree. You see no file until you read it. \
+Work in these steps, one tool call per reply:
+1. Read the files the task names, tests too, with read.
+2. Change the code with edit: copy old_string exactly from what read showed, without the line numbers. \
+Change the code, not its tests, unless the task asks for that.
+3. Run the tests with bash and read what they print. If they fail, go back to step 2.
+4. Finish, saying what you changed.";
 
-/// The `small` profile's system prompt: a few lines of instructions, the worktree, each tool on
-/// one line with its arguments, then the memory files as in the default prompt.
+/// The `small` profile's system prompt: a few lines of instructions, the worktree and the files
+/// in it (a small model that sees no file names makes them up), each tool on one line with its
+/// arguments, then the memory files as in the default prompt.
 pub fn small_system_prompt(root: &Path, cwd: &Path, tools: &[ToolDef]) -> String {
     let mut out = format!(
-        "{SMALL_INSTRUCTIONS}\nWorktree: {}\nTools:\n",
-        root.display()
+        "{SMALL_INSTRUCTIONS}\nWorktree: {}\n{}Tools:\n",
+        root.display(),
+        files_line(root)
     );
     for t in tools {
         out.push_str("- ");
@@ -124,6 +141,45 @@ pub fn small_system_prompt(root: &Path, cwd: &Path, tools: &[ToolDef]) -> String
         ));
     }
     out
+}
+
+/// `Files: a.py, src/b.py, …` for up to [`SMALL_MAX_FILES`] files the worktree shows (not
+/// ignored, not hidden, at most [`SMALL_FILES_DEPTH`] deep, shallowest first), with a note when
+/// there are more; empty for an empty worktree.
+fn files_line(root: &Path) -> String {
+    let mut files: Vec<(usize, String)> = Vec::new();
+    let mut more = false;
+    let walk = ignore::WalkBuilder::new(root)
+        .max_depth(Some(SMALL_FILES_DEPTH))
+        .require_git(false)
+        .sort_by_file_path(|a, b| a.cmp(b))
+        .build();
+    for entry in walk.flatten() {
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        if files.len() == SMALL_MAX_FILES * 4 {
+            more = true;
+            break;
+        }
+        if let Ok(rel) = entry.path().strip_prefix(root) {
+            let rel = rel.to_string_lossy().into_owned();
+            files.push((rel.matches('/').count(), rel));
+        }
+    }
+    if files.is_empty() {
+        return String::new();
+    }
+    // Shallowest first: the top of a big tree says more than one deep corner of it.
+    files.sort();
+    more |= files.len() > SMALL_MAX_FILES;
+    files.truncate(SMALL_MAX_FILES);
+    let names: Vec<String> = files.into_iter().map(|(_, f)| f).collect();
+    format!(
+        "Files: {}{}\n",
+        names.join(", "),
+        if more { ", … (ls shows more)" } else { "" }
+    )
 }
 
 #[cfg(test)]
@@ -150,7 +206,7 @@ mod tests {
             params: Some(1_543_714_304),
             context: Some(8192),
         };
-        let (p, why) = choose(None, Some(&llama), "x")?;
+        let (p, why) = choose(None, Some(&llama), "x", true)?;
         assert_eq!(p, Profile::Small);
         assert!(why.is_some_and(|w| w.contains("llama.cpp") && w.contains("1.5B")));
         let ollama = Server {
@@ -159,15 +215,44 @@ mod tests {
             context: None,
         };
         assert_eq!(
-            choose(None, Some(&ollama), "qwen2.5:14b")?.0,
+            choose(None, Some(&ollama), "qwen2.5:14b", true)?.0,
             Profile::Default
         );
-        assert_eq!(choose(None, None, "qwen2.5:1.5b")?.0, Profile::Default);
         assert_eq!(
-            choose(Some("default"), Some(&llama), "x")?,
+            choose(None, None, "qwen2.5:1.5b", true)?.0,
+            Profile::Default
+        );
+        assert_eq!(
+            choose(Some("default"), Some(&llama), "x", true)?,
             (Profile::Default, None)
         );
-        assert!(choose(Some("tiny"), None, "x").is_err());
+        assert!(choose(Some("tiny"), None, "x", true).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_small_prompt_names_the_files_shallowest_first() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src/deep/er/still"))?;
+        std::fs::write(root.join("calc.py"), "x")?;
+        std::fs::write(root.join("src/lib.py"), "x")?;
+        std::fs::write(root.join("src/deep/er/still/far.py"), "x")?;
+        std::fs::write(root.join(".hidden"), "x")?;
+        std::fs::write(root.join(".gitignore"), "build.log\n")?;
+        std::fs::write(root.join("build.log"), "x")?;
+        std::fs::create_dir(root.join(".git"))?;
+        assert_eq!(files_line(root), "Files: calc.py, src/lib.py\n");
+        for i in 0..40 {
+            std::fs::write(root.join(format!("f{i:02}.py")), "x")?;
+        }
+        let line = files_line(root);
+        assert!(line.starts_with("Files: calc.py, f00.py,"), "{line}");
+        assert!(line.ends_with(", … (ls shows more)\n"), "{line}");
+        assert!(!line.contains("src/lib.py"), "{line}");
+        assert_eq!(line.matches(", ").count(), SMALL_MAX_FILES, "{line}");
+        let empty = tempfile::tempdir()?;
+        assert_eq!(files_line(empty.path()), "");
         Ok(())
     }
 }

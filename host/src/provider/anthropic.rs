@@ -4,9 +4,14 @@
 //! turns, with `cache_control` breakpoints on the last tool, the system prompt, the end of the
 //! previous request and the newest message) and the event stream (`message_start`, `content_block_*` with `text_delta` and
 //! `input_json_delta`, `message_delta`, `message_stop`, `ping`, `error`; unknown events ignored).
+//! Pointed at a local server (llama.cpp serves `/v1/messages`), it asks the server what it serves
+//! as the OpenAI-compatible provider does, and reads a tool call a small model wrote as JSON text
+//! (`textcall`). It cannot constrain replies: the Messages API has no grammar field, and
+//! llama.cpp's `/v1/messages` passes none on.
 //! Must not run tools or touch the transcript.
 
 use super::sse::SseEvent;
+use super::textcall::{self, HoldBack};
 use super::{
     BoxFuture, Decoder, Event, Post, Provider, ProviderError, Reply, Request, RetryPolicy,
     StreamFault, stream_reply,
@@ -23,6 +28,9 @@ pub struct Anthropic {
     client: reqwest::Client,
     base_url: String,
     api_key: Option<String>,
+    /// Treat a JSON tool call written as text as a real call (default: only when the base URL is
+    /// not Anthropic's own, i.e. a local server).
+    pub text_tool_calls: bool,
     pub retry: RetryPolicy,
 }
 
@@ -33,11 +41,17 @@ impl Anthropic {
             .trim_end_matches('/')
             .to_string();
         Self {
+            text_tool_calls: base_url != DEFAULT_BASE_URL,
             client,
             base_url,
             api_key,
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// Whether requests go to Anthropic's own API (which never serves a local runtime).
+    pub fn hosted(&self) -> bool {
+        self.base_url == DEFAULT_BASE_URL
     }
 }
 
@@ -219,6 +233,8 @@ struct StreamState {
     stop: Option<StopReason>,
     done: bool,
     content: bool,
+    /// Text that starts like JSON is held back until the reply is whole.
+    hold: HoldBack,
 }
 
 impl StreamState {
@@ -255,7 +271,7 @@ impl StreamState {
                     }
                     _ => {
                         let text = b["text"].as_str().unwrap_or_default().to_string();
-                        if !text.is_empty() {
+                        if !text.is_empty() && self.hold.show(&text) {
                             on(Event::Text(&text));
                         }
                         self.blocks.push(Partial::Text(text));
@@ -268,7 +284,9 @@ impl StreamState {
                 match (d["type"].as_str(), self.blocks.last_mut()) {
                     (Some("text_delta"), Some(Partial::Text(t))) => {
                         let piece = d["text"].as_str().unwrap_or_default();
-                        on(Event::Text(piece));
+                        if self.hold.show(piece) {
+                            on(Event::Text(piece));
+                        }
                         t.push_str(piece);
                     }
                     (Some("input_json_delta"), Some(Partial::Tool { json, .. })) => {
@@ -317,31 +335,55 @@ impl StreamState {
         }
     }
 
-    fn finish(self) -> Reply {
-        let content = self
-            .blocks
-            .into_iter()
-            .filter_map(|p| match p {
-                Partial::Text(text) if text.is_empty() => None,
-                Partial::Text(text) => Some(Block::Text { text }),
-                Partial::Tool { id, name, json } => {
-                    let input = if json.trim().is_empty() {
-                        Value::Object(Default::default())
-                    } else {
-                        serde_json::from_str(&json).unwrap_or(Value::String(json))
-                    };
-                    Some(Block::ToolUse { id, name, input })
-                }
-            })
-            .collect();
+    /// The whole reply. A reply of text alone may be a tool call written as JSON (only read so
+    /// when the reply may hold one: see [`HoldBack`]); `turn` makes its id unique.
+    fn finish(
+        self,
+        tools: &[ToolDef],
+        turn: usize,
+        on: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Reply {
+        let mut stop = self.stop.unwrap_or(StopReason::EndTurn);
+        let text_only = self.blocks.iter().all(|b| matches!(b, Partial::Text(_)));
+        let mut malformed_call = None;
+        let content = if text_only && self.hold.may_hold && stop != StopReason::MaxTokens {
+            let text: String = self
+                .blocks
+                .into_iter()
+                .filter_map(|p| match p {
+                    Partial::Text(t) => Some(t),
+                    Partial::Tool { .. } => None,
+                })
+                .collect();
+            let read = textcall::read_reply(text, &self.hold, tools, turn, on);
+            stop = read.stop.unwrap_or(stop);
+            malformed_call = read.malformed;
+            read.blocks
+        } else {
+            let hold = self.hold;
+            self.blocks
+                .into_iter()
+                .flat_map(|p| match p {
+                    Partial::Text(text) => textcall::as_text(text, &hold, on),
+                    Partial::Tool { id, name, json } => {
+                        let input = if json.trim().is_empty() {
+                            Value::Object(Default::default())
+                        } else {
+                            serde_json::from_str(&json).unwrap_or(Value::String(json))
+                        };
+                        vec![Block::ToolUse { id, name, input }]
+                    }
+                })
+                .collect()
+        };
         Reply {
             message: Message {
                 role: Role::Assistant,
                 content,
             },
-            stop: self.stop.unwrap_or(StopReason::EndTurn),
+            stop,
             usage: self.usage,
-            malformed_call: None,
+            malformed_call,
         }
     }
 }
@@ -383,8 +425,30 @@ impl Provider for Anthropic {
                 body: body(&req),
                 policy: self.retry,
             };
-            let state = stream_reply(&post, on, StreamState::default).await?;
-            Ok(state.finish())
+            let may_hold = self.text_tool_calls;
+            let new = || StreamState {
+                hold: HoldBack::new(may_hold),
+                ..StreamState::default()
+            };
+            let state = stream_reply(&post, on, new).await?;
+            Ok(state.finish(req.tools, req.messages.len(), on))
+        })
+    }
+
+    fn identify<'a>(&'a self, model: &'a str) -> BoxFuture<'a, Option<super::Server>> {
+        Box::pin(async move {
+            if self.hosted() {
+                return None;
+            }
+            let mut get = self
+                .client
+                .get(format!("{}/v1/models", self.base_url))
+                .header("anthropic-version", API_VERSION)
+                .timeout(std::time::Duration::from_secs(3));
+            if let Some(key) = &self.api_key {
+                get = get.header("x-api-key", key);
+            }
+            super::models_answer(get, model).await
         })
     }
 }
@@ -432,6 +496,66 @@ mod tests {
     }
 
     #[test]
+    fn text_calls_are_read_only_from_a_server_other_than_anthropics() {
+        let hosted = Anthropic::new(reqwest::Client::new(), None, Some("k".into()));
+        assert!(hosted.hosted() && !hosted.text_tool_calls);
+        let local = Anthropic::new(
+            reqwest::Client::new(),
+            Some("http://127.0.0.1:8080/".into()),
+            None,
+        );
+        assert!(!local.hosted() && local.text_tool_calls);
+        let tools = vec![ToolDef {
+            name: "read".into(),
+            description: "r".into(),
+            input_schema: serde_json::json!({"type":"object"}),
+        }];
+        let call = r#"{"name":"read","arguments":{"file_path":"a"}}"#;
+        let events = [
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_string(),
+            ),
+            (
+                "content_block_delta",
+                serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":call}}).to_string(),
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#.to_string(),
+            ),
+        ];
+        for may_hold in [true, false] {
+            let mut s = StreamState {
+                hold: HoldBack::new(may_hold),
+                ..StreamState::default()
+            };
+            let mut shown = String::new();
+            let mut on = |e: Event<'_>| {
+                if let Event::Text(t) = e {
+                    shown.push_str(t);
+                }
+            };
+            for (e, d) in &events {
+                assert!(s.handle(e, d, &mut on).is_ok());
+            }
+            let r = s.finish(&tools, 4, &mut on);
+            if may_hold {
+                assert_eq!(r.stop, StopReason::ToolUse);
+                assert_eq!(
+                    r.message.tool_uses().collect::<Vec<_>>(),
+                    vec![("call_text_4", "read", &serde_json::json!({"file_path":"a"}))]
+                );
+                assert_eq!(shown, "", "a call is not shown as text");
+            } else {
+                assert_eq!(r.stop, StopReason::EndTurn);
+                assert_eq!(r.message.text(), call);
+                assert_eq!(shown, call);
+            }
+        }
+    }
+
+    #[test]
     fn body_has_breakpoints_and_a_stable_appending_prefix() {
         let tools = vec![
             ToolDef {
@@ -471,13 +595,7 @@ mod tests {
 
     #[test]
     fn stream_state_assembles_text_and_tool_calls() {
-        let mut s = StreamState {
-            blocks: Vec::new(),
-            usage: Usage::default(),
-            stop: None,
-            done: false,
-            content: false,
-        };
+        let mut s = StreamState::default();
         let mut seen = String::new();
         let mut on = |e: Event<'_>| {
             if let Event::Text(t) = e {
@@ -525,7 +643,7 @@ mod tests {
             assert!(s.handle(e, d, &mut on).is_ok());
         }
         assert!(s.done);
-        let r = s.finish();
+        let r = s.finish(&[], 1, &mut on);
         assert_eq!(seen, "Hello");
         assert_eq!(r.stop, StopReason::ToolUse);
         assert_eq!(

@@ -135,6 +135,13 @@ fn simplify(schema: &Value, root: &Value, depth: usize) -> Value {
             .filter(|k| is_required(k))
             .map(|k| Value::from(k.as_str()))
             .collect();
+        if ordered.is_empty() {
+            // No arguments: `{}` and only that. Said as a constant because llama.cpp builds from
+            // before its fix of 2026-09 (issue 25923; Ollama embeds one) write a grammar they
+            // cannot parse for an object with no properties, refusing the whole request.
+            // xgrammar and llguidance (vLLM) accept either form.
+            return json!({"enum": [{}]});
+        }
         out.insert("properties".into(), Value::Object(ordered));
         if !required.is_empty() {
             out.insert("required".into(), Value::Array(required));
@@ -204,6 +211,15 @@ mod tests {
         assert_eq!(args["properties"]["n"], json!({"type":"integer"}));
         assert_eq!(s["anyOf"][1]["properties"]["name"]["enum"][0], FINAL_ANSWER);
         Ok(())
+    }
+
+    #[test]
+    fn a_tool_without_arguments_takes_exactly_an_empty_object() {
+        let schema = json!({"type":"object","properties":{},"additionalProperties":false});
+        assert_eq!(simplify(&schema, &schema, 0), json!({"enum": [{}]}));
+        // Without `properties` at all it stays any object, as the tool said.
+        let open = json!({"type":"object"});
+        assert_eq!(simplify(&open, &open, 0), json!({"type":"object"}));
     }
 
     #[test]

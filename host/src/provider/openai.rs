@@ -11,8 +11,9 @@
 //! describes the tools in the system message instead of a `tools` field.
 //! Must not run tools or touch the transcript.
 
-use super::constrain::{self, FINAL_ANSWER};
+use super::constrain;
 use super::sse::SseEvent;
+use super::textcall::{self, HoldBack};
 use super::{
     BoxFuture, Decoder, Event, Post, Provider, ProviderError, Reply, Request, RetryPolicy,
     StreamFault, stream_reply,
@@ -100,29 +101,7 @@ fn constrained_system(req: &Request<'_>) -> String {
     if !out.is_empty() {
         out.push_str("\n\n");
     }
-    out.push_str(&call_format(req.tools, !req.tools_in_prompt));
-    out
-}
-
-/// How to write a call as JSON text, with one line per tool when `list` (the agent tells a model
-/// that got it wrong in the same words).
-pub fn call_format(tools: &[ToolDef], list: bool) -> String {
-    let mut out = format!(
-        "Reply with exactly one JSON object and nothing else: {{\"name\": \"<tool>\", \"arguments\": {{…}}}}. \
-One tool call per reply; its result comes back in the next message. \
-When the task is done, reply {{\"name\": \"{FINAL_ANSWER}\", \"arguments\": {{\"text\": \"<what you did>\"}}}}."
-    );
-    if list {
-        out.push_str("\nTools:\n");
-        for t in tools {
-            out.push_str("- ");
-            out.push_str(&t.one_line());
-            out.push('\n');
-        }
-        out.push_str(&format!(
-            "- {FINAL_ANSWER}(text): finish, saying what you did.\n"
-        ));
-    }
+    out.push_str(&textcall::call_format(req.tools, !req.tools_in_prompt));
     out
 }
 
@@ -173,72 +152,6 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
     }
 }
 
-/// What a reply's text is, read as a tool call written as JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TextCall {
-    /// A call of an offered tool (or `final_answer`): name and arguments.
-    Call(String, Value),
-    /// It tries to be a call (a JSON object, bare or in a ```json fence) but is not a valid one.
-    Malformed(String),
-    /// Prose (or code) meant for the user.
-    NotACall,
-}
-
-/// A tool call written as JSON text (bare, or in a ``` fence) naming one of `tools`. When the
-/// model wrote more than one object, the first is taken.
-pub fn text_tool_call(text: &str, tools: &[ToolDef]) -> TextCall {
-    let t = text.trim();
-    let fenced = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .map(|s| s.trim_end().strip_suffix("```").unwrap_or(s));
-    let t = fenced.unwrap_or(t).trim();
-    if !t.starts_with('{') {
-        return TextCall::NotACall;
-    }
-    let names = || {
-        let mut n: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-        n.push(FINAL_ANSWER);
-        n.join(", ")
-    };
-    let first = serde_json::Deserializer::from_str(t)
-        .into_iter::<Value>()
-        .next();
-    let v = match first {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => return TextCall::Malformed(format!("it is not valid JSON ({e})")),
-        None => return TextCall::NotACall,
-    };
-    let Some(name) = v.get("name").and_then(Value::as_str) else {
-        return TextCall::Malformed("the object has no \"name\" string".into());
-    };
-    if name != FINAL_ANSWER && !tools.iter().any(|tool| tool.name == name) {
-        return TextCall::Malformed(format!(
-            "there is no tool called `{name}` (the tools are: {})",
-            names()
-        ));
-    }
-    let args = ["arguments", "parameters", "input"]
-        .iter()
-        .find_map(|k| v.get(*k).cloned())
-        .unwrap_or(json!({}));
-    let args = match args {
-        Value::String(s) => match serde_json::from_str::<Value>(&s) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                return TextCall::Malformed(format!(
-                    "\"arguments\" is a string that is not a JSON object ({e})"
-                ));
-            }
-        },
-        other => other,
-    };
-    if !args.is_object() {
-        return TextCall::Malformed("\"arguments\" must be a JSON object".into());
-    }
-    TextCall::Call(name.to_string(), args)
-}
-
 #[derive(Default)]
 struct PartialCall {
     id: String,
@@ -254,10 +167,8 @@ struct StreamState {
     finish: Option<String>,
     done: bool,
     content: bool,
-    /// Text not shown yet because it may be a tool call written as JSON.
-    held: bool,
-    /// Hold back text that starts like JSON until the reply is whole.
-    may_hold: bool,
+    /// Text that starts like JSON is held back until the reply is whole.
+    hold: HoldBack,
 }
 
 impl StreamState {
@@ -287,12 +198,8 @@ impl StreamState {
         for choice in v["choices"].as_array().into_iter().flatten() {
             let d = &choice["delta"];
             if let Some(piece) = d["content"].as_str().filter(|p| !p.is_empty()) {
-                if !self.content && self.may_hold {
-                    let start = piece.trim_start();
-                    self.held = start.starts_with('{') || start.starts_with('`');
-                }
                 self.content = true;
-                if !self.held {
+                if self.hold.show(piece) {
                     on(Event::Text(piece));
                 }
                 self.text.push_str(piece);
@@ -334,8 +241,6 @@ impl OpenAi {
         constrained: bool,
         on: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Reply {
-        let mut content = Vec::new();
-        let mut malformed_call = None;
         let mut stop = match s.finish.as_deref() {
             Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
             Some("length") => StopReason::MaxTokens,
@@ -343,42 +248,16 @@ impl OpenAi {
             Some(other) => StopReason::Other(other.into()),
         };
         // A reply cut at max_tokens is not read as a call: it is cut, and the loop says so.
-        let text_call = if s.calls.is_empty()
+        let (mut content, malformed_call) = if s.calls.is_empty()
             && stop != StopReason::MaxTokens
             && (self.text_tool_calls || constrained)
         {
-            text_tool_call(&s.text, tools)
+            let read = textcall::read_reply(s.text, &s.hold, tools, turn, on);
+            stop = read.stop.unwrap_or(stop);
+            (read.blocks, read.malformed)
         } else {
-            TextCall::NotACall
+            (textcall::as_text(s.text, &s.hold, on), None)
         };
-        match text_call {
-            TextCall::Call(name, args) if name == FINAL_ANSWER => {
-                let text = args["text"].as_str().unwrap_or_default().to_string();
-                on(Event::Text(&text));
-                content.push(Block::Text { text });
-                stop = StopReason::EndTurn;
-            }
-            TextCall::Call(name, input) => {
-                on(Event::ToolUse { name: &name });
-                content.push(Block::ToolUse {
-                    id: format!("call_text_{turn}"),
-                    name,
-                    input,
-                });
-                stop = StopReason::ToolUse;
-            }
-            other => {
-                if let TextCall::Malformed(why) = other {
-                    malformed_call = Some(why);
-                }
-                if s.held && !s.text.is_empty() {
-                    on(Event::Text(&s.text));
-                }
-                if !s.text.is_empty() {
-                    content.push(Block::Text { text: s.text });
-                }
-            }
-        }
         for (i, c) in s.calls.into_iter().enumerate() {
             let input = if c.args.trim().is_empty() {
                 json!({})
@@ -450,7 +329,7 @@ impl Provider for OpenAi {
             };
             let may_hold = req.constrained || self.text_tool_calls;
             let new = || StreamState {
-                may_hold,
+                hold: HoldBack::new(may_hold),
                 ..StreamState::default()
             };
             let state = stream_reply(&post, on, new).await?;
@@ -458,8 +337,16 @@ impl Provider for OpenAi {
         })
     }
 
+    fn constrains(&self) -> bool {
+        true
+    }
+
     fn identify<'a>(&'a self, model: &'a str) -> BoxFuture<'a, Option<super::Server>> {
         Box::pin(async move {
+            // OpenAI's own API never serves a local runtime: no request before the first.
+            if self.base_url == DEFAULT_BASE_URL {
+                return None;
+            }
             let mut get = self
                 .client
                 .get(format!("{}/models", self.base_url))
@@ -467,40 +354,9 @@ impl Provider for OpenAi {
             if let Some(key) = &self.api_key {
                 get = get.bearer_auth(key);
             }
-            let resp = get.send().await.ok()?;
-            if !resp.status().is_success() {
-                return None;
-            }
-            let v: Value = serde_json::from_str(&resp.text().await.ok()?).ok()?;
-            server_from_models(&v, model)
+            super::models_answer(get, model).await
         })
     }
-}
-
-/// Which local runtime answered `GET /models` (llama.cpp says `owned_by: "llamacpp"` and gives
-/// `meta.n_params` and `meta.n_ctx`; vLLM says `"vllm"` and gives `max_model_len`; Ollama names
-/// the namespace, `"library"` for its own models), and the size and context of `model` (or of
-/// the only model served) when they are given.
-pub fn server_from_models(v: &Value, model: &str) -> Option<super::Server> {
-    let data = v["data"].as_array()?;
-    let entry = data
-        .iter()
-        .find(|m| m["id"].as_str() == Some(model))
-        .or_else(|| data.first())?;
-    let runtime = match entry["owned_by"].as_str()? {
-        "llamacpp" => "llama.cpp",
-        "vllm" => "vLLM",
-        "library" | "ollama" => "Ollama",
-        _ => return None,
-    };
-    Some(super::Server {
-        runtime: runtime.into(),
-        params: entry["meta"]["n_params"].as_u64(),
-        context: entry["meta"]["n_ctx"]
-            .as_u64()
-            .or_else(|| entry["max_model_len"].as_u64())
-            .filter(|n| *n > 0),
-    })
 }
 
 impl Decoder for StreamState {
@@ -540,73 +396,9 @@ mod tests {
     }
 
     #[test]
-    fn local_runtimes_say_what_they_serve_and_in_what_context() {
-        // llama-server (b7000s): the slot's context is `meta.n_ctx`.
-        let llama = json!({"object":"list","data":[{"id":"qwen.gguf","owned_by":"llamacpp",
-            "meta":{"n_ctx":8192,"n_ctx_train":32768,"n_params":1543714304}}]});
-        assert_eq!(
-            server_from_models(&llama, "qwen.gguf"),
-            Some(crate::provider::Server {
-                runtime: "llama.cpp".into(),
-                params: Some(1_543_714_304),
-                context: Some(8192),
-            })
-        );
-        // vLLM: `max_model_len`.
-        let vllm = json!({"object":"list","data":[{"id":"Qwen/Qwen2.5-Coder-7B-Instruct","owned_by":"vllm","max_model_len":16384}]});
-        let s = server_from_models(&vllm, "Qwen/Qwen2.5-Coder-7B-Instruct");
-        assert_eq!(s.and_then(|s| s.context), Some(16384));
-        // An older llama-server without `n_ctx`: its training context is not the server's.
-        let old = json!({"data":[{"id":"m","owned_by":"llamacpp","meta":{"n_ctx_train":32768}}]});
-        assert_eq!(server_from_models(&old, "m").and_then(|s| s.context), None);
-        // Not a local runtime.
-        assert_eq!(
-            server_from_models(
-                &json!({"data":[{"id":"gpt-4o","owned_by":"openai"}]}),
-                "gpt-4o"
-            ),
-            None
-        );
-    }
-
-    #[test]
-    fn json_text_naming_a_tool_is_a_call() {
-        let t = tools();
-        assert_eq!(
-            text_tool_call(r#"{"name":"read","arguments":{"file_path":"a"}}"#, &t),
-            TextCall::Call("read".into(), json!({"file_path":"a"}))
-        );
-        let fenced =
-            "```json\n{\"name\": \"read\", \"arguments\": \"{\\\"file_path\\\": \\\"b\\\"}\"}\n```";
-        assert_eq!(
-            text_tool_call(fenced, &t),
-            TextCall::Call("read".into(), json!({"file_path":"b"}))
-        );
-        assert!(matches!(
-            text_tool_call(r#"{"name":"rm_rf","arguments":{}}"#, &t),
-            TextCall::Malformed(why) if why.contains("no tool called `rm_rf`")
-        ));
-        assert!(matches!(
-            text_tool_call(r#"{"name":"read","arguments":{"file_path":"a"}"#, &t),
-            TextCall::Malformed(why) if why.contains("not valid JSON")
-        ));
-        assert_eq!(
-            text_tool_call(
-                r#"{"name":"read","arguments":{}} {"name":"read","arguments":{}}"#,
-                &t
-            ),
-            TextCall::Call("read".into(), json!({}))
-        );
-        assert_eq!(
-            text_tool_call("Here is {\"name\":\"read\"}", &t),
-            TextCall::NotACall
-        );
-    }
-
-    #[test]
     fn deltas_accumulate_by_index() {
         let mut s = StreamState {
-            may_hold: true,
+            hold: HoldBack::new(true),
             ..StreamState::default()
         };
         let mut on = |_: Event<'_>| {};

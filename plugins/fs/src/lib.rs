@@ -19,6 +19,8 @@ const MAX_LINE_CHARS: usize = 2000;
 const MAX_WHOLE_BYTES: u64 = 256 * 1024;
 /// How many bytes are sniffed for NUL to call a file binary.
 const SNIFF_BYTES: usize = 8192;
+/// Largest file an `edit` whose old_string is not in it shows whole in its error.
+const SHOW_WHOLE_BYTES: usize = 2048;
 /// Most entries `ls` lists.
 const MAX_LS_ENTRIES: usize = 1000;
 
@@ -155,8 +157,17 @@ impl Tool for WriteFile {
         "Write a file, replacing it if it exists. Prefer `edit` for changes to an existing file.";
     const READ_ONLY: bool = false;
 
-    fn run(input: WriteInput) -> Result<String, ToolError> {
+    fn run(mut input: WriteInput) -> Result<String, ToolError> {
         let path = &resolve_path(&input.file_path)?;
+        let unnumbered = strip_read_numbers(&input.content);
+        let note = if unnumbered.is_some() {
+            "; the line numbers `read` shows were taken out of content"
+        } else {
+            ""
+        };
+        if let Some(text) = unnumbered {
+            input.content = text;
+        }
         if let Some(parent) = std::path::Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -167,7 +178,7 @@ impl Tool for WriteFile {
         write_atomic(path, input.content.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
         let lines = input.content.lines().count();
         Ok(format!(
-            "{} {path} ({lines} lines, {} bytes)",
+            "{} {path} ({lines} lines, {} bytes{note})",
             if existed { "Overwrote" } else { "Created" },
             input.content.len()
         ))
@@ -198,29 +209,30 @@ impl Tool for EditFile {
         it unique) unless replace_all is set. The file is left untouched when the edit fails.";
     const READ_ONLY: bool = false;
 
-    fn run(input: EditInput) -> Result<String, ToolError> {
+    fn run(mut input: EditInput) -> Result<String, ToolError> {
         let path = &resolve_path(&input.file_path)?;
-        if input.old_string == input.new_string {
-            return Err(ToolError::InvalidInput(
-                "old_string and new_string are the same; nothing to change".into(),
-            ));
-        }
         let current = match fs::read(path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(ToolError::io(path, &e)),
         };
         let Some(bytes) = current else {
-            if input.old_string.is_empty() {
+            if input.old_string.is_empty() && !input.new_string.is_empty() {
                 return WriteFile::run(WriteInput {
                     file_path: input.file_path,
                     content: input.new_string,
                 });
             }
             return Err(ToolError::InvalidInput(format!(
-                "{path}: no such file; to create it, use `write`"
+                "{path}: no such file{}; to create a file, use `write`",
+                siblings(path)
             )));
         };
+        if input.old_string == input.new_string {
+            return Err(ToolError::InvalidInput(
+                "old_string and new_string are the same; nothing to change".into(),
+            ));
+        }
         let text = String::from_utf8(bytes).map_err(|_| {
             ToolError::InvalidInput(format!(
                 "{path} is not UTF-8 text; edit works on text files only"
@@ -235,7 +247,18 @@ impl Tool for EditFile {
             write_atomic(path, input.new_string.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
             return Ok(format!("Wrote {path} (it was empty)"));
         }
-        let found = text.matches(input.old_string.as_str()).count();
+        let mut found = text.matches(input.old_string.as_str()).count();
+        let mut note = "";
+        if found == 0
+            && let Some(old) = strip_read_numbers(&input.old_string)
+            && text.contains(old.as_str())
+        {
+            // Copied from `read` with its line numbers: what was meant is plain.
+            input.new_string = strip_read_numbers(&input.new_string).unwrap_or(input.new_string);
+            input.old_string = old;
+            found = text.matches(input.old_string.as_str()).count();
+            note = " (the line numbers `read` shows were taken out of old_string and new_string)";
+        }
         if found == 0 {
             let hint = if text.contains("\r\n")
                 && input.old_string.contains('\n')
@@ -245,8 +268,17 @@ impl Tool for EditFile {
             } else {
                 ""
             };
+            // A short file is shown whole: what to copy is right there, not one call away.
+            let whole = if text.len() <= SHOW_WHOLE_BYTES && !text.is_empty() {
+                format!(
+                    ". {path} is now:\n{}",
+                    snippet(&text, 0, text.len()).trim_end()
+                )
+            } else {
+                "; read the file again".into()
+            };
             return Err(ToolError::InvalidInput(format!(
-                "old_string was not found in {path}{hint}; read the file again and copy the text exactly, including whitespace"
+                "old_string was not found in {path}{hint}: it must be text from {path} itself, copied exactly, including whitespace{whole}"
             )));
         }
         if found > 1 && !input.replace_all {
@@ -262,12 +294,67 @@ impl Tool for EditFile {
         };
         write_atomic(path, updated.as_bytes()).map_err(|e| ToolError::io(path, &e))?;
         let mut out = format!(
-            "Edited {path}: replaced {found} occurrence{}\n",
+            "Edited {path}: replaced {found} occurrence{}{note}\n",
             if found == 1 { "" } else { "s" }
         );
         out.push_str(&snippet(&updated, first, input.new_string.len()));
         Ok(out)
     }
+}
+
+/// `text` without the line numbers `read` puts in front of each line (`{number:>6}\t`), when
+/// every line has one and they count up by one: text copied from `read`'s output. `None` when
+/// it is not such text (a file may hold numbers and tabs of its own, so anything less is kept).
+fn strip_read_numbers(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut expect: Option<u64> = None;
+    for line in text.split_inclusive('\n') {
+        let (prefix, rest) = line.split_once('\t')?;
+        let digits = prefix.trim_start_matches(' ');
+        let number: u64 = digits.parse().ok()?;
+        let width_ok = if digits.len() >= 6 {
+            prefix.len() == digits.len()
+        } else {
+            prefix.len() == 6
+        };
+        if !width_ok || expect.is_some_and(|n| n != number) {
+            return None;
+        }
+        expect = Some(number + 1);
+        out.push_str(rest);
+    }
+    expect.map(|_| out)
+}
+
+/// `; here are: a.py, b.py` naming the files beside `path` (what a model that guessed a name
+/// needs), or nothing when its directory cannot be listed.
+fn siblings(path: &str) -> String {
+    const MAX: usize = 20;
+    let dir = std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return String::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    names.sort();
+    let more = names.len() > MAX;
+    names.truncate(MAX);
+    format!(
+        "; the files in {} are: {}{}",
+        dir.display(),
+        names.join(", "),
+        if more { ", …" } else { "" }
+    )
 }
 
 /// Numbered lines around the byte range `at..at+len` of `text`, so the model sees the result.
