@@ -118,7 +118,7 @@ def run_once(cove, url, task, temperature, profile_args, record_dir, tag, endpoi
         record_dir.mkdir(parents=True, exist_ok=True)
         (record_dir / f"{tag}.json").write_text(json.dumps(Recorder.log, indent=1))
         # The same run as a fixture for tests/all/small.rs: replayed, it must end the same way.
-        fixture = {"model": tag, "files": {"calc.py": src, "test_calc.py": tests}, "prompt": PROMPT,
+        fixture = {"model": tag, "endpoint": endpoint, "files": {"calc.py": src, "test_calc.py": tests}, "prompt": PROMPT,
                    "models": Recorder.models, "replies": [r["reply"] for r in Recorder.log],
                    "outcome": end.get("outcome"), "expect": {"calc.py": (d / "calc.py").read_text()}}
         (record_dir / f"{tag}.fixture.json").write_text(json.dumps(fixture, indent=1))

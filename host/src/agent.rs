@@ -56,6 +56,9 @@ pub struct Settings {
     pub constrained: bool,
     /// The system prompt lists the tools itself (the `small` profile).
     pub tools_in_prompt: bool,
+    /// Answer a read repeated word for word with a pointer to its earlier result, which is still
+    /// in context (off in the `small` profile: a small model does not look back, and gives up).
+    pub point_to_rereads: bool,
     /// Most bytes of one tool result the model sees ([`MAX_RESULT_BYTES`] by default).
     pub max_result_bytes: usize,
     pub max_turns: u32,
@@ -758,6 +761,7 @@ impl Agent {
                         .into_owned();
                 // A read the model already has in front of it, word for word.
                 if !r.is_error
+                    && self.settings.point_to_rereads
                     && self.read_only.get(name).copied().unwrap_or(false)
                     && let Some(note) = compress::unchanged(messages, name, input, &text)
                 {

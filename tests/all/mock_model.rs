@@ -47,8 +47,9 @@ pub struct MockModel {
     pub url: String,
     replies: Arc<Mutex<VecDeque<Reply>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
-    /// The body of `GET …/models` (404 when `None`); GETs are neither recorded nor use a reply.
-    models: Arc<Mutex<Option<String>>>,
+    /// Fixed answers by path suffix: `GET …/models` (404 when absent), Ollama's `POST /api/show`;
+    /// neither recorded nor using a reply.
+    models: Arc<Mutex<Vec<(String, String)>>>,
     /// Answers summary requests (cove's compressor) apart from the queue, when set.
     summariser: Summariser,
     /// Refuse requests over this many tokens as Anthropic does ("prompt is too long").
@@ -124,7 +125,7 @@ impl MockModel {
         let url = format!("http://{}", listener.local_addr()?);
         let replies = Arc::new(Mutex::new(VecDeque::from(replies)));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let models = Arc::new(Mutex::new(None));
+        let models = Arc::new(Mutex::new(Vec::new()));
         let summariser: Summariser = Arc::new(Mutex::new(None));
         let window = Arc::new(Mutex::new(None));
         let router: Router = Arc::new(Mutex::new(None));
@@ -181,8 +182,15 @@ impl MockModel {
 
     /// Answer `GET …/models` with this JSON, as a local runtime describing itself does.
     pub fn set_models(&self, body: &str) {
+        self.set_answer("/models", body);
+    }
+
+    /// Answer every request whose path ends with `suffix` with this JSON (`/api/show`: Ollama's
+    /// model details), outside the queue and unrecorded.
+    pub fn set_answer(&self, suffix: &str, body: &str) {
         if let Ok(mut m) = self.models.lock() {
-            *m = Some(body.to_string());
+            m.retain(|(s, _)| s != suffix);
+            m.push((suffix.to_string(), body.to_string()));
         }
     }
 
@@ -227,7 +235,7 @@ fn serve(
     replies: &Mutex<VecDeque<Reply>>,
     seen: &Mutex<Vec<Seen>>,
     cache: &Mutex<Vec<String>>,
-    models: &Mutex<Option<String>>,
+    models: &Mutex<Vec<(String, String)>>,
     summariser: &Summariser,
     window: &Mutex<Option<usize>>,
     router: &Router,
@@ -261,11 +269,15 @@ fn serve(
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
         let body = String::from_utf8_lossy(&body).into_owned();
-        if line.starts_with("GET ") {
-            let answer = models.lock().ok().and_then(|m| m.clone());
-            let (code, text) = match answer {
-                Some(t) if path.ends_with("/models") => (200, t),
-                _ => (404, "{}".to_string()),
+        let fixed = models.lock().ok().and_then(|m| {
+            m.iter()
+                .find(|(suffix, _)| path.ends_with(suffix.as_str()))
+                .map(|(_, text)| text.clone())
+        });
+        if line.starts_with("GET ") || fixed.is_some() {
+            let (code, text) = match fixed {
+                Some(t) => (200, t),
+                None => (404, "{}".to_string()),
             };
             write!(
                 out,

@@ -30,6 +30,16 @@ fn arguments_of<'a>(body: &'a Value, tool: &str) -> Option<&'a Value> {
         .map(|o| &o["properties"]["arguments"])
 }
 
+/// The names a constrained request lets the model call, in the schema's order.
+fn constrained_names(body: &Value) -> Vec<&str> {
+    body["response_format"]["json_schema"]["schema"]["anyOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["properties"]["name"]["enum"][0].as_str())
+        .collect()
+}
+
 fn system_of(body: &Value) -> String {
     body["messages"][0]["content"]
         .as_str()
@@ -60,11 +70,7 @@ fn constrained_mode_sends_a_self_contained_ordered_schema_and_describes_the_tool
     let text = schema.to_string();
     // llama.cpp refused the grep tool's `$ref` once nested under the wrapper.
     assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
-    let options = schema["anyOf"].as_array().ok_or("anyOf")?;
-    let names: Vec<&str> = options
-        .iter()
-        .filter_map(|o| o["properties"]["name"]["enum"][0].as_str())
-        .collect();
+    let names = constrained_names(&first);
     for tool in [
         "bash",
         "edit",
@@ -77,7 +83,7 @@ fn constrained_mode_sends_a_self_contained_ordered_schema_and_describes_the_tool
     ] {
         assert!(names.contains(&tool), "{tool} missing from {names:?}");
     }
-    for o in options {
+    for o in schema["anyOf"].as_array().ok_or("anyOf")? {
         assert_eq!(keys(&o["properties"]), ["name", "arguments"], "{o}");
     }
     let edit = arguments_of(&first, "edit").ok_or("edit")?;
@@ -271,13 +277,7 @@ fn the_small_profile_is_lean() -> TestResult {
     let first = m.requests()[0].json();
     assert_eq!(first["temperature"], 0.0);
     assert_eq!(first["max_tokens"], 2048);
-    let schema = &first["response_format"]["json_schema"]["schema"];
-    let names: Vec<&str> = schema["anyOf"]
-        .as_array()
-        .ok_or("anyOf")?
-        .iter()
-        .filter_map(|o| o["properties"]["name"]["enum"][0].as_str())
-        .collect();
+    let names = constrained_names(&first);
     assert_eq!(
         names,
         [
@@ -447,7 +447,10 @@ fn recorded_small_model_sessions_still_fix_their_bugs() -> TestResult {
         m.set_models(f["models"].as_str().unwrap_or("{}"));
         let mut args = vec!["run", "--output-format", "json", "--policy", "trusted"];
         args.push(f["prompt"].as_str().unwrap_or("go"));
-        let out = run_openai(&sb, &m, &args)?;
+        let out = match f["endpoint"].as_str() {
+            Some("anthropic") => run_anthropic(&sb, &m, &args)?,
+            _ => run_openai(&sb, &m, &args)?,
+        };
         let v: Value = serde_json::from_str(&out.stdout)?;
         assert_eq!(v["outcome"], f["outcome"], "{}: {out:?}", path.display());
         assert_eq!(m.requests().len(), n, "{}", path.display());
@@ -624,15 +627,101 @@ fn small_tools_chooses_the_small_profiles_tools() -> TestResult {
         out.stderr
     );
     let first = m.requests()[0].json();
-    let names: Vec<&str> = first["response_format"]["json_schema"]["schema"]["anyOf"]
-        .as_array()
-        .ok_or("anyOf")?
-        .iter()
-        .filter_map(|o| o["properties"]["name"]["enum"][0].as_str())
-        .collect();
+    let names = constrained_names(&first);
     assert_eq!(names, ["outline", "read", "final_answer"]);
     let system = system_of(&first);
     assert!(system.contains("- outline("), "{system}");
     assert!(!system.contains("- bash("), "{system}");
+    Ok(())
+}
+
+/// Ollama's `/v1/models` gives no size, and its model names often give none either
+/// (`qwen2.5-coder` is the 7B, `qwen2.5-coder:1.5b` says it); its own `POST /api/show` does.
+#[test]
+fn ollama_is_asked_the_size_its_models_list_leaves_out() -> TestResult {
+    let sb = Sandbox::new()?;
+    let answer = || {
+        Reply::Sse(openai(
+            r#"{"name":"final_answer","arguments":{"text":"ok"}}"#,
+            &[],
+        ))
+    };
+    let m = MockModel::start(vec![answer(), answer()])?;
+    // What Ollama 0.12 answers to GET /v1/models and POST /api/show.
+    m.set_models(r#"{"object":"list","data":[{"id":"coder","object":"model","created":1764576000,"owned_by":"library"}]}"#);
+    m.set_answer(
+        "/api/show",
+        r#"{"details":{"parent_model":"","format":"gguf","family":"qwen2","families":["qwen2"],"parameter_size":"1.5B","quantization_level":"Q4_K_M"},"capabilities":["completion","tools"]}"#,
+    );
+    let run = |model: &str| {
+        let url = format!("{}/v1", m.url);
+        sb.cove_env(
+            &["run", "go"],
+            &[("OPENAI_BASE_URL", &url), ("COVE_MODEL", model)],
+        )
+    };
+    let out = run("coder")?;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("profile small: Ollama serves coder (1.5B parameters)"),
+        "{}",
+        out.stderr
+    );
+    m.set_answer(
+        "/api/show",
+        r#"{"details":{"family":"qwen2","parameter_size":"32.8B"}}"#,
+    );
+    let out = run("coder")?;
+    assert!(out.ok, "{out:?}");
+    assert!(!out.stderr.contains("profile small"), "{}", out.stderr);
+    Ok(())
+}
+
+/// A small model that reads a file again wants the file: told "unchanged since turn 1" instead,
+/// the 1.5B gave up and claimed a fix. The default profile keeps the pointer (it saves context).
+#[test]
+fn the_small_profile_answers_a_repeated_read_with_the_file() -> TestResult {
+    let sb = Sandbox::new()?;
+    // Long enough to be worth pointing at (200 bytes or more).
+    let body: String = (0..12).map(|i| format!("# note {i}\n")).collect();
+    sb.write(
+        "calc.py",
+        format!("{body}def add(a, b):\n    return a - b\n"),
+    )?;
+    let read = r#"{"name":"read","arguments":{"file_path":"calc.py"}}"#;
+    for (profile, pointer) in [("small", false), ("default", true)] {
+        let m = MockModel::start(vec![
+            Reply::Sse(openai(read, &[])),
+            Reply::Sse(openai(read, &[])),
+            Reply::Sse(openai(
+                r#"{"name":"final_answer","arguments":{"text":"ok"}}"#,
+                &[],
+            )),
+        ])?;
+        let out = run_openai(
+            &sb,
+            &m,
+            &["run", "--profile", profile, "--constrained", "go"],
+        )?;
+        assert!(out.ok, "{out:?}");
+        let last = m.requests()[2].json();
+        let result = last["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "tool"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            result.contains("unchanged since turn"),
+            pointer,
+            "{profile}: {result}"
+        );
+        assert_eq!(
+            result.contains("return a - b"),
+            !pointer,
+            "{profile}: {result}"
+        );
+    }
     Ok(())
 }

@@ -127,6 +127,7 @@ pub fn prepare(
         temperature: pc.temperature.or(small.then_some(0.0)),
         constrained: pc.constrained.unwrap_or(small && provider.constrains()),
         tools_in_prompt: small,
+        point_to_rereads: !small,
         max_result_bytes: if small {
             profile::SMALL_MAX_RESULT_BYTES
         } else {

@@ -50,6 +50,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         temperature: None,
         constrained: false,
         tools_in_prompt: false,
+        point_to_rereads: true,
         max_result_bytes: cove::agent::MAX_RESULT_BYTES,
         max_turns: 10,
         token_budget: None,

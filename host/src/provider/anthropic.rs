@@ -505,11 +505,7 @@ mod tests {
             None,
         );
         assert!(!local.hosted() && local.text_tool_calls);
-        let tools = vec![ToolDef {
-            name: "read".into(),
-            description: "r".into(),
-            input_schema: serde_json::json!({"type":"object"}),
-        }];
+        let tools = crate::provider::textcall::read_tool();
         let call = r#"{"name":"read","arguments":{"file_path":"a"}}"#;
         let events = [
             (

@@ -9,7 +9,10 @@
 //! left out (the host validates every call against the tool's full schema anyway), and each
 //! object's properties ordered required first, each group in the schema's own order: grammar
 //! servers make the model write properties in schema order, so `name` comes before `arguments`
-//! and `old_string` before `new_string`.
+//! and `old_string` before `new_string`. What each server takes was checked against its source:
+//! llama.cpp's json-schema-to-grammar (b11434), vLLM 0.33 (xgrammar first, llguidance as its
+//! fallback; `response_format` becomes its structured-output parameters) and Ollama (its OpenAI
+//! layer passes the schema on as `format`, to the llama.cpp it embeds).
 //! Must not decide whether constrained mode is on, or know the request's wire format.
 
 use crate::conversation::ToolDef;

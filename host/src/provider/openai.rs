@@ -354,9 +354,44 @@ impl Provider for OpenAi {
             if let Some(key) = &self.api_key {
                 get = get.bearer_auth(key);
             }
-            super::models_answer(get, model).await
+            let mut server = super::models_answer(get, model).await?;
+            if server.runtime == "Ollama" && server.params.is_none() {
+                // Ollama's `/v1/models` gives no size; its own API does.
+                let root = self.base_url.trim_end_matches("/v1");
+                let show = self
+                    .client
+                    .post(format!("{root}/api/show"))
+                    .header("content-type", "application/json")
+                    .body(json!({ "model": model }).to_string())
+                    .timeout(std::time::Duration::from_secs(3))
+                    .send()
+                    .await;
+                if let Ok(resp) = show
+                    && resp.status().is_success()
+                    && let Ok(text) = resp.text().await
+                    && let Ok(v) = serde_json::from_str::<Value>(&text)
+                {
+                    server.params = v["details"]["parameter_size"]
+                        .as_str()
+                        .and_then(parameter_size);
+                }
+            }
+            Some(server)
         })
     }
+}
+
+/// Ollama's `parameter_size` (`"1.5B"`, `"494.03M"`, `"70B"`) as a count.
+fn parameter_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (number, scale) = match t.chars().last()? {
+        'B' | 'b' => (&t[..t.len() - 1], 1e9),
+        'M' | 'm' => (&t[..t.len() - 1], 1e6),
+        'K' | 'k' => (&t[..t.len() - 1], 1e3),
+        _ => (t, 1.0),
+    };
+    let n: f64 = number.trim().parse().ok()?;
+    (n.is_finite() && n > 0.0).then_some((n * scale) as u64)
 }
 
 impl Decoder for StreamState {
@@ -386,13 +421,15 @@ impl Decoder for StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::textcall::read_tool;
 
-    fn tools() -> Vec<ToolDef> {
-        vec![ToolDef {
-            name: "read".into(),
-            description: "r".into(),
-            input_schema: json!({"type":"object"}),
-        }]
+    #[test]
+    fn ollama_sizes_are_read() {
+        assert_eq!(parameter_size("1.5B"), Some(1_500_000_000));
+        assert_eq!(parameter_size("494.03M"), Some(494_030_000));
+        assert_eq!(parameter_size("70B"), Some(70_000_000_000));
+        assert_eq!(parameter_size("big"), None);
+        assert_eq!(parameter_size(""), None);
     }
 
     #[test]
@@ -414,7 +451,7 @@ mod tests {
             assert!(s.handle(d, &mut on).is_ok());
         }
         let p = OpenAi::new(reqwest::Client::new(), None, None);
-        let r = p.finish(s, &tools(), 3, false, &mut on);
+        let r = p.finish(s, &read_tool(), 3, false, &mut on);
         let calls: Vec<_> = r.message.tool_uses().collect();
         assert_eq!(
             calls,

@@ -203,21 +203,23 @@ pub fn as_text(
     vec![Block::Text { text }]
 }
 
+/// One `read` tool: what the providers' tests offer a model that writes its calls as text.
+#[cfg(test)]
+pub(crate) fn read_tool() -> Vec<ToolDef> {
+    vec![ToolDef {
+        name: "read".into(),
+        description: "r".into(),
+        input_schema: json!({"type":"object"}),
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tools() -> Vec<ToolDef> {
-        vec![ToolDef {
-            name: "read".into(),
-            description: "r".into(),
-            input_schema: json!({"type":"object"}),
-        }]
-    }
-
     #[test]
     fn json_text_naming_a_tool_is_a_call() {
-        let t = tools();
+        let t = read_tool();
         assert_eq!(
             text_tool_call(r#"{"name":"read","arguments":{"file_path":"a"}}"#, &t),
             TextCall::Call("read".into(), json!({"file_path":"a"}))

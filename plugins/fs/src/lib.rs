@@ -19,8 +19,6 @@ const MAX_LINE_CHARS: usize = 2000;
 const MAX_WHOLE_BYTES: u64 = 256 * 1024;
 /// How many bytes are sniffed for NUL to call a file binary.
 const SNIFF_BYTES: usize = 8192;
-/// Largest file an `edit` whose old_string is not in it shows whole in its error.
-const SHOW_WHOLE_BYTES: usize = 2048;
 /// Most entries `ls` lists.
 const MAX_LS_ENTRIES: usize = 1000;
 
@@ -268,17 +266,8 @@ impl Tool for EditFile {
             } else {
                 ""
             };
-            // A short file is shown whole: what to copy is right there, not one call away.
-            let whole = if text.len() <= SHOW_WHOLE_BYTES && !text.is_empty() {
-                format!(
-                    ". {path} is now:\n{}",
-                    snippet(&text, 0, text.len()).trim_end()
-                )
-            } else {
-                "; read the file again".into()
-            };
             return Err(ToolError::InvalidInput(format!(
-                "old_string was not found in {path}{hint}: it must be text from {path} itself, copied exactly, including whitespace{whole}"
+                "old_string was not found in {path}{hint}: it must be text from {path} itself, copied exactly, including whitespace; read {path} again"
             )));
         }
         if found > 1 && !input.replace_all {
