@@ -40,13 +40,15 @@ impl Anthropic {
             .unwrap_or_else(|| DEFAULT_BASE_URL.into())
             .trim_end_matches('/')
             .to_string();
-        Self {
-            text_tool_calls: base_url != DEFAULT_BASE_URL,
+        let mut a = Self {
             client,
             base_url,
             api_key,
+            text_tool_calls: false,
             retry: RetryPolicy::default(),
-        }
+        };
+        a.text_tool_calls = !a.hosted();
+        a
     }
 
     /// Whether requests go to Anthropic's own API (which never serves a local runtime).
@@ -344,9 +346,10 @@ impl StreamState {
         on: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Reply {
         let mut stop = self.stop.unwrap_or(StopReason::EndTurn);
-        let text_only = self.blocks.iter().all(|b| matches!(b, Partial::Text(_)));
         let mut malformed_call = None;
-        let content = if text_only && self.hold.may_hold && stop != StopReason::MaxTokens {
+        // Joined only when it may be read as a call: otherwise each block stays as it came.
+        let text_only = self.blocks.iter().all(|b| matches!(b, Partial::Text(_)));
+        let content = if text_only && self.hold.may_hold {
             let text: String = self
                 .blocks
                 .into_iter()
@@ -355,8 +358,8 @@ impl StreamState {
                     Partial::Tool { .. } => None,
                 })
                 .collect();
-            let read = textcall::read_reply(text, &self.hold, tools, turn, on);
-            stop = read.stop.unwrap_or(stop);
+            let read = textcall::read_reply(text, stop, &self.hold, tools, turn, on);
+            stop = read.stop;
             malformed_call = read.malformed;
             read.blocks
         } else {

@@ -238,7 +238,6 @@ impl OpenAi {
         s: StreamState,
         tools: &[ToolDef],
         turn: usize,
-        constrained: bool,
         on: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Reply {
         let mut stop = match s.finish.as_deref() {
@@ -247,13 +246,9 @@ impl OpenAi {
             Some("stop") | None => StopReason::EndTurn,
             Some(other) => StopReason::Other(other.into()),
         };
-        // A reply cut at max_tokens is not read as a call: it is cut, and the loop says so.
-        let (mut content, malformed_call) = if s.calls.is_empty()
-            && stop != StopReason::MaxTokens
-            && (self.text_tool_calls || constrained)
-        {
-            let read = textcall::read_reply(s.text, &s.hold, tools, turn, on);
-            stop = read.stop.unwrap_or(stop);
+        let (mut content, malformed_call) = if s.calls.is_empty() {
+            let read = textcall::read_reply(s.text, stop, &s.hold, tools, turn, on);
+            stop = read.stop;
             (read.blocks, read.malformed)
         } else {
             (textcall::as_text(s.text, &s.hold, on), None)
@@ -333,7 +328,7 @@ impl Provider for OpenAi {
                 ..StreamState::default()
             };
             let state = stream_reply(&post, on, new).await?;
-            Ok(self.finish(state, req.tools, req.messages.len(), req.constrained, on))
+            Ok(self.finish(state, req.tools, req.messages.len(), on))
         })
     }
 
@@ -451,7 +446,7 @@ mod tests {
             assert!(s.handle(d, &mut on).is_ok());
         }
         let p = OpenAi::new(reqwest::Client::new(), None, None);
-        let r = p.finish(s, &read_tool(), 3, false, &mut on);
+        let r = p.finish(s, &read_tool(), 3, &mut on);
         let calls: Vec<_> = r.message.tool_uses().collect();
         assert_eq!(
             calls,

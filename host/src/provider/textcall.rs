@@ -139,29 +139,37 @@ impl HoldBack {
 pub struct Read {
     /// The blocks that stand for the text: a tool call, the final answer's text, or the text.
     pub blocks: Vec<Block>,
-    /// The stop reason the reading implies (`ToolUse` for a call, `EndTurn` for a final answer).
-    pub stop: Option<StopReason>,
+    /// The reply's stop reason, as the reading leaves it (`ToolUse` for a call, `EndTurn` for a
+    /// final answer, else the server's).
+    pub stop: StopReason,
     /// It tried to be a call and was not a valid one: why.
     pub malformed: Option<String>,
 }
 
-/// Read `text` (the reply's whole text, held back per `hold`) as a call of one of `tools`, with
-/// id `call_text_{turn}` (`turn`: how many messages came before the reply, unique in a session),
-/// reporting to `on` what the user should see.
+/// Read `text`, the whole text of a reply with no native tool call that ended with `stop`, as a
+/// call of one of `tools`, with id `call_text_{turn}` (`turn`: how many messages came before the
+/// reply, unique in a session), reporting to `on` what the user should see. Only a reply `hold`
+/// may hold a call is read so, and never one cut at max_tokens: it is cut, and the loop says so.
 pub fn read_reply(
     text: String,
+    stop: StopReason,
     hold: &HoldBack,
     tools: &[ToolDef],
     turn: usize,
     on: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Read {
-    match text_tool_call(&text, tools) {
+    let call = if hold.may_hold && stop != StopReason::MaxTokens {
+        text_tool_call(&text, tools)
+    } else {
+        TextCall::NotACall
+    };
+    match call {
         TextCall::Call(name, args) if name == FINAL_ANSWER => {
             let text = args["text"].as_str().unwrap_or_default().to_string();
             on(Event::Text(&text));
             Read {
                 blocks: vec![Block::Text { text }],
-                stop: Some(StopReason::EndTurn),
+                stop: StopReason::EndTurn,
                 malformed: None,
             }
         }
@@ -173,7 +181,7 @@ pub fn read_reply(
                     name,
                     input,
                 }],
-                stop: Some(StopReason::ToolUse),
+                stop: StopReason::ToolUse,
                 malformed: None,
             }
         }
@@ -183,7 +191,7 @@ pub fn read_reply(
                 _ => None,
             },
             blocks: as_text(text, hold, on),
-            stop: None,
+            stop,
         },
     }
 }

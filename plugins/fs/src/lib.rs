@@ -95,9 +95,7 @@ impl Tool for ReadFile {
                 continue;
             }
             let text = String::from_utf8_lossy(&line);
-            let text = text.strip_suffix('\r').unwrap_or(&text);
-            let cut = cut_chars(text, MAX_LINE_CHARS);
-            let _ = writeln!(out, "{number:>6}\t{cut}");
+            numbered(&mut out, number, text.strip_suffix('\r').unwrap_or(&text));
             shown += 1;
         }
         if shown == 0 {
@@ -130,6 +128,12 @@ fn read_up_to(file: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// One line as `read` shows it: its number right-aligned in six columns, a tab, the text (cut at
+/// [`MAX_LINE_CHARS`]). [`strip_read_numbers`] undoes it.
+fn numbered(out: &mut String, number: u64, line: &str) {
+    let _ = writeln!(out, "{number:>6}\t{}", cut_chars(line, MAX_LINE_CHARS));
+}
+
 fn cut_chars(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}… [line cut at {max} characters]", &text[..at]).into(),
@@ -157,15 +161,13 @@ impl Tool for WriteFile {
 
     fn run(mut input: WriteInput) -> Result<String, ToolError> {
         let path = &resolve_path(&input.file_path)?;
-        let unnumbered = strip_read_numbers(&input.content);
-        let note = if unnumbered.is_some() {
-            "; the line numbers `read` shows were taken out of content"
-        } else {
-            ""
+        let note = match strip_read_numbers(&input.content) {
+            Some(text) => {
+                input.content = text;
+                "; the line numbers `read` shows were taken out of content"
+            }
+            None => "",
         };
-        if let Some(text) = unnumbered {
-            input.content = text;
-        }
         if let Some(parent) = std::path::Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -291,7 +293,7 @@ impl Tool for EditFile {
     }
 }
 
-/// `text` without the line numbers `read` puts in front of each line (`{number:>6}\t`), when
+/// `text` without the line numbers `read` puts in front of each line ([`numbered`]), when
 /// every line has one and they count up by one: text copied from `read`'s output. `None` when
 /// it is not such text (a file may hold numbers and tabs of its own, so anything less is kept).
 fn strip_read_numbers(text: &str) -> Option<String> {
@@ -315,8 +317,8 @@ fn strip_read_numbers(text: &str) -> Option<String> {
     expect.map(|_| out)
 }
 
-/// `; here are: a.py, b.py` naming the files beside `path` (what a model that guessed a name
-/// needs), or nothing when its directory cannot be listed.
+/// `; the files in DIR are: a.py, b.py` naming the files beside `path` (what a model that
+/// guessed a name needs), or nothing when its directory cannot be listed or holds none.
 fn siblings(path: &str) -> String {
     const MAX: usize = 20;
     let dir = std::path::Path::new(path)
@@ -356,7 +358,7 @@ fn snippet(text: &str, at: usize, len: usize) -> String {
     let to = last_line + AROUND;
     let mut out = String::new();
     for (i, line) in text.lines().enumerate().skip(from).take(to - from + 1) {
-        let _ = writeln!(out, "{:>6}\t{}", i + 1, cut_chars(line, MAX_LINE_CHARS));
+        numbered(&mut out, i as u64 + 1, line);
     }
     out
 }
